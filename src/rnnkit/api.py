@@ -1,0 +1,234 @@
+"""The Python API: `train`, `load`, and the `Model` they return.
+
+    run = rnnkit.train("tag", train="train.conllu", dev="dev.conllu", out="runs/pos", cell="lstm")
+    model = rnnkit.load("runs/pos")
+    model.predict(["The movie was great ."])   # [["DET", "NOUN", "AUX", "ADJ", "PUNCT"]]
+    model.evaluate("dev.conllu")               # the dict that `rnnkit evaluate --json` prints
+
+Everything a user can get wrong (files, options, the output folder) is checked before anything
+is written, so a failed call leaves an existing run folder as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnkit import __version__
+from rnnkit.config import TASKS, DataConfig, ModelConfig, TrainConfig, from_dict, split_options
+from rnnkit.data import readers
+from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
+from rnnkit.data.vocab import Vocab
+from rnnkit.errors import UserError
+from rnnkit.metrics import classification_report
+from rnnkit.runs import FORMAT, FORMAT_VERSION, RunFolder
+from rnnkit.tasks import MODELS
+from rnnkit.tasks import TASKS as TASK_MODULES
+from rnnkit.training import Trainer, pick_device
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r}; choose {', '.join(map(repr, TASKS))}")
+
+
+class Model:
+    """A trained model with its vocabularies; made by `train` or `load`."""
+
+    def __init__(self, task: str, net: torch.nn.Module, vocab: Vocab, labels: Vocab,
+                 data_config: DataConfig, model_config: ModelConfig, train_config: TrainConfig,
+                 path: Path | None = None):
+        self.task, self.net, self.vocab, self.labels = task, net, vocab, labels
+        self.data_config, self.model_config, self.train_config = data_config, model_config, train_config
+        self.path = path
+        self.module = TASK_MODULES[task]
+        self.device = next(net.parameters()).device
+
+    def __repr__(self) -> str:
+        return f"Model(task={self.task!r}, path={str(self.path)!r}, net={self.net.__class__.__name__})"
+
+    # running the network
+    def encode(self, examples: Sequence) -> Encoded:
+        target = self.module.TARGET if examples and self._has_gold(examples[0]) else None
+        return encode(examples, self.vocab, self.labels, target)
+
+    def _has_gold(self, example) -> bool:
+        return (example.label if self.task == "classify" else example.tags) is not None
+
+    @torch.inference_mode()
+    def outputs(self, data: Encoded, batch_size: int = 256) -> tuple[list, float | None]:
+        """Per-example outputs in dataset order, and the mean loss per scored item (None without targets)."""
+        self.net.eval()
+        results: list = [None] * len(data)
+        loss_sum, items = 0.0, 0
+        for rows in bucket_batches(data.lengths, batch_size):
+            batch = make_batch(data, rows, self.vocab.pad_id).to(self.device)
+            for i, out in zip(rows.tolist(), self.net.predict(batch)):
+                results[i] = out
+            if data.targets is not None:
+                loss, n = self.net.loss(batch, "token")
+                loss_sum, items = loss_sum + float(loss) * n, items + n
+        return results, (loss_sum / items if items else None)
+
+    # public
+    def predict(self, texts: Iterable, probs: bool = False) -> list:
+        """Predict for raw texts (strings are tokenized) or token lists.
+
+        Classification: one label per text, or (label, {label: probability}) with probs=True.
+        Tagging: one list of tags per text, one tag per token.
+        """
+        examples = [readers.Example(tuple(readers.tokenize(t) if isinstance(t, str) else t)) for t in texts]
+        return self.predict_examples(examples, probs)
+
+    def predict_examples(self, examples: Sequence, probs: bool = False) -> list:
+        outs, _ = self.outputs(encode(examples, self.vocab))
+        decoded = [self.module.decode(o, self.labels) for o in outs]
+        if probs and self.task == "classify":
+            return [(d, dict(zip(self.labels.itos_, map(float, o)))) for d, o in zip(decoded, outs)]
+        return decoded
+
+    def evaluate(self, data, **read_options) -> dict:
+        """Score a labelled file (or a list of Examples): the dict of DESIGN.md's `evaluate --json`."""
+        examples = data if isinstance(data, list) else self.read(data, **read_options)
+        outs, loss = self.outputs(self.encode(examples))
+        gold = [g for ex in examples for g in self.module.gold(ex)]
+        pred = [p for o in outs for p in _as_list(self.module.decode(o, self.labels))]
+        report = score(gold, pred, self.labels.itos_, source=str(data) if not isinstance(data, list) else "data")
+        tokens = sum(len(ex.tokens) for ex in examples)
+        return {"task": self.task, "examples": len(examples), "tokens": tokens, **report,
+                "loss": loss}
+
+    def read(self, path, **read_options) -> list:
+        config = dataclasses.replace(self.data_config, **read_options) if read_options else self.data_config
+        return self.module.read(path, config)
+
+
+def _as_list(x) -> list:
+    return x if isinstance(x, list) else [x]
+
+
+def score(gold: list[str], pred: list[str], known: list[str], source: str = "data") -> dict:
+    """Accuracy, per-class figures and the confusion matrix over items (sequences or tokens).
+    Gold labels that training never saw get their own rows: the model cannot predict them, so
+    each counts as an error. They are reported once on stderr."""
+    unseen = sorted(set(gold) - set(known))
+    if unseen:
+        n = sum(g in set(unseen) for g in gold)
+        _log(f"{source}: {n} item(s) have labels training never saw ({', '.join(map(repr, unseen[:5]))}"
+             f"{', ...' if len(unseen) > 5 else ''}); they count as errors")
+    labels = list(known) + unseen
+    index = {label: i for i, label in enumerate(labels)}
+    y_true = np.fromiter((index[g] for g in gold), dtype=np.int64, count=len(gold))
+    y_pred = np.fromiter((index[p] for p in pred), dtype=np.int64, count=len(pred))
+    return classification_report(y_true, y_pred, labels)
+
+
+def _read_all(module, paths: dict, data_config: DataConfig) -> dict:
+    return {name: module.read(p, data_config) for name, p in paths.items() if p is not None}
+
+
+def train(task: str, train, out, dev=None, resume: bool = False, overwrite: bool = False,
+          progress: bool = False, log=_log, **options) -> Model:
+    """Train a model for `task` ("classify" or "tag") on the file `train`, scoring `dev` each
+    epoch, into the run folder `out`. `options` are the fields of DataConfig, ModelConfig and
+    TrainConfig (cell, hidden_size, embedding_dim, lr, max_minutes, ...). Returns the Model with
+    the best weights. With resume=True, continues the run in `out` from its checkpoint."""
+    _check_task(task)
+    run = RunFolder(out)
+    module = TASK_MODULES[task]
+    if resume:
+        saved = run.read_config(task)
+        data_config, model_config, train_config = (from_dict(c, saved[k]) for c, k in
+                                                   ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "train")))
+        if options:
+            train_config = dataclasses.replace(train_config, **{k: v for k, v in options.items()
+                                                                if k in ("epochs", "max_minutes", "device")})
+    else:
+        data_config, model_config, train_config = split_options(options)
+        if run.exists() and not overwrite:
+            raise UserError(f"{run.path}: a run folder is already there; use --resume to continue it "
+                            "or --overwrite to replace it")
+        if run.path.exists() and not run.path.is_dir():
+            raise UserError(f"{run.path}: exists and is not a folder")
+    if data_config.lowercase is None:
+        data_config = dataclasses.replace(data_config, lowercase=module.DEFAULT_LOWERCASE)
+
+    sets = _read_all(module, {"train": train, "dev": dev}, data_config)  # every input error before any write
+    torch.manual_seed(train_config.seed)
+    device = pick_device(train_config.device)
+
+    if resume:
+        vocabs = run.read_json("vocab.json")
+        vocab, labels = Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"])
+    else:
+        vocab = Vocab(lowercase=data_config.lowercase, min_freq=data_config.min_freq,
+                      max_size=data_config.max_size).fit(ex.tokens for ex in sets["train"])
+        labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
+        run.write_json("config.json", {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "rnnkit_version": __version__,
+            "task": task, "files": {"train": str(train), "dev": None if dev is None else str(dev)},
+            "data": dataclasses.asdict(data_config), "model": dataclasses.asdict(model_config),
+            "train": dataclasses.asdict(train_config)})
+        run.write_json("vocab.json", {"tokens": vocab.to_dict(), "labels": labels.to_dict()})
+
+    net = MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id).to(device)
+    model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.path)
+    train_data = encode(sets["train"], vocab, labels, module.TARGET)
+    evaluate = None
+    if "dev" in sets:
+        dev_examples = sets["dev"]
+        evaluate = lambda _net: model.evaluate(dev_examples)  # noqa: E731
+    trainer = Trainer(net, train_config, run, evaluate, "accuracy", vocab.pad_id, device, log, progress)
+    if resume:
+        ckpt = run.load_checkpoint()
+        if ckpt is None:
+            raise UserError(f"{run.path}: no checkpoint.pt to resume from")
+        trainer.restore(ckpt)
+    log(f"{task}: {len(sets['train'])} train examples, vocabulary {len(vocab)}, {len(labels)} labels, "
+        f"{sum(p.numel() for p in net.parameters()):,} parameters, device {device}")
+    state = trainer.fit(train_data)
+    return finish(model, run, sets.get("dev"), state["history"])
+
+
+def finish(model: Model, run: RunFolder, dev_examples, history: list[dict]) -> Model:
+    """Load the best weights, score dev once more and write metrics.json and the plots."""
+    from rnnkit import plots
+    model.net.load_state_dict(run.load_weights())
+    if history:
+        plots.learning_curves(history, run / "learning_curves.png")
+    if dev_examples is not None:
+        report = model.evaluate(dev_examples)
+        run.write_json("metrics.json", report)
+        plots.confusion_heatmap(report["confusion"], run / "confusion.png", title="dev")
+    return model
+
+
+def load(path, task: str | None = None, device: str = "cpu") -> Model:
+    """Rebuild a trained model from its run folder (config.json, vocab.json, model.safetensors)."""
+    run = RunFolder(path)
+    config = run.read_config(task)
+    try:
+        data_config = from_dict(DataConfig, config["data"])
+        model_config = from_dict(ModelConfig, config["model"])
+        train_config = from_dict(TrainConfig, config["train"])
+        vocabs = run.read_json("vocab.json")
+        vocab, labels = Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"])
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{run.path}: corrupt run folder (config or vocabulary lacks {e})") from None
+    net = MODELS[config["task"]](len(vocab), len(labels), model_config, vocab.pad_id)
+    try:
+        net.load_state_dict(run.load_weights())
+    except RuntimeError as e:
+        raise UserError(f"{run.path / 'model.safetensors'}: weights do not fit the config "
+                        f"({str(e).splitlines()[0]})") from None
+    net.to(pick_device(device))
+    return Model(config["task"], net, vocab, labels, data_config, model_config, train_config, run.path)

@@ -1,0 +1,160 @@
+"""Configuration: one frozen dataclass per concern, validated on construction.
+
+Every run folder stores these three as config.json, and a loaded model is rebuilt from them.
+Defaults run on a CPU. A bad value raises one UserError that lists every problem at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from rnnkit.errors import UserError
+
+TASKS = ("classify", "tag")
+CELLS = ("rnn", "lstm", "gru")
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
+
+
+def _problems_to_error(cls_name: str, problems: list[str]) -> None:
+    if problems:
+        raise UserError(f"invalid {cls_name}: " + "; ".join(problems))
+
+
+def _positive_int(problems, name, value, allow_none=False, allow_zero=False):
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
+        what = "a non-negative" if allow_zero else "a positive"
+        problems.append(f"{name} must be {what} integer, got {value!r}")
+
+
+def _choice(problems, name, value, allowed):
+    if value not in allowed:
+        problems.append(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    format: str | None = None  # None: from the file name (readers.detect_format)
+    column: str | int | None = (
+        None  # tag column: CoNLL-U name (default upos) or CoNLL index (default last)
+    )
+    text_field: str = "text"  # CSV/JSONL field with the text
+    label_field: str = "label"  # CSV/JSONL/TSV-header field with the label
+    lowercase: bool | None = None  # None: the task's default (classify True, tag False; see README)
+    min_freq: int = 1  # rarer tokens become <unk>
+    max_size: int | None = None  # vocabulary size cap, specials included
+
+    def __post_init__(self):
+        p: list[str] = []
+        if self.format is not None:
+            _choice(p, "format", self.format, FORMATS)
+        _positive_int(p, "min_freq", self.min_freq)
+        _positive_int(p, "max_size", self.max_size, allow_none=True)
+        if self.max_size is not None and isinstance(self.max_size, int) and self.max_size < 5:
+            p.append(
+                f"max_size must leave room for the 4 special symbols and a token, got {self.max_size}"
+            )
+        _problems_to_error("data options", p)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "rnn"  # the seeds' cell by default; lstm and gru use PyTorch's kernels
+    activation: str = "sigmoid"  # σ of the rnn cell, as in the seeds
+    hidden_size: int = 256  # H
+    embedding_dim: int | None = None  # None: one-hot into U for rnn, 128 for lstm/gru; 0: one-hot
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.25  # on embeddings, between layers and before the output layer
+
+    def __post_init__(self):
+        p: list[str] = []
+        _choice(p, "cell", self.cell, CELLS)
+        _choice(p, "activation", self.activation, ACTIVATIONS)
+        _positive_int(p, "hidden_size", self.hidden_size)
+        _positive_int(p, "embedding_dim", self.embedding_dim, allow_none=True, allow_zero=True)
+        _positive_int(p, "num_layers", self.num_layers)
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            p.append(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.embedding_dim == 0 and self.cell != "rnn":
+            p.append(
+                f"one-hot input (embedding_dim 0) needs cell 'rnn', got cell {self.cell!r}; "
+                "give an embedding size for lstm and gru"
+            )
+        _problems_to_error("model options", p)
+
+    @property
+    def input_embedding_dim(self) -> int:
+        """The embedding size actually used; 0 means the seeds' one-hot input into U."""
+        if self.embedding_dim is not None:
+            return self.embedding_dim
+        return 0 if self.cell == "rnn" else 128
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "adam"  # "sgd" is the seeds' plain update w <- w - lr * dL/dw
+    lr: float | None = None  # None: 1e-3 for adam, 0.1 for sgd
+    batch_size: int = 32
+    epochs: int = 20
+    max_minutes: float | None = (
+        None  # a time budget; training stops after the batch that crosses it
+    )
+    clip: float | None = 5.0  # gradient-norm clipping; None turns it off
+    patience: int | None = 5  # early stopping: epochs without a better dev score; None: off
+    seed: int = 0
+    device: str = "auto"  # auto: CUDA when present
+    loss: str = "sequence"  # "sequence": summed over true steps, mean over sequences (the seeds'); "token": mean over tokens
+
+    def __post_init__(self):
+        p: list[str] = []
+        _choice(p, "optimizer", self.optimizer, ("adam", "sgd"))
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            p.append(f"lr must be a positive number, got {self.lr!r}")
+        _positive_int(p, "batch_size", self.batch_size)
+        _positive_int(p, "epochs", self.epochs)
+        if self.max_minutes is not None and not (
+            isinstance(self.max_minutes, (int, float)) and self.max_minutes > 0
+        ):
+            p.append(f"max_minutes must be a positive number, got {self.max_minutes!r}")
+        if self.clip is not None and not (isinstance(self.clip, (int, float)) and self.clip > 0):
+            p.append(f"clip must be a positive number, got {self.clip!r}")
+        _positive_int(p, "patience", self.patience, allow_none=True)
+        _positive_int(p, "seed", self.seed, allow_zero=True)
+        _choice(p, "device", self.device, ("auto", "cpu", "cuda"))
+        _choice(p, "loss", self.loss, ("sequence", "token"))
+        _problems_to_error("training options", p)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (1e-3 if self.optimizer == "adam" else 0.1)
+
+
+def split_options(options: dict) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """Route flat keyword options to the three configs; unknown names are rejected all at once."""
+    groups = {
+        cls: {f.name for f in dataclasses.fields(cls)}
+        for cls in (DataConfig, ModelConfig, TrainConfig)
+    }
+    unknown = sorted(k for k in options if not any(k in names for names in groups.values()))
+    if unknown:
+        known = sorted(set().union(*groups.values()))
+        raise UserError(
+            f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(known)}"
+        )
+    return tuple(
+        cls(**{k: v for k, v in options.items() if k in names})  # type: ignore[return-value]
+        for cls, names in groups.items()
+    )
+
+
+def from_dict(cls, d: dict):
+    """Rebuild a config from its saved dict, rejecting keys it does not know."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise UserError(f"unknown {cls.__name__} key(s) {', '.join(unknown)}")
+    return cls(**d)

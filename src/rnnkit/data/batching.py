@@ -1,0 +1,139 @@
+"""From examples to padded batches, with the true lengths alongside.
+
+A dataset is encoded once into flat arrays (`Encoded`): every sequence wrapped as
+`<sos> x_1 ... x_n <eos>`, its tokens laid end to end, and `offsets` marking where each starts.
+A batch is then cut from those arrays with NumPy indexing, no Python work per token:
+
+    tokens   <sos> the movie was great <eos> <sos> boring <eos> ...
+    offsets  0                               6             9
+    batch    ids (B, T) padded with <pad> to the batch's longest sequence, lengths (B,)
+
+Targets: classification has one label id per sequence; tagging has one tag id per token, with
+IGNORE at `<sos>`, `<eos>` and padding so that no loss and no score ever touches them. A gold
+label that training never saw is encoded as UNSEEN: it takes no part in the loss, and scoring
+counts it as an error.
+
+Batches are length-bucketed: shuffled indices are cut into pools of many batches, each pool is
+sorted by length and split, and the batches are shuffled, so padding stays a small share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+IGNORE = -100  # a position with no target (<sos>, <eos>, padding)
+UNSEEN = -1    # a gold label that is not in the label vocabulary
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A dataset encoded once. tokens (N_tok,) int64; offsets (N+1,) int64;
+    targets: None, (N,) per sequence, or (N_tok,) per token aligned with tokens."""
+
+    tokens: np.ndarray
+    offsets: np.ndarray
+    targets: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def per_token(self) -> bool:
+        return self.targets is not None and len(self.targets) == len(self.tokens)
+
+
+def encode(examples: Sequence, vocab, labels=None, target: str | None = None) -> Encoded:
+    """Encode examples with `vocab` (tokens, wrapped) and `labels` (the label vocabulary).
+
+    target: None (no targets), "label" (one per example) or "tags" (one per token).
+    """
+    seqs = [vocab.encode(ex.tokens, wrap=True) for ex in examples]
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = np.fromiter((i for s in seqs for i in s), dtype=np.int64, count=int(offsets[-1]))
+    targets = None
+    if target == "label":
+        targets = np.array([labels.stoi_.get(ex.label, UNSEEN) for ex in examples], dtype=np.int64)
+    elif target == "tags":
+        ids = [[IGNORE] + [labels.stoi_.get(t, UNSEEN) for t in ex.tags] + [IGNORE] for ex in examples]
+        targets = np.fromiter((i for s in ids for i in s), dtype=np.int64, count=int(offsets[-1]))
+    return Encoded(tokens, offsets, targets)
+
+
+@dataclass
+class Batch:
+    """ids (B, T) int64 padded with pad_id; lengths (B,) int64; targets None, (B,) or (B, T)
+    with IGNORE/UNSEEN where nothing is scored; index (B,) rows of the dataset."""
+
+    ids: Tensor
+    lengths: Tensor
+    targets: Tensor | None
+    index: Tensor
+
+    def to(self, device) -> Batch:
+        if str(device) == "cpu":
+            return self
+        t = None if self.targets is None else self.targets.to(device, non_blocking=True)
+        return Batch(self.ids.to(device, non_blocking=True), self.lengths.to(device), t, self.index)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+
+def make_batch(data: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
+    """Cut the sequences `rows` out of `data` and pad them to the longest."""
+    starts, lengths = data.offsets[rows], data.lengths[rows]  # (B,), (B,)
+    T = int(lengths.max())
+    pos = starts[:, None] + np.arange(T)[None, :]  # (B, T) positions in the flat arrays
+    real = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
+    ids = np.full((len(rows), T), pad_id, dtype=np.int64)
+    ids[real] = data.tokens[pos[real]]
+    targets = None
+    if data.targets is not None and data.per_token:
+        targets = np.full((len(rows), T), IGNORE, dtype=np.int64)
+        targets[real] = data.targets[pos[real]]
+    elif data.targets is not None:
+        targets = data.targets[rows]
+    as_t = torch.from_numpy
+    return Batch(as_t(ids), as_t(lengths.copy()), None if targets is None else as_t(targets),
+                 as_t(np.asarray(rows, dtype=np.int64)))
+
+
+def bucket_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,
+                   pool: int = 50) -> list[np.ndarray]:
+    """Row indices grouped into batches of similar length.
+
+    With rng (training): shuffle, sort within pools of `pool` batches, shuffle the batches.
+    Without (evaluation): sort everything by length, so padding is minimal.
+    """
+    n = len(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    perm = rng.permutation(n)
+    batches = []
+    step = batch_size * pool
+    for i in range(0, n, step):
+        chunk = perm[i:i + step]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def padding_share(data: Encoded, batches: list[np.ndarray]) -> float:
+    """The share of padded positions over all positions in these batches."""
+    lengths = data.lengths
+    real = sum(int(lengths[b].sum()) for b in batches)
+    total = sum(int(lengths[b].max()) * len(b) for b in batches)
+    return 1.0 - real / total

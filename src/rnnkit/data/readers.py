@@ -1,0 +1,481 @@
+"""Readers: user files into `Example`s, with every problem located as `path:line: message`.
+
+    classification   tsv (text<TAB>label)  csv (header: text,label)  jsonl ({"text", "label"})
+    tagging          conllu (10 columns)   conll (whitespace columns, CoNLL-2003)
+                     jsonl ({"tokens": [...], "tags": [...]})
+    prediction       text (one example per non-empty line, tokenized)
+
+Files are read as strict UTF-8 (a leading byte-order mark is dropped; \\r\\n is accepted).
+Line numbers are 1-based and count physical lines. `Example.line` is where an example starts:
+its row, or the first line (comments included) of its sentence block.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rnnkit.errors import DataError, UserError
+
+
+@dataclass(frozen=True)
+class Example:
+    tokens: tuple[str, ...]
+    label: str | None = None  # classification target
+    tags: tuple[str, ...] | None = None  # tagging targets, same length as tokens
+    line: int = 0  # 1-based line in its file where the example starts
+
+
+FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
+CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
+HEADER_LABELS = ("label", "labels", "class", "y", "sentiment")
+_SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
+             ".conllu": "conllu", ".conll": "conll"}
+_CHOOSE_FORMAT = f"pass --format with one of {', '.join(FORMATS)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer
+
+_APOS = "['’]"  # the ASCII apostrophe and the typographic one
+_CLITIC = r"(?:s|re|ve|ll|d|m)"
+_ABBREVIATIONS = ("mr|mrs|ms|messrs|dr|prof|rev|gen|gov|sen|rep|jr|sr|st|vs|etc"
+                  "|inc|co|corp|ltd|bros|jan|feb|aug|sept?|oct|nov|dec")
+_PIECE = r"(?:\d+(?:[.,:/]\d+)+|\w+)"  # a number with separators (3.5, 1,000, 10:30) or a word
+_TOKEN_RE = re.compile(
+    rf"""
+      <[A-Za-z]+>                                   # markup already in the data: <unk>, <eos>
+    | -(?i:[lr][rcs]b)-                             # PTB bracket escapes: -LRB-, -rrb-
+    | (?:[A-Za-z]\.){{2,}}                          # dotted initials: U.S., e.g.
+    | (?!I\.)[A-Za-z]\.(?=\s+[A-Za-z])              # an initial before a name: J. Smith
+    | (?i:{_ABBREVIATIONS})\.(?!\w)                  # abbreviations keep their period: Mr.
+    | \w+(?=(?i:n{_APOS}t)\b)                       # the stem before n't: does|n't, ca|n't
+    | (?i:n{_APOS}t)\b                              # n't
+    | {_APOS}(?i:{_CLITIC})\b                       # clitics: 's 're 've 'll 'd 'm
+    | {_APOS}(?:\d\ds?|(?i:em|til))\b               # '70s '53 'em 'til, as PTB keeps them
+    | {_PIECE}(?:(?:-|&|\\/|{_APOS}(?!(?i:{_CLITIC}|t)\b)){_PIECE})*  # well-made, AT&T, a\/b
+    | ``|''|\.{{2,}}|-{{2,}}|[!?]{{2,}}|\\/|(?:\\\*)+   # PTB quotes, ... -- !? and \/ \* escapes
+    | [^\w\s]                                       # any other symbol on its own
+    """,
+    re.VERBOSE,
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Split `text` into word tokens the way Penn-Treebank-tokenized data writes them.
+
+    Punctuation is split off words; negations and clitics become tokens of their own
+    ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m"); numbers with separators (3.5, 1,000),
+    hyphenated words (well-made), words with an inner apostrophe (o'clock) or ampersand (AT&T),
+    initials (U.S., J. Smith) and a few abbreviations (Mr., Inc., Jan.) stay whole, as do
+    markup such as <unk> and PTB escapes (-LRB-, \\/).
+    Text that is already tokenized this way (SST, PTB) is returned as its whitespace split.
+
+    >>> tokenize("It doesn't look well-made, and it's $3.50!")
+    ['It', 'does', "n't", 'look', 'well-made', ',', 'and', 'it', "'s", '$', '3.50', '!']
+    >>> tokenize("it 's 1,000 times better ... does n't it ?")
+    ['it', "'s", '1,000', 'times', 'better', '...', 'does', "n't", 'it', '?']
+    >>> tokenize("I can't go to the U.S. with Mr. <unk>")
+    ['I', 'ca', "n't", 'go', 'to', 'the', 'U.S.', 'with', 'Mr.', '<unk>']
+    """
+    return _TOKEN_RE.findall(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formats
+
+def detect_format(path, task: str, format: str | None = None) -> str:
+    """The format of `path` for `task` ("classify", "tag", ...): `format` if given, else its suffix.
+
+    .tsv, .csv, .jsonl/.json, .conllu, .conll name their format; .txt is "conll" for tagging
+    and "text" otherwise. Raises UserError for an unknown format or suffix.
+    """
+    if format is not None:
+        if format not in FORMATS:
+            raise UserError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+        return format
+    suffix = Path(path).suffix.lower()
+    if suffix == ".txt":
+        return "conll" if task == "tag" else "text"
+    if suffix not in _SUFFIXES:
+        found = f"the suffix {suffix!r}" if suffix else "a name without a suffix"
+        raise UserError(f"{path}: cannot tell the file format from {found}; {_CHOOSE_FORMAT}")
+    return _SUFFIXES[suffix]
+
+
+def _choose_reader(path, task: str, format: str | None, readers: dict[str, Callable],
+                   advice: str) -> Callable:
+    _check_file(path)  # a missing file is the first thing to say, before its suffix
+    fmt = detect_format(path, task, format)
+    if fmt not in readers:
+        raise UserError(f"{path}: {fmt} files cannot be read for this task; {advice}")
+    return readers[fmt]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading text
+
+def _check_file(path) -> None:
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(path, None, "expected a file, found a directory")
+    if not p.exists():
+        raise DataError(path, None, "no such file")
+
+
+def _read_text(path) -> str:
+    """The whole file as strict UTF-8, byte-order mark kept; a bad byte is located by line."""
+    _check_file(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataError(path, None, "no such file") from None
+    except OSError as e:
+        raise DataError(path, None, f"cannot be read ({e.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        found = f"found byte 0x{data[e.start]:02x}"
+        raise DataError(path, line, f"expected UTF-8 text, {found}") from None
+
+
+def _split_lines(text: str) -> list[str]:
+    """Physical lines without their \\n or \\r\\n ending; line i + 1 is element i."""
+    text = text.removeprefix("\ufeff")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start one
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _read_lines(path) -> list[str]:
+    return _split_lines(_read_text(path))
+
+
+def _at_least_one(path, examples: list[Example], what_else: str | None = None) -> list[Example]:
+    if not examples:
+        found = f"only {what_else}" if what_else else "none (empty file)"
+        raise DataError(path, None, f"expected at least one example, found {found}")
+    return examples
+
+
+def _tokens_of(path, lineno: int, text: str, where: str) -> tuple[str, ...]:
+    tokens = tuple(tokenize(text))
+    if not tokens:
+        raise DataError(path, lineno, f"expected text in {where}, found an empty field")
+    return tokens
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification: tsv, csv, jsonl
+
+def read_classification(path, format=None, text_field="text", label_field="label") -> list[Example]:
+    """Labelled texts from a tsv, csv or jsonl file: Examples with tokens and a label."""
+    readers = {"tsv": _read_tsv, "csv": _read_csv, "jsonl": _read_jsonl_classification}
+    read = _choose_reader(path, "classify", format, readers,
+                          "for classification use tsv, csv or jsonl (pass --format)")
+    return read(path, text_field, label_field)
+
+
+def _is_tsv_header(fields: list[str], label_field: str) -> bool:
+    last = fields[-1].strip()
+    return last == label_field or last.lower() in HEADER_LABELS
+
+
+def _read_tsv(path, text_field: str, label_field: str) -> list[Example]:
+    examples, header = [], False
+    for lineno, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if not examples and not header and _is_tsv_header(fields, label_field):
+            header = True
+            continue
+        if len(fields) != 2:
+            raise DataError(path, lineno,
+                            f"expected 2 tab-separated columns (text, label), found {len(fields)}")
+        tokens = _tokens_of(path, lineno, fields[0], "column 1")
+        label = fields[1].strip()
+        if not label:
+            raise DataError(path, lineno, "expected a label in column 2, found an empty field")
+        examples.append(Example(tokens, label=label, line=lineno))
+    return _at_least_one(path, examples, "a header" if header else None)
+
+
+def _read_csv(path, text_field: str, label_field: str) -> list[Example]:
+    text = _read_text(path).removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = _csv_row(path, reader)
+    if header is None:
+        return _at_least_one(path, [])
+    columns = [_csv_column(path, header, name, option)
+               for name, option in ((text_field, "--text-field"), (label_field, "--label-field"))]
+    examples = []
+    while True:
+        start = reader.line_num + 1
+        row = _csv_row(path, reader)
+        if row is None:
+            break
+        if not any(field.strip() for field in row):
+            continue
+        if len(row) != len(header):
+            raise DataError(path, start, f"expected {len(header)} comma-separated fields "
+                                         f"as in the header, found {len(row)}")
+        tokens = _tokens_of(path, start, row[columns[0]], f"column {text_field!r}")
+        label = row[columns[1]].strip()
+        if not label:
+            raise DataError(path, start, f"expected a label in column {label_field!r}, "
+                                         "found an empty field")
+        examples.append(Example(tokens, label=label, line=start))
+    return _at_least_one(path, examples, "a header")
+
+
+def _csv_row(path, reader) -> list[str] | None:
+    """The next row, or None at the end; csv's own complaints become DataErrors."""
+    try:
+        return next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as e:
+        raise DataError(path, reader.line_num, f"expected CSV, found a problem: {e}") from None
+
+
+def _csv_column(path, header: list[str], name: str, option: str) -> int:
+    if name not in header:
+        raise DataError(path, 1, f"expected a column named {name!r} in the header, found columns "
+                                 f"{header}; choose another with {option} NAME")
+    return header.index(name)
+
+
+def _json_object(path, lineno: int, line: str) -> dict:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(path, lineno, f"expected one JSON object per line (JSON Lines), found "
+                                      f"invalid JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise DataError(path, lineno, f"expected one JSON object per line (JSON Lines), "
+                                      f"found {type(obj).__name__}")
+    return obj
+
+
+def _json_field(path, lineno: int, obj: dict, key: str, option: str | None = None):
+    if key not in obj:
+        hint = f"; choose another with {option} NAME" if option else ""
+        raise DataError(path, lineno, f"expected a key {key!r}, found keys {list(obj)}{hint}")
+    return obj[key]
+
+
+def _json_objects(path) -> Iterable[tuple[int, dict]]:
+    for lineno, line in enumerate(_read_lines(path), 1):
+        if line.strip():
+            yield lineno, _json_object(path, lineno, line)
+
+
+def _read_jsonl_classification(path, text_field: str, label_field: str) -> list[Example]:
+    examples = []
+    for lineno, obj in _json_objects(path):
+        text = _json_field(path, lineno, obj, text_field, "--text-field")
+        label = _json_field(path, lineno, obj, label_field, "--label-field")
+        if isinstance(text, str):
+            tokens = _tokens_of(path, lineno, text, f"{text_field!r}")
+        elif _is_str_list(text) and text:
+            tokens = tuple(text)
+        else:
+            raise DataError(path, lineno, f"expected {text_field!r} to be a string or a non-empty "
+                                          f"list of strings, found {_json_repr(text)}")
+        if label is None or isinstance(label, (dict, list)) or str(label).strip() == "":
+            raise DataError(path, lineno, f"expected {label_field!r} to be a string or a number, "
+                                          f"found {_json_repr(label)}")
+        examples.append(Example(tokens, label=str(label).strip(), line=lineno))
+    return _at_least_one(path, examples)
+
+
+def _is_str_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _json_repr(value, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Tagging: conllu, conll, jsonl
+
+def read_tagging(path, format=None, column: str | int | None = None) -> list[Example]:
+    """Tagged sentences from a conllu, conll or jsonl file: Examples with tokens and tags.
+
+    column: CoNLL-U, a column name (default "upos") or 0-based index; CoNLL, a 0-based index or
+    "last" (default); JSONL, the key holding the tags (default "tags").
+    """
+    readers = {"conllu": _read_conllu, "conll": _read_conll, "jsonl": _read_jsonl_tagging}
+    read = _choose_reader(path, "tag", format, readers, "for tagging use conllu, conll "
+                          "(whitespace columns) or jsonl with tokens and tags (pass --format)")
+    return read(path, column)
+
+
+def _as_index(column):
+    """A column given as a digit string on the command line becomes an int."""
+    return int(column) if isinstance(column, str) and column.isdigit() else column
+
+
+def _conllu_column(column) -> int:
+    column = _as_index("upos" if column is None else column)
+    if isinstance(column, int) and not isinstance(column, bool) and 0 <= column < 10:
+        return column
+    if column in CONLLU_COLUMNS:
+        return CONLLU_COLUMNS.index(column)
+    raise UserError(f"unknown CoNLL-U column {column!r}; choose one of "
+                    f"{', '.join(CONLLU_COLUMNS)} or an index 0-9")
+
+
+def _conllu_sentences(path, lines: list[str]) -> Iterable[tuple[int, list[tuple[int, list[str]]]]]:
+    """(first line of the block, [(line index, 10 fields) of each word line]) per sentence.
+
+    Comments, multiword-token ranges (1-2) and empty nodes (1.1) belong to no word.
+    """
+    start, words = None, []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            if words:
+                yield start, words
+            start, words = None, []
+            continue
+        start = start or i + 1
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise DataError(path, i + 1,
+                            f"expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
+        if "-" not in fields[0] and "." not in fields[0]:
+            words.append((i, fields))
+    if words:
+        yield start, words
+
+
+def _read_conllu(path, column) -> list[Example]:
+    k = _conllu_column(column)
+    lines = _read_lines(path)
+    examples = [Example(tuple(f[1] for _, f in words), tags=tuple(f[k] for _, f in words),
+                        line=start)
+                for start, words in _conllu_sentences(path, lines)]
+    return _at_least_one(path, examples, "comments" if any(lines) else None)
+
+
+def _conll_column(column) -> int:
+    column = _as_index("last" if column is None else column)
+    if column == "last":
+        return -1
+    if isinstance(column, int) and not isinstance(column, bool) and column >= 0:
+        return column
+    raise UserError(f"expected a column number (0-based) or 'last' for CoNLL column files, "
+                    f"found {column!r}")
+
+
+def _read_conll(path, column) -> list[Example]:
+    k = _conll_column(column)
+    need = max(2, k + 1)
+    examples, rows, start = [], [], 0
+    for lineno, line in enumerate(_read_lines(path) + [""], 1):
+        fields = line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            if rows:
+                examples.append(Example(tuple(r[0] for r in rows),
+                                        tags=tuple(r[k] for r in rows), line=start))
+            rows = []
+            continue
+        if len(fields) < need:
+            raise DataError(path, lineno, f"expected at least {need} whitespace-separated "
+                                          f"columns (token ... tag), found {len(fields)}")
+        if rows and len(fields) != len(rows[0]):
+            raise DataError(path, lineno, f"expected {len(rows[0])} columns as on line {start} "
+                                          f"of this sentence, found {len(fields)}")
+        start = start if rows else lineno
+        rows.append(fields)
+    return _at_least_one(path, examples)
+
+
+def _read_jsonl_tagging(path, column) -> list[Example]:
+    key = "tags" if column is None else column
+    if not isinstance(key, str):
+        raise UserError(f"expected the name of the tags key for JSONL files, found {column!r}")
+    examples = []
+    for lineno, obj in _json_objects(path):
+        tokens = _json_field(path, lineno, obj, "tokens")
+        tags = _json_field(path, lineno, obj, key, "--column")
+        if not _is_str_list(tokens) or not tokens:
+            raise DataError(path, lineno, f"expected 'tokens' to be a non-empty list of strings, "
+                                          f"found {_json_repr(tokens)}")
+        if not isinstance(tags, list) or any(isinstance(t, (dict, list)) or t is None
+                                             for t in tags):
+            raise DataError(path, lineno, f"expected {key!r} to be a list of strings, "
+                                          f"found {_json_repr(tags)}")
+        if len(tags) != len(tokens):
+            raise DataError(path, lineno, f"expected as many tags as tokens, found {len(tags)} "
+                                          f"tags for {len(tokens)} tokens")
+        examples.append(Example(tuple(tokens), tags=tuple(str(t) for t in tags), line=lineno))
+    return _at_least_one(path, examples)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prediction input and output
+
+def read_lines(path_or_lines) -> list[Example]:
+    """Raw text to predict on: one Example (tokens only) per non-empty line.
+
+    A str or os.PathLike is a file (an empty one is a DataError); anything else is an iterable
+    of lines (str, or bytes decoded as strict UTF-8, e.g. stdin), which may yield no examples.
+    """
+    if isinstance(path_or_lines, (str, os.PathLike)):
+        examples = _examples_of_lines(_read_lines(path_or_lines))
+        return _at_least_one(path_or_lines, examples)
+    return _examples_of_lines(_decoded(path_or_lines))
+
+
+def _decoded(lines: Iterable[str | bytes]) -> Iterable[str]:
+    for lineno, line in enumerate(lines, 1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError("<stdin>", lineno, f"expected UTF-8 text, "
+                                                   f"found byte 0x{line[e.start]:02x}") from None
+        yield line
+
+
+def _examples_of_lines(lines: Iterable[str]) -> list[Example]:
+    return [Example(tuple(tokenize(line)), line=lineno)
+            for lineno, line in enumerate(lines, 1) if line.strip()]
+
+
+def fill_conllu(path, predictions: list[list[str]], column="upos") -> str:
+    """The text of the CoNLL-U file `path` with `column` of every word line set to `predictions`.
+
+    predictions: one list per sentence, one tag per word line (multiword ranges and empty nodes
+    are left alone). Comments, other fields and line endings are kept byte for byte.
+    """
+    k = _conllu_column(column)
+    text = _read_text(path)
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    raw = text[len(bom):].split("\n")
+    sentences = list(_conllu_sentences(path, [line.removesuffix("\r") for line in raw]))
+    if len(predictions) != len(sentences):
+        raise UserError(f"{path}: expected predictions for {len(sentences)} sentences, "
+                        f"found {len(predictions)}")
+    for (start, words), tags in zip(sentences, predictions, strict=True):
+        if len(tags) != len(words):
+            raise UserError(f"{path}:{start}: expected {len(words)} predicted tags for this "
+                            f"sentence's words, found {len(tags)}")
+        for (i, fields), tag in zip(words, tags, strict=True):
+            fields[k] = tag
+            raw[i] = "\t".join(fields) + ("\r" if raw[i].endswith("\r") else "")
+    return bom + "\n".join(raw)

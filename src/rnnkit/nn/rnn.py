@@ -1,0 +1,138 @@
+"""`rnnkit.nn.RNN`: a recurrent layer over padded batches with true lengths.
+
+cell="rnn" is the seeds' cell (cells.py), s_t = σ(U x_t + W s_{t-1} + b), with its parameters
+named as in the seeds, one set per layer l and direction: U_l{l}, W_l{l}, b_l{l} and, reading
+right to left, U_l{l}_reverse, ... . cell="lstm" and cell="gru" are PyTorch's kernels (cuDNN on
+CUDA) run on packed sequences; their gates keep PyTorch's row order (LSTM i, f, g, o; GRU r, z, n).
+
+Every cell is packed by lengths: what follows a sequence's end changes none of its outputs and
+none of its gradients, outputs are zero past each length, and the returned state is the one at
+each sequence's true last step (for the reverse direction, after reading back to step 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.nn.cells import U_columns, activation_fn, scan
+
+CELLS = ("rnn", "lstm", "gru")
+
+
+def lengths_mask(lengths: Tensor, T: int) -> Tensor:
+    """(B,) lengths -> (B, T) bool, True on real steps."""
+    return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each sequence within its own length; padding stays where it is. x (B, T, ...)."""
+    B, T = x.shape[:2]
+    t = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
+    L = lengths.to(x.device).unsqueeze(1)  # (B, 1)
+    idx = torch.where(t < L, L - 1 - t, t)  # (B, T); an involution
+    if x.dim() == 2:
+        return x.gather(1, idx)
+    return x.gather(1, idx.view(B, T, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+class RNN(nn.Module):
+    """A stack of recurrent layers, optionally bidirectional.
+
+    Args:
+        input_size: D, the size of each input vector; with token-id input, the vocabulary size
+            (the seeds' one-hot input: U x_t is then a column lookup, only for cell="rnn").
+        hidden_size: H. cell: "rnn" | "lstm" | "gru". activation: σ of the "rnn" cell.
+        num_layers: L. bidirectional: read right to left too and concatenate (D_out = 2H).
+        dropout: applied to the outputs of every layer but the last, while training.
+
+    forward(x, lengths, state=None):
+        x (B, T, D) float, or (B, T) int64 token ids (one-hot input, cell="rnn");
+        lengths (B,) int64, each in 1..T: the true lengths, real steps first;
+        state: optional initial state, (L*dirs, B, H) (a pair of them for LSTM), zero by default.
+        Returns out (B, T, dirs*H), zero past each length, and the final state in PyTorch's
+        layout: (L*dirs, B, H), or (h, c) for LSTM, taken at each sequence's last real step.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, cell: str = "rnn",
+                 activation: str = "sigmoid", num_layers: int = 1, bidirectional: bool = False,
+                 dropout: float = 0.0):
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r}; choose 'rnn', 'lstm' or 'gru'")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.input_size, self.hidden_size, self.cell = input_size, hidden_size, cell
+        self.activation, self.num_layers, self.bidirectional = activation, num_layers, bidirectional
+        self.dropout = dropout
+        self.num_directions = 2 if bidirectional else 1
+        if cell == "rnn":
+            self.sigma = activation_fn(activation)
+            k = 1.0 / math.sqrt(hidden_size)  # PyTorch's initialisation for recurrent layers
+            for l in range(num_layers):
+                d_in = input_size if l == 0 else hidden_size * self.num_directions
+                for suffix in self._suffixes(l):
+                    self.register_parameter("U" + suffix, nn.Parameter(torch.empty(hidden_size, d_in).uniform_(-k, k)))
+                    self.register_parameter("W" + suffix, nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-k, k)))
+                    self.register_parameter("b" + suffix, nn.Parameter(torch.empty(hidden_size).uniform_(-k, k)))
+        else:
+            kernel = nn.LSTM if cell == "lstm" else nn.GRU
+            self.kernel = kernel(input_size, hidden_size, num_layers=num_layers, batch_first=True,
+                                 bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+
+    def _suffixes(self, layer: int) -> list[str]:
+        return [f"_l{layer}"] + ([f"_l{layer}_reverse"] if self.bidirectional else [])
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size * self.num_directions
+
+    def forward(self, x: Tensor, lengths: Tensor, state=None):
+        B, T = x.shape[:2]
+        if lengths.shape != (B,):
+            raise ValueError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
+        if x.dtype in (torch.int64, torch.int32) and self.cell != "rnn":
+            raise ValueError("token-id (one-hot) input needs cell='rnn'; embed the ids for lstm or gru")
+        if self.cell == "rnn":
+            return self._forward_rnn(x, lengths, state)
+        return self._forward_kernel(x, lengths, state)
+
+    def _forward_rnn(self, x: Tensor, lengths: Tensor, state):
+        B, T = x.shape[:2]
+        mask = lengths_mask(lengths.to(x.device), T)  # (B, T)
+        layer_in, finals = x, []
+        for l in range(self.num_layers):
+            outs = []
+            for d, suffix in enumerate(self._suffixes(l)):
+                U, W, b = (getattr(self, p + suffix) for p in "UWb")
+                s0 = None if state is None else state[l * self.num_directions + d]
+                inp = reverse_padded(layer_in, lengths) if d == 1 else layer_in
+                a = (U_columns(U, inp) if inp.dtype in (torch.int64, torch.int32)
+                     else inp @ U.t()) + b  # (B, T, H): U x_t + b for all steps in one product
+                out, s_last = scan(a, W, mask, self.sigma, s0)
+                outs.append(reverse_padded(out, lengths) if d == 1 else out)
+                finals.append(s_last)
+            layer_in = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]  # (B, T, dirs*H)
+            if l < self.num_layers - 1 and self.dropout > 0:
+                layer_in = F.dropout(layer_in, self.dropout, self.training)
+        return layer_in, torch.stack(finals)  # (B, T, dirs*H), (L*dirs, B, H)
+
+    def _forward_kernel(self, x: Tensor, lengths: Tensor, state):
+        T = x.shape[1]
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, final = self.kernel(packed, state)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, dirs*H)
+        return out, final
+
+    def extra_repr(self) -> str:
+        act = f", activation={self.activation!r}" if self.cell == "rnn" else ""
+        return (f"{self.input_size}, {self.hidden_size}, cell={self.cell!r}{act}, "
+                f"num_layers={self.num_layers}, bidirectional={self.bidirectional}")

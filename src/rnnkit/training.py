@@ -1,0 +1,269 @@
+"""One Trainer for every task: gradient descent by backpropagation through time.
+
+    for each epoch:                      batches length-bucketed, in an order fixed by (seed, epoch)
+        for each batch:
+            L = model.loss(batch)        the task's masked cross-entropy
+            L.backward()                 BPTT by autograd
+            clip ‖∇‖ to `clip`; step     SGD (the seeds' w <- w - η ∇w) or Adam
+        evaluate on dev; keep the best weights; stop early after `patience` epochs without gain
+
+The trainer knows nothing about RNNs: it needs a model with `loss(batch, reduction)` and an
+`evaluate(model) -> dict` for dev. Ctrl-C or SIGTERM finishes the current batch and writes a
+checkpoint; `resume=True` continues from it, skipping the batches already done, and ends in the
+same weights as an uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from rnnkit.config import TrainConfig
+from rnnkit.data.batching import Encoded, bucket_batches, make_batch
+from rnnkit.runs import RunFolder
+
+
+class Interrupted(Exception):
+    """Training stopped at the user's request; a checkpoint was written."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from rnnkit.errors import UserError
+
+        raise UserError(
+            "device 'cuda' asked for, but no CUDA device is available; use --device cpu or auto"
+        )
+    return torch.device(name)
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.learning_rate)
+    return torch.optim.Adam(params, lr=config.learning_rate)
+
+
+def epoch_batches(lengths: np.ndarray, config: TrainConfig, epoch: int) -> list[np.ndarray]:
+    """The batches of one epoch, in an order that depends only on (seed, epoch)."""
+    return bucket_batches(lengths, config.batch_size, np.random.default_rng([config.seed, epoch]))
+
+
+@contextmanager
+def stop_signals(trainer: Trainer):
+    """SIGINT and SIGTERM ask the trainer to stop after the current batch."""
+    handler = lambda signum, frame: trainer.request_stop()  # noqa: E731
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+class Trainer:
+    """Fits `model` on `train` data. `evaluate(model) -> dict` scores dev (or None: no dev);
+    `metric` names the key in that dict to maximise. `log` receives one line per epoch."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: TrainConfig,
+        run: RunFolder,
+        evaluate: Callable[[torch.nn.Module], dict] | None = None,
+        metric: str = "accuracy",
+        pad_id: int = 0,
+        device: torch.device | None = None,
+        log: Callable[[str], None] = print,
+        progress: bool = False,
+    ):
+        self.model, self.config, self.run = model, config, run
+        self.evaluate, self.metric, self.pad_id = evaluate, metric, pad_id
+        self.device = device or torch.device("cpu")
+        self.log, self.progress = log, progress
+        self.optimizer = make_optimizer(model.parameters(), config)
+        self.on_batch: list[Callable[[Trainer], None]] = []
+        self._stop = False
+        self.state = {
+            "epoch": 1,
+            "batch": 0,
+            "loss_sum": 0.0,
+            "items": 0,
+            "tokens": 0,
+            "history": [],
+            "best": None,
+            "best_epoch": None,
+            "bad_epochs": 0,
+            "elapsed": 0.0,
+            "done": False,
+        }
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    # checkpoints
+    def checkpoint(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "state": dict(self.state),
+        }
+
+    def restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        self.state = dict(ckpt["state"])
+
+    # the loop
+    def fit(self, train: Encoded) -> dict:
+        """Train until the epochs, the time budget or the patience run out; returns the state."""
+        cfg, st = self.config, self.state
+        if st["done"]:
+            return st
+        budget = math.inf if cfg.max_minutes is None else cfg.max_minutes * 60.0
+        lengths = train.lengths
+        self.model.to(self.device)
+        started = time.perf_counter() - st["elapsed"]
+        with stop_signals(self):
+            while st["epoch"] <= cfg.epochs and not st["done"]:
+                batches = epoch_batches(lengths, cfg, st["epoch"])
+                out_of_time = self._run_epoch(train, batches, started, budget)
+                self._end_epoch(started, partial=out_of_time)
+                if out_of_time:
+                    self.log(f"time budget of {cfg.max_minutes:g} min reached")
+                    st["done"] = True
+                elif self._stop:
+                    break
+            else:
+                st["done"] = True
+        st["elapsed"] = time.perf_counter() - started
+        self.run.save_checkpoint(self.checkpoint())
+        if not st["done"]:
+            raise Interrupted(f"training stopped in epoch {st['epoch']}; continue it with --resume")
+        return st
+
+    def _run_epoch(self, train: Encoded, batches, started: float, budget: float) -> bool:
+        """Train on this epoch's remaining batches; True when the time budget ran out."""
+        cfg, st = self.config, self.state
+        self.model.train()
+        bar = _ProgressBar(len(batches), st["epoch"], cfg.epochs) if self.progress else None
+        t0, tok0 = time.perf_counter(), st["tokens"]
+        for rows in batches[st["batch"] :]:
+            batch = make_batch(train, rows, self.pad_id).to(self.device)
+            loss, n = self.model.loss(batch, cfg.loss)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+            self.optimizer.step()
+            st["batch"] += 1
+            st["loss_sum"] += loss.item() * (n if cfg.loss == "token" else len(rows))
+            st["items"] += n if cfg.loss == "token" else len(rows)
+            st["tokens"] += batch.num_tokens
+            if bar:
+                rate = (st["tokens"] - tok0) / max(time.perf_counter() - t0, 1e-9)
+                bar.update(st["batch"], st["loss_sum"] / max(st["items"], 1), rate)
+            for fn in self.on_batch:
+                fn(self)
+            if time.perf_counter() - started > budget:
+                if bar:
+                    bar.close()
+                return True
+            if self._stop:
+                break
+        if bar:
+            bar.close()
+        return False
+
+    def _end_epoch(self, started: float, partial: bool) -> None:
+        cfg, st = self.config, self.state
+        if self._stop and not partial:
+            return  # a mid-epoch stop: the checkpoint carries the epoch on
+        elapsed = time.perf_counter() - started
+        row = {
+            "epoch": st["epoch"],
+            "train_loss": st["loss_sum"] / max(st["items"], 1),
+            "tokens_per_s": round(st["tokens"] / max(elapsed - st.get("epoch_start", 0.0), 1e-9)),
+            "seconds": round(elapsed, 1),
+        }
+        if self.evaluate is not None:
+            report = self.evaluate(self.model)
+            row["dev_loss"] = report.get("loss")
+            row[f"dev_{self.metric}"] = report[self.metric]
+            score = report[self.metric]
+        else:
+            score = -row["train_loss"]
+        improved = st["best"] is None or score > st["best"]
+        if improved:
+            st["best"], st["best_epoch"], st["bad_epochs"] = score, st["epoch"], 0
+            self.run.save_weights(self.model.state_dict())
+        else:
+            st["bad_epochs"] += 1
+        st["history"].append(row)
+        self.run.write_csv("history.csv", st["history"])
+        dev = f"  dev {self.metric} {row[f'dev_{self.metric}']:.4f}" if self.evaluate else ""
+        self.log(
+            f"epoch {st['epoch']:>3}  train loss {row['train_loss']:.4f}{dev}  "
+            f"{row['tokens_per_s']:,} tok/s  {elapsed / 60:.1f} min" + ("  *" if improved else "")
+        )
+        st.update(
+            epoch=st["epoch"] + 1, batch=0, loss_sum=0.0, items=0, tokens=0, epoch_start=elapsed
+        )
+        if cfg.patience is not None and st["bad_epochs"] >= cfg.patience:
+            self.log(f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
+            st["done"] = True
+        self.run.save_checkpoint(self.checkpoint())
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr with the running loss and tokens/s."""
+
+    def __init__(self, total: int, epoch: int, epochs: int):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:,.0f} tok/s"),
+            TimeElapsedColumn(),
+            transient=True,
+            console=_stderr_console(),
+        )
+        self.task = self.progress.add_task(
+            "train", total=total, epoch=f"{epoch}/{epochs}", loss=0.0, rate=0.0
+        )
+        self.progress.start()
+
+    def update(self, done: int, loss: float, rate: float) -> None:
+        self.progress.update(self.task, completed=done, loss=loss, rate=rate)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(file=sys.stderr)
