@@ -28,9 +28,7 @@ def decaying_gradients(T, rate=0.5):
 
 def test_importing_rnnkit_plots_does_not_import_matplotlib():
     code = "import sys, rnnkit.plots; print('matplotlib' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
 
@@ -56,9 +54,7 @@ def test_confusion_heatmap_handles_few_and_many_classes_and_empty_rows(tmp_path,
 
 def test_confusion_heatmap_rejects_a_matrix_that_does_not_match_the_labels(tmp_path):
     with pytest.raises(ValueError, match=r"must be 2×2 to match 2 labels, got shape \(2, 3\)"):
-        plots.confusion_heatmap(
-            {"labels": ["a", "b"], "matrix": [[1, 0, 0], [0, 1, 0]]}, tmp_path / "c.png"
-        )
+        plots.confusion_heatmap({"labels": ["a", "b"], "matrix": [[1, 0, 0], [0, 1, 0]]}, tmp_path / "c.png")
     assert os.listdir(tmp_path) == []
 
 

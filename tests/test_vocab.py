@@ -19,6 +19,7 @@ def fitted(**options) -> Vocab:
 
 # --- ids and their order ----------------------------------------------------------------------
 
+
 def test_fit_returns_the_vocab_itself():
     vocab = Vocab()
     assert vocab.fit(SENTENCES) is vocab
@@ -55,6 +56,7 @@ def test_a_special_symbol_in_the_data_keeps_its_special_id():
 
 # --- min_freq, max_size, lowercase ------------------------------------------------------------
 
+
 def test_min_freq_drops_rare_tokens_which_then_encode_as_unk():
     vocab = fitted(min_freq=2)
     assert vocab.itos_[4:] == ["the", "cat", "sat"]
@@ -82,6 +84,7 @@ def test_without_lowercase_cases_stay_apart():
 
 # --- encode and decode ------------------------------------------------------------------------
 
+
 def test_unknown_tokens_encode_as_unk():
     vocab = fitted()
     assert vocab.encode(["the", "unicorn"]) == [4, vocab.unk_id]
@@ -100,8 +103,7 @@ def test_decode_inverts_encode_and_strips_pad_sos_and_eos():
 
 def test_decode_keeps_the_specials_when_strip_is_false():
     vocab = fitted()
-    assert vocab.decode([2, 4, 1, 3, 0], strip=False) == ["<sos>", "the", "<unk>", "<eos>",
-                                                          "<pad>"]
+    assert vocab.decode([2, 4, 1, 3, 0], strip=False) == ["<sos>", "the", "<unk>", "<eos>", "<pad>"]
 
 
 def test_decode_rejects_an_id_out_of_range():
@@ -110,6 +112,7 @@ def test_decode_rejects_an_id_out_of_range():
 
 
 # --- label vocabularies -----------------------------------------------------------------------
+
 
 def test_label_vocab_sorts_integer_labels_numerically():
     labels = Vocab(specials=False).fit([["10"], ["2"], ["1"], ["-1"]])
@@ -134,8 +137,9 @@ def test_label_vocab_encodes_without_specials():
 
 def test_label_vocab_rejects_an_unknown_label_and_lists_the_known_ones():
     labels = Vocab(specials=False).fit([["neg", "pos"]])
-    with pytest.raises(UserError, match="unknown label 'meh'; expected one of the 2 labels seen "
-                                        "in training: 'neg', 'pos'"):
+    with pytest.raises(
+        UserError, match="unknown label 'meh'; expected one of the 2 labels seen in training: 'neg', 'pos'"
+    ):
         labels.index("meh")
 
 
@@ -148,8 +152,8 @@ def test_label_vocab_has_no_special_ids(name):
 
 # --- saving -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("options", [{}, {"lowercase": True, "min_freq": 2, "max_size": 6},
-                                     {"specials": False}])
+
+@pytest.mark.parametrize("options", [{}, {"lowercase": True, "min_freq": 2, "max_size": 6}, {"specials": False}])
 def test_to_dict_and_from_dict_round_trip_exactly_through_json(options):
     vocab = fitted(**options)
     copy = Vocab.from_dict(json.loads(json.dumps(vocab.to_dict())))
@@ -159,12 +163,16 @@ def test_to_dict_and_from_dict_round_trip_exactly_through_json(options):
 
 
 def test_from_dict_rejects_a_dict_with_missing_keys():
-    with pytest.raises(UserError, match=r"expected a vocabulary dict with keys .* "
-                                        r"found \['itos'\]"):
+    with pytest.raises(
+        UserError,
+        match=r"expected a vocabulary dict with keys .* "
+        r"found \['itos'\]",
+    ):
         Vocab.from_dict({"itos": ["a"]})
 
 
 # --- one_hot ----------------------------------------------------------------------------------
+
 
 def test_one_hot_times_U_selects_the_column_of_U():
     vocab = fitted()
@@ -195,27 +203,43 @@ def test_one_hot_rejects_non_integer_ids():
 
 # --- misuse -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("use", [len, lambda v: v.encode(["a"]), lambda v: v.decode([0]),
-                                 lambda v: v.one_hot([0]), lambda v: v.to_dict(),
-                                 lambda v: "a" in v, lambda v: v.index("a")])
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        len,
+        lambda v: v.encode(["a"]),
+        lambda v: v.decode([0]),
+        lambda v: v.one_hot([0]),
+        lambda v: v.to_dict(),
+        lambda v: "a" in v,
+        lambda v: v.index("a"),
+    ],
+)
 def test_using_a_vocab_before_fit_is_a_not_fitted_error(use):
     with pytest.raises(UserError, match="this Vocab is not fitted yet; call fit"):
         use(Vocab())
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"min_freq": 0}, "min_freq must be a positive integer, got 0"),
-    ({"min_freq": 1.5}, "min_freq must be a positive integer, got 1.5"),
-    ({"max_size": 3}, "max_size must be None or an integer of at least 4 .*, got 3"),
-    ({"lowercase": "yes"}, "lowercase must be True or False, got 'yes'"),
-    ({"specials": 1}, "specials must be True or False, got 1"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"min_freq": 0}, "min_freq must be a positive integer, got 0"),
+        ({"min_freq": 1.5}, "min_freq must be a positive integer, got 1.5"),
+        ({"max_size": 3}, "max_size must be None or an integer of at least 4 .*, got 3"),
+        ({"lowercase": "yes"}, "lowercase must be True or False, got 'yes'"),
+        ({"specials": 1}, "specials must be True or False, got 1"),
+    ],
+)
 def test_invalid_arguments_are_rejected_with_the_value_received(options, message):
     with pytest.raises(UserError, match=message):
         Vocab(**options)
 
 
 def test_fit_rejects_tokens_that_are_not_strings():
-    with pytest.raises(UserError, match=r"expected each sequence to hold tokens as strings, "
-                                        r"found \('a', 'b'\) \(tuple\)"):
+    with pytest.raises(
+        UserError,
+        match=r"expected each sequence to hold tokens as strings, "
+        r"found \('a', 'b'\) \(tuple\)",
+    ):
         Vocab().fit([[("a", "b")]])

@@ -16,14 +16,18 @@ __all__ = ["train", "load", "Model", "Vocab", "nn", "UserError", "__version__"]
 def __getattr__(name):
     if name in ("train", "load", "Model"):
         from rnnkit import api
+
         return getattr(api, name)
     if name == "Vocab":
         from rnnkit.data.vocab import Vocab
+
         return Vocab
     if name == "nn":
         import rnnkit.nn as nn
+
         return nn
     if name == "UserError":
         from rnnkit.errors import UserError
+
         return UserError
     raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")

@@ -44,9 +44,17 @@ def _check_task(task: str) -> None:
 class Model:
     """A trained model with its vocabularies; made by `train` or `load`."""
 
-    def __init__(self, task: str, net: torch.nn.Module, vocab: Vocab, labels: Vocab,
-                 data_config: DataConfig, model_config: ModelConfig, train_config: TrainConfig,
-                 path: Path | None = None):
+    def __init__(
+        self,
+        task: str,
+        net: torch.nn.Module,
+        vocab: Vocab,
+        labels: Vocab,
+        data_config: DataConfig,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        path: Path | None = None,
+    ):
         self.task, self.net, self.vocab, self.labels = task, net, vocab, labels
         self.data_config, self.model_config, self.train_config = data_config, model_config, train_config
         self.path = path
@@ -104,8 +112,7 @@ class Model:
         pred = [p for o in outs for p in _as_list(self.module.decode(o, self.labels))]
         report = score(gold, pred, self.labels.itos_, source=str(data) if not isinstance(data, list) else "data")
         tokens = sum(len(ex.tokens) for ex in examples)
-        return {"task": self.task, "examples": len(examples), "tokens": tokens, **report,
-                "loss": loss}
+        return {"task": self.task, "examples": len(examples), "tokens": tokens, **report, "loss": loss}
 
     def read(self, path, **read_options) -> list:
         config = dataclasses.replace(self.data_config, **read_options) if read_options else self.data_config
@@ -123,8 +130,10 @@ def score(gold: list[str], pred: list[str], known: list[str], source: str = "dat
     unseen = sorted(set(gold) - set(known))
     if unseen:
         n = sum(g in set(unseen) for g in gold)
-        _log(f"{source}: {n} item(s) have labels training never saw ({', '.join(map(repr, unseen[:5]))}"
-             f"{', ...' if len(unseen) > 5 else ''}); they count as errors")
+        _log(
+            f"{source}: {n} item(s) have labels training never saw ({', '.join(map(repr, unseen[:5]))}"
+            f"{', ...' if len(unseen) > 5 else ''}); they count as errors"
+        )
     labels = list(known) + unseen
     index = {label: i for i, label in enumerate(labels)}
     y_true = np.fromiter((index[g] for g in gold), dtype=np.int64, count=len(gold))
@@ -136,27 +145,44 @@ def _read_all(module, paths: dict, data_config: DataConfig) -> dict:
     return {name: module.read(p, data_config) for name, p in paths.items() if p is not None}
 
 
-def train(task: str, train, out, dev=None, resume: bool = False, overwrite: bool = False,
-          progress: bool = False, log=_log, **options) -> Model:
+def train(
+    task: str,
+    train,
+    out,
+    dev=None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    log=_log,
+    callbacks=(),
+    **options,
+) -> Model:
     """Train a model for `task` ("classify" or "tag") on the file `train`, scoring `dev` each
     epoch, into the run folder `out`. `options` are the fields of DataConfig, ModelConfig and
     TrainConfig (cell, hidden_size, embedding_dim, lr, max_minutes, ...). Returns the Model with
-    the best weights. With resume=True, continues the run in `out` from its checkpoint."""
+    the best weights. With resume=True, continues the run in `out` from its checkpoint.
+    `callbacks` are called with the Trainer after every batch (trainer.request_stop() stops
+    training the way Ctrl-C does, leaving a checkpoint to resume from)."""
     _check_task(task)
     run = RunFolder(out)
     module = TASK_MODULES[task]
     if resume:
         saved = run.read_config(task)
-        data_config, model_config, train_config = (from_dict(c, saved[k]) for c, k in
-                                                   ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "train")))
+        data_config, model_config, train_config = (
+            from_dict(c, saved[k]) for c, k in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "train"))
+        )
         if options:
-            train_config = dataclasses.replace(train_config, **{k: v for k, v in options.items()
-                                                                if k in ("epochs", "max_minutes", "device")})
+            train_config = dataclasses.replace(
+                train_config, **{k: v for k, v in options.items() if k in ("epochs", "max_minutes", "device")}
+            )
     else:
         data_config, model_config, train_config = split_options(options)
+        task_defaults = {k: v for k, v in module.MODEL_DEFAULTS.items() if k not in options}
+        model_config = dataclasses.replace(model_config, **task_defaults)
         if run.exists() and not overwrite:
-            raise UserError(f"{run.path}: a run folder is already there; use --resume to continue it "
-                            "or --overwrite to replace it")
+            raise UserError(
+                f"{run.path}: a run folder is already there; use --resume to continue it or --overwrite to replace it"
+            )
         if run.path.exists() and not run.path.is_dir():
             raise UserError(f"{run.path}: exists and is not a folder")
     if data_config.lowercase is None:
@@ -170,14 +196,23 @@ def train(task: str, train, out, dev=None, resume: bool = False, overwrite: bool
         vocabs = run.read_json("vocab.json")
         vocab, labels = Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"])
     else:
-        vocab = Vocab(lowercase=data_config.lowercase, min_freq=data_config.min_freq,
-                      max_size=data_config.max_size).fit(ex.tokens for ex in sets["train"])
+        vocab = Vocab(
+            lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size
+        ).fit(ex.tokens for ex in sets["train"])
         labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
-        run.write_json("config.json", {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "rnnkit_version": __version__,
-            "task": task, "files": {"train": str(train), "dev": None if dev is None else str(dev)},
-            "data": dataclasses.asdict(data_config), "model": dataclasses.asdict(model_config),
-            "train": dataclasses.asdict(train_config)})
+        run.write_json(
+            "config.json",
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "rnnkit_version": __version__,
+                "task": task,
+                "files": {"train": str(train), "dev": None if dev is None else str(dev)},
+                "data": dataclasses.asdict(data_config),
+                "model": dataclasses.asdict(model_config),
+                "train": dataclasses.asdict(train_config),
+            },
+        )
         run.write_json("vocab.json", {"tokens": vocab.to_dict(), "labels": labels.to_dict()})
 
     net = MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id).to(device)
@@ -188,13 +223,16 @@ def train(task: str, train, out, dev=None, resume: bool = False, overwrite: bool
         dev_examples = sets["dev"]
         evaluate = lambda _net: model.evaluate(dev_examples)  # noqa: E731
     trainer = Trainer(net, train_config, run, evaluate, "accuracy", vocab.pad_id, device, log, progress)
+    trainer.on_batch.extend(callbacks)
     if resume:
         ckpt = run.load_checkpoint()
         if ckpt is None:
             raise UserError(f"{run.path}: no checkpoint.pt to resume from")
         trainer.restore(ckpt)
-    log(f"{task}: {len(sets['train'])} train examples, vocabulary {len(vocab)}, {len(labels)} labels, "
-        f"{sum(p.numel() for p in net.parameters()):,} parameters, device {device}")
+    log(
+        f"{task}: {len(sets['train'])} train examples, vocabulary {len(vocab)}, {len(labels)} labels, "
+        f"{sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
+    )
     state = trainer.fit(train_data)
     return finish(model, run, sets.get("dev"), state["history"])
 
@@ -202,6 +240,7 @@ def train(task: str, train, out, dev=None, resume: bool = False, overwrite: bool
 def finish(model: Model, run: RunFolder, dev_examples, history: list[dict]) -> Model:
     """Load the best weights, score dev once more and write metrics.json and the plots."""
     from rnnkit import plots
+
     model.net.load_state_dict(run.load_weights())
     if history:
         plots.learning_curves(history, run / "learning_curves.png")
@@ -228,7 +267,8 @@ def load(path, task: str | None = None, device: str = "cpu") -> Model:
     try:
         net.load_state_dict(run.load_weights())
     except RuntimeError as e:
-        raise UserError(f"{run.path / 'model.safetensors'}: weights do not fit the config "
-                        f"({str(e).splitlines()[0]})") from None
+        raise UserError(
+            f"{run.path / 'model.safetensors'}: weights do not fit the config ({str(e).splitlines()[0]})"
+        ) from None
     net.to(pick_device(device))
     return Model(config["task"], net, vocab, labels, data_config, model_config, train_config, run.path)

@@ -62,18 +62,24 @@ def column(text: str):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its error as one line (plus the usage line) and exit status 2."""
+    """argparse, with its error as one line that points at --help, and exit status 2."""
 
     def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def add_data_options(p) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--format", choices=("tsv", "csv", "jsonl", "conllu", "conll", "text"),
-                   help="input format (default: from the file name)")
-    g.add_argument("--column", type=column, help="tag column: a CoNLL-U name (default upos) or a 0-based CoNLL index (default last)")
+    g.add_argument(
+        "--format",
+        choices=("tsv", "csv", "jsonl", "conllu", "conll", "text"),
+        help="input format (default: from the file name)",
+    )
+    g.add_argument(
+        "--column",
+        type=column,
+        help="tag column: a CoNLL-U name (default upos) or a 0-based CoNLL index (default last)",
+    )
     g.add_argument("--text-field", help="CSV/JSONL field with the text (default text)")
     g.add_argument("--label-field", help="CSV/JSONL field with the label (default label)")
 
@@ -95,31 +101,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     add_data_options(p)
     g = p.add_argument_group("vocabulary")
-    g.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None,
-                   help="lowercase tokens (default: on for classify, off for tag)")
+    g.add_argument(
+        "--lowercase",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="lowercase tokens (default: on for classify, off for tag)",
+    )
     g.add_argument("--min-freq", type=positive_int, help="rarer tokens become <unk> (default 1)")
     g.add_argument("--max-size", type=positive_int, help="vocabulary size cap, specials included")
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=("rnn", "lstm", "gru"), help="rnn: the seeds' cell (default)")
     g.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), help="σ of the rnn cell (default sigmoid)")
-    g.add_argument("--hidden", dest="hidden_size", type=positive_int, help="hidden size H (default 256)")
-    g.add_argument("--embed", dest="embedding_dim", type=non_negative_int,
-                   help="learned embedding size before U; 0: one-hot into U (default: 0 for rnn, 128 for lstm/gru)")
+    g.add_argument("--hidden", dest="hidden_size", type=positive_int, help="hidden size H (default 256; classify 128)")
+    g.add_argument(
+        "--embed",
+        dest="embedding_dim",
+        type=non_negative_int,
+        help="learned embedding size before U; 0: one-hot into U (default: 0 for rnn, 128 for lstm/gru)",
+    )
     g.add_argument("--layers", dest="num_layers", type=positive_int, help="stacked layers (default 1)")
     g.add_argument("--bidirectional", action="store_true", default=None, help="read both ways")
-    g.add_argument("--dropout", type=fraction, help="dropout (default 0.25)")
+    g.add_argument(
+        "--dropout",
+        type=fraction,
+        help="dropout on embeddings, between layers and before the output (default 0.25; classify 0.5)",
+    )
+    g.add_argument(
+        "--word-dropout",
+        type=fraction,
+        help="while training, replace real tokens by <unk> with this probability (default 0; classify 0.25)",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--optimizer", choices=("sgd", "adam"), help="default adam")
     g.add_argument("--lr", type=positive_float, help="learning rate (default 1e-3 adam, 0.1 sgd)")
     g.add_argument("--batch-size", type=positive_int, help="sequences per batch (default 32)")
-    g.add_argument("--epochs", type=positive_int, help="at most this many epochs (default 20)")
+    g.add_argument("--epochs", type=positive_int, help="at most this many epochs (default 30)")
     g.add_argument("--max-minutes", type=positive_float, help="time budget for training")
     g.add_argument("--clip", type=positive_float, help="gradient-norm clipping (default 5)")
-    g.add_argument("--patience", type=positive_int, help="early stopping after this many epochs without gain (default 5)")
+    g.add_argument(
+        "--patience", type=positive_int, help="early stopping after this many epochs without gain (default 5)"
+    )
     g.add_argument("--seed", type=non_negative_int, help="random seed (default 0)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when present")
-    g.add_argument("--loss", choices=("sequence", "token"),
-                   help="sequence: summed over steps, mean over sequences (the seeds'; default); token: mean over tokens")
+    g.add_argument(
+        "--loss",
+        choices=("sequence", "token"),
+        help="sequence: summed over steps, mean over sequences (the seeds'; default); token: mean over tokens",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("evaluate", help="score a run on a labelled file")
@@ -134,14 +162,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", default="-", help="a file, or - for stdin (default)")
     p.add_argument("--output", help="write here instead of stdout")
     p.add_argument("--probs", action="store_true", help="classification: add the probability of each label")
-    p.add_argument("--format", choices=("text", "conllu"), help="input format (default: conllu for .conllu files, else text)")
+    p.add_argument(
+        "--format", choices=("text", "conllu"), help="input format (default: conllu for .conllu files, else text)"
+    )
     return parser
 
 
-TRAIN_OPTIONS = ("format", "column", "text_field", "label_field", "lowercase", "min_freq", "max_size",
-                 "cell", "activation", "hidden_size", "embedding_dim", "num_layers", "bidirectional",
-                 "dropout", "optimizer", "lr", "batch_size", "epochs", "max_minutes", "clip", "patience",
-                 "seed", "device", "loss")
+TRAIN_OPTIONS = (
+    "format",
+    "column",
+    "text_field",
+    "label_field",
+    "lowercase",
+    "min_freq",
+    "max_size",
+    "cell",
+    "activation",
+    "hidden_size",
+    "embedding_dim",
+    "num_layers",
+    "bidirectional",
+    "dropout",
+    "word_dropout",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "epochs",
+    "max_minutes",
+    "clip",
+    "patience",
+    "seed",
+    "device",
+    "loss",
+)
 READ_OPTIONS = ("format", "column", "text_field", "label_field")
 
 
@@ -151,9 +204,17 @@ def _given(args, names) -> dict:
 
 def cmd_train(args) -> int:
     import rnnkit
-    rnnkit.train(args.task, train=args.train, dev=args.dev, out=args.out, resume=args.resume,
-                 overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty(),
-                 **_given(args, TRAIN_OPTIONS))
+
+    rnnkit.train(
+        args.task,
+        train=args.train,
+        dev=args.dev,
+        out=args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        **_given(args, TRAIN_OPTIONS),
+    )
     print(f"run saved in {args.out}", file=sys.stderr)
     return 0
 
@@ -161,12 +222,15 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     import rnnkit
     from rnnkit.metrics import format_report
+
     model = rnnkit.load(args.run)
     report = model.evaluate(args.data, **_given(args, READ_OPTIONS))
     if args.plots:
         from rnnkit import plots
-        path = plots.confusion_heatmap(report["confusion"], Path(args.plots) / "confusion.png",
-                                       title=Path(args.data).name)
+
+        path = plots.confusion_heatmap(
+            report["confusion"], Path(args.plots) / "confusion.png", title=Path(args.data).name
+        )
         print(f"confusion heatmap: {path}", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
@@ -178,6 +242,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     import rnnkit
     from rnnkit.data import readers
+
     model = rnnkit.load(args.run)
     fmt = args.format or ("conllu" if args.input.endswith(".conllu") else "text")
     if fmt == "conllu":
@@ -189,10 +254,10 @@ def cmd_predict(args) -> int:
     else:
         source = sys.stdin if args.input == "-" else args.input
         examples = readers.read_lines(source)
-        text = format_predictions(model, examples, model.predict_examples(examples, probs=args.probs),
-                                  args.probs)
+        text = format_predictions(model, examples, model.predict_examples(examples, probs=args.probs), args.probs)
     if args.output:
         from rnnkit.runs import atomic_write_bytes
+
         atomic_write_bytes(Path(args.output), text.encode())
     else:
         sys.stdout.write(text)
@@ -206,8 +271,10 @@ def format_predictions(model, examples, predictions, probs: bool) -> str:
     if model.task == "classify":
         if probs:
             lines.append("\t".join(["text", "label"] + [f"p({label})" for label in model.labels.itos_]))
-            lines += ["\t".join([" ".join(ex.tokens), label] + [f"{p[k]:.4f}" for k in model.labels.itos_])
-                      for ex, (label, p) in zip(examples, predictions)]
+            lines += [
+                "\t".join([" ".join(ex.tokens), label] + [f"{p[k]:.4f}" for k in model.labels.itos_])
+                for ex, (label, p) in zip(examples, predictions)
+            ]
         else:
             lines += [f"{' '.join(ex.tokens)}\t{label}" for ex, label in zip(examples, predictions)]
     else:
@@ -218,6 +285,7 @@ def format_predictions(model, examples, predictions, probs: bool) -> str:
 
 def cmd_demo(args) -> int:
     from rnnkit.demo import run_demo
+
     run_demo(args.out)
     return 0
 
@@ -227,6 +295,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 
 def _version() -> str:
     from rnnkit import __version__
+
     return __version__
 
 

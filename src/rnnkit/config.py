@@ -38,9 +38,7 @@ def _choice(problems, name, value, allowed):
 @dataclass(frozen=True)
 class DataConfig:
     format: str | None = None  # None: from the file name (readers.detect_format)
-    column: str | int | None = (
-        None  # tag column: CoNLL-U name (default upos) or CoNLL index (default last)
-    )
+    column: str | int | None = None  # tag column: CoNLL-U name (default upos) or CoNLL index (default last)
     text_field: str = "text"  # CSV/JSONL field with the text
     label_field: str = "label"  # CSV/JSONL/TSV-header field with the label
     lowercase: bool | None = None  # None: the task's default (classify True, tag False; see README)
@@ -54,9 +52,7 @@ class DataConfig:
         _positive_int(p, "min_freq", self.min_freq)
         _positive_int(p, "max_size", self.max_size, allow_none=True)
         if self.max_size is not None and isinstance(self.max_size, int) and self.max_size < 5:
-            p.append(
-                f"max_size must leave room for the 4 special symbols and a token, got {self.max_size}"
-            )
+            p.append(f"max_size must leave room for the 4 special symbols and a token, got {self.max_size}")
         _problems_to_error("data options", p)
 
 
@@ -69,6 +65,7 @@ class ModelConfig:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.25  # on embeddings, between layers and before the output layer
+    word_dropout: float = 0.0  # while training, a real token becomes <unk> with this probability
 
     def __post_init__(self):
         p: list[str] = []
@@ -79,6 +76,8 @@ class ModelConfig:
         _positive_int(p, "num_layers", self.num_layers)
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             p.append(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.word_dropout, (int, float)) or not 0.0 <= self.word_dropout < 1.0:
+            p.append(f"word_dropout must be in [0, 1), got {self.word_dropout!r}")
         if self.embedding_dim == 0 and self.cell != "rnn":
             p.append(
                 f"one-hot input (embedding_dim 0) needs cell 'rnn', got cell {self.cell!r}; "
@@ -99,15 +98,15 @@ class TrainConfig:
     optimizer: str = "adam"  # "sgd" is the seeds' plain update w <- w - lr * dL/dw
     lr: float | None = None  # None: 1e-3 for adam, 0.1 for sgd
     batch_size: int = 32
-    epochs: int = 20
-    max_minutes: float | None = (
-        None  # a time budget; training stops after the batch that crosses it
-    )
+    epochs: int = 30
+    max_minutes: float | None = None  # a time budget; training stops after the batch that crosses it
     clip: float | None = 5.0  # gradient-norm clipping; None turns it off
     patience: int | None = 5  # early stopping: epochs without a better dev score; None: off
     seed: int = 0
     device: str = "auto"  # auto: CUDA when present
-    loss: str = "sequence"  # "sequence": summed over true steps, mean over sequences (the seeds'); "token": mean over tokens
+    loss: str = (
+        "sequence"  # "sequence": summed over true steps, mean over sequences (the seeds'); "token": mean over tokens
+    )
 
     def __post_init__(self):
         p: list[str] = []
@@ -116,9 +115,7 @@ class TrainConfig:
             p.append(f"lr must be a positive number, got {self.lr!r}")
         _positive_int(p, "batch_size", self.batch_size)
         _positive_int(p, "epochs", self.epochs)
-        if self.max_minutes is not None and not (
-            isinstance(self.max_minutes, (int, float)) and self.max_minutes > 0
-        ):
+        if self.max_minutes is not None and not (isinstance(self.max_minutes, (int, float)) and self.max_minutes > 0):
             p.append(f"max_minutes must be a positive number, got {self.max_minutes!r}")
         if self.clip is not None and not (isinstance(self.clip, (int, float)) and self.clip > 0):
             p.append(f"clip must be a positive number, got {self.clip!r}")
@@ -135,16 +132,11 @@ class TrainConfig:
 
 def split_options(options: dict) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     """Route flat keyword options to the three configs; unknown names are rejected all at once."""
-    groups = {
-        cls: {f.name for f in dataclasses.fields(cls)}
-        for cls in (DataConfig, ModelConfig, TrainConfig)
-    }
+    groups = {cls: {f.name for f in dataclasses.fields(cls)} for cls in (DataConfig, ModelConfig, TrainConfig)}
     unknown = sorted(k for k in options if not any(k in names for names in groups.values()))
     if unknown:
         known = sorted(set().union(*groups.values()))
-        raise UserError(
-            f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(known)}"
-        )
+        raise UserError(f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(known)}")
     return tuple(
         cls(**{k: v for k, v in options.items() if k in names})  # type: ignore[return-value]
         for cls, names in groups.items()

@@ -16,8 +16,17 @@ from rnnkit.data.demo import write_demo
 from rnnkit.metrics import format_report
 
 # the seeds' model: s_t = sigmoid(U x_t + W s_{t-1} + b), x_t one-hot; small enough to train in seconds
-DEMO_OPTIONS = dict(cell="rnn", activation="sigmoid", embedding_dim=0, hidden_size=64, dropout=0.1,
-                    lr=0.01, batch_size=16, epochs=30, patience=8)
+DEMO_OPTIONS = dict(
+    cell="rnn",
+    activation="sigmoid",
+    embedding_dim=0,
+    hidden_size=64,
+    dropout=0.1,
+    lr=0.01,
+    batch_size=16,
+    epochs=30,
+    patience=8,
+)
 
 
 def run_demo(out, log=None) -> dict:
@@ -28,12 +37,23 @@ def run_demo(out, log=None) -> dict:
     reports = {}
     for task, name in (("classify", "sentiment"), ("tag", "part-of-speech")):
         start = time.perf_counter()
-        model = train(task, train=files[f"{task}_train"], dev=files[f"{task}_dev"], out=out / task,
-                      overwrite=True, log=lambda m: None, **DEMO_OPTIONS)
+        model = train(
+            task,
+            train=files[f"{task}_train"],
+            dev=files[f"{task}_dev"],
+            out=out / task,
+            overwrite=True,
+            log=lambda m: None,
+            **DEMO_OPTIONS,
+        )
         report = model.evaluate(files[f"{task}_dev"])
         reports[task] = report
-        print(format_report(report, title=f"{name} ({task}) on {files[task + '_dev']}, "
-                                          f"trained in {time.perf_counter() - start:.1f} s"))
+        print(
+            format_report(
+                report,
+                title=f"{name} ({task}) on {files[task + '_dev']}, trained in {time.perf_counter() - start:.1f} s",
+            )
+        )
         print()
     log(f"demo runs saved in {out}/classify and {out}/tag; try: rnnkit predict {out}/tag")
     return reports

@@ -50,9 +50,7 @@ def _check_pair(y_true, y_pred, num_labels: int) -> tuple[np.ndarray, np.ndarray
     true = _as_label_ids(y_true, "y_true")
     pred = _as_label_ids(y_pred, "y_pred")
     if len(true) != len(pred):
-        raise ValueError(
-            f"y_true and y_pred must have the same length, got {len(true)} and {len(pred)}"
-        )
+        raise ValueError(f"y_true and y_pred must have the same length, got {len(true)} and {len(pred)}")
     for name, ids in (("y_true", true), ("y_pred", pred)):
         bad = np.flatnonzero((ids < 0) | (ids >= num_labels))
         if bad.size:
@@ -197,9 +195,7 @@ def format_report(report: dict, title: str | None = None) -> str:
     use_indices = any(len(name) > _MAX_COLUMN_LABEL for name in names)
     if use_indices:
         digits = len(str(len(names) - 1))
-        row_names = [
-            f"{i:>{digits}} {_truncate(name, _MAX_ROW_LABEL)}" for i, name in enumerate(names)
-        ]
+        row_names = [f"{i:>{digits}} {_truncate(name, _MAX_ROW_LABEL)}" for i, name in enumerate(names)]
         column_names = [str(i) for i in range(len(names))]
     else:
         row_names, column_names = list(names), list(names)

@@ -70,9 +70,7 @@ def _tick_names(names: list[str]) -> list[str]:
     return short
 
 
-def confusion_heatmap(
-    confusion: dict, path, title: str | None = None, normalize: bool = True
-) -> Path:
+def confusion_heatmap(confusion: dict, path, title: str | None = None, normalize: bool = True) -> Path:
     """Draw a confusion matrix as a heatmap and save it as a PNG at `path`.
 
     confusion: `{"labels": [K names], "matrix": K×K counts}`, rows true, columns
@@ -84,9 +82,7 @@ def confusion_heatmap(
     C = np.asarray(confusion["matrix"], dtype=np.int64)  # (K, K)
     K = len(labels)
     if K == 0 or C.shape != (K, K):
-        raise ValueError(
-            f"confusion matrix must be {K}×{K} to match {K} labels, got shape {C.shape}"
-        )
+        raise ValueError(f"confusion matrix must be {K}×{K} to match {K} labels, got shape {C.shape}")
     if normalize:
         row_sums = C.sum(axis=1, keepdims=True)  # (K, 1)
         shown = np.zeros(C.shape, dtype=np.float64)  # (K, K)
@@ -173,9 +169,7 @@ def learning_curves(history: list[dict], path, metric: str = "dev_accuracy") -> 
     if loss_ax.lines:
         loss_ax.legend()
     else:
-        loss_ax.text(
-            0.5, 0.5, "no loss recorded", ha="center", va="center", transform=loss_ax.transAxes
-        )
+        loss_ax.text(0.5, 0.5, "no loss recorded", ha="center", va="center", transform=loss_ax.transAxes)
 
     values = series(metric)
     if all(math.isnan(v) for v in values):

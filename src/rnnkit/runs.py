@@ -59,9 +59,7 @@ class RunFolder:
 
     # writing
     def write_json(self, name: str, obj) -> None:
-        atomic_write_bytes(
-            self.path / name, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
-        )
+        atomic_write_bytes(self.path / name, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode())
 
     def write_csv(self, name: str, rows: list[dict]) -> None:
         buf = io.StringIO()
@@ -84,8 +82,7 @@ class RunFolder:
     # reading
     def _missing(self, name: str) -> UserError:
         return UserError(
-            f"{self.path}: not a usable rnnkit run folder ({name} is missing); "
-            "train one with 'rnnkit train'"
+            f"{self.path}: not a usable rnnkit run folder ({name} is missing); train one with 'rnnkit train'"
         )
 
     def read_json(self, name: str):
@@ -128,6 +125,4 @@ class RunFolder:
         try:
             return torch.load(p, map_location="cpu", weights_only=False)
         except Exception as e:  # a torn or foreign file: say which and stop
-            raise UserError(
-                f"{p}: corrupt checkpoint ({type(e).__name__}); cannot resume"
-            ) from None
+            raise UserError(f"{p}: corrupt checkpoint ({type(e).__name__}); cannot resume") from None

@@ -40,9 +40,7 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         from rnnkit.errors import UserError
 
-        raise UserError(
-            "device 'cuda' asked for, but no CUDA device is available; use --device cpu or auto"
-        )
+        raise UserError("device 'cuda' asked for, but no CUDA device is available; use --device cpu or auto")
     return torch.device(name)
 
 
@@ -221,9 +219,7 @@ class Trainer:
             f"epoch {st['epoch']:>3}  train loss {row['train_loss']:.4f}{dev}  "
             f"{row['tokens_per_s']:,} tok/s  {elapsed / 60:.1f} min" + ("  *" if improved else "")
         )
-        st.update(
-            epoch=st["epoch"] + 1, batch=0, loss_sum=0.0, items=0, tokens=0, epoch_start=elapsed
-        )
+        st.update(epoch=st["epoch"] + 1, batch=0, loss_sum=0.0, items=0, tokens=0, epoch_start=elapsed)
         if cfg.patience is not None and st["bad_epochs"] >= cfg.patience:
             self.log(f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
             st["done"] = True
@@ -251,9 +247,7 @@ class _ProgressBar:
             transient=True,
             console=_stderr_console(),
         )
-        self.task = self.progress.add_task(
-            "train", total=total, epoch=f"{epoch}/{epochs}", loss=0.0, rate=0.0
-        )
+        self.task = self.progress.add_task("train", total=total, epoch=f"{epoch}/{epochs}", loss=0.0, rate=0.0)
         self.progress.start()
 
     def update(self, done: int, loss: float, rate: float) -> None:

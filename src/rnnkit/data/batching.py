@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 IGNORE = -100  # a position with no target (<sos>, <eos>, padding)
-UNSEEN = -1    # a gold label that is not in the label vocabulary
+UNSEEN = -1  # a gold label that is not in the label vocabulary
 
 
 @dataclass(frozen=True)
@@ -106,12 +106,17 @@ def make_batch(data: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
     elif data.targets is not None:
         targets = data.targets[rows]
     as_t = torch.from_numpy
-    return Batch(as_t(ids), as_t(lengths.copy()), None if targets is None else as_t(targets),
-                 as_t(np.asarray(rows, dtype=np.int64)))
+    return Batch(
+        as_t(ids),
+        as_t(lengths.copy()),
+        None if targets is None else as_t(targets),
+        as_t(np.asarray(rows, dtype=np.int64)),
+    )
 
 
-def bucket_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,
-                   pool: int = 50) -> list[np.ndarray]:
+def bucket_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None, pool: int = 50
+) -> list[np.ndarray]:
     """Row indices grouped into batches of similar length.
 
     With rng (training): shuffle, sort within pools of `pool` batches, shuffle the batches.
@@ -120,14 +125,14 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     n = len(lengths)
     if rng is None:
         order = np.argsort(lengths, kind="stable")
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
     perm = rng.permutation(n)
     batches = []
     step = batch_size * pool
     for i in range(0, n, step):
-        chunk = perm[i:i + step]
+        chunk = perm[i : i + step]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size))
+        batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
 
 

@@ -48,15 +48,26 @@ NEGATION_RATE = 0.4  # share of clauses that are negated
 
 # Phrases as (words, UPOS tags), both split on spaces.
 SINGULAR_SUBJECTS = (
-    ("the movie", "DET NOUN"), ("the film", "DET NOUN"), ("the plot", "DET NOUN"),
-    ("the acting", "DET NOUN"), ("the soundtrack", "DET NOUN"), ("the director", "DET NOUN"),
-    ("the script", "DET NOUN"), ("the ending", "DET NOUN"), ("the first half", "DET ADJ NOUN"),
-    ("this movie", "DET NOUN"), ("that film", "DET NOUN"), ("the love story", "DET NOUN NOUN"),
+    ("the movie", "DET NOUN"),
+    ("the film", "DET NOUN"),
+    ("the plot", "DET NOUN"),
+    ("the acting", "DET NOUN"),
+    ("the soundtrack", "DET NOUN"),
+    ("the director", "DET NOUN"),
+    ("the script", "DET NOUN"),
+    ("the ending", "DET NOUN"),
+    ("the first half", "DET ADJ NOUN"),
+    ("this movie", "DET NOUN"),
+    ("that film", "DET NOUN"),
+    ("the love story", "DET NOUN NOUN"),
 )
 PLURAL_SUBJECTS = (
-    ("the visual effects", "DET ADJ NOUN"), ("the lead actors", "DET ADJ NOUN"),
-    ("the songs", "DET NOUN"), ("the jokes", "DET NOUN"),
-    ("the last twenty minutes", "DET ADJ NUM NOUN"), ("the first two hours", "DET ADJ NUM NOUN"),
+    ("the visual effects", "DET ADJ NOUN"),
+    ("the lead actors", "DET ADJ NOUN"),
+    ("the songs", "DET NOUN"),
+    ("the jokes", "DET NOUN"),
+    ("the last twenty minutes", "DET ADJ NUM NOUN"),
+    ("the first two hours", "DET ADJ NUM NOUN"),
 )
 PRONOUN_SUBJECTS = (("it", "PRON"), ("that", "PRON"))
 ANY_SUBJECT = "singular plural actor pronoun"  # the kinds of subject `_subject` can draw
@@ -71,11 +82,13 @@ NEGATIONS = (("not", "PART"), ("never", "ADV"))
 POSITIVE_VERBS = (("loved", "love"), ("enjoyed", "enjoy"), ("liked", "like"))  # (past, base)
 NEGATIVE_VERBS = (("hated", "hate"), ("disliked", "dislike"))
 POSITIVE_IDIOMS = (
-    ("a joy to watch", "DET NOUN PART VERB"), ("worth a watch", "ADJ DET NOUN"),
+    ("a joy to watch", "DET NOUN PART VERB"),
+    ("worth a watch", "ADJ DET NOUN"),
     ("an easy watch", "DET ADJ NOUN"),
 )
 NEGATIVE_IDIOMS = (
-    ("a waste of time", "DET NOUN ADP NOUN"), ("a pain to watch", "DET NOUN PART VERB"),
+    ("a waste of time", "DET NOUN ADP NOUN"),
+    ("a pain to watch", "DET NOUN PART VERB"),
     ("a hard watch", "DET ADJ NOUN"),
 )
 POSITIVE_LIKENESSES = (("a dream", "DET NOUN"), ("a masterpiece", "DET NOUN"))
@@ -114,8 +127,7 @@ def _intensifier(rng: random.Random) -> Tagged:
 def _copular(rng: random.Random, polarity: int, subjects: str = ANY_SUBJECT) -> Tagged:
     subject, copula = _subject(rng, subjects)
     negated = rng.random() < NEGATION_RATE
-    adjective = _choose(rng, -polarity if negated else polarity,
-                        POSITIVE_ADJECTIVES, NEGATIVE_ADJECTIVES)
+    adjective = _choose(rng, -polarity if negated else polarity, POSITIVE_ADJECTIVES, NEGATIVE_ADJECTIVES)
     negation = [rng.choice(NEGATIONS)] if negated else []
     return subject + [(copula, "AUX")] + negation + _intensifier(rng) + [(adjective, "ADJ")]
 
@@ -144,8 +156,7 @@ def _idiom(rng: random.Random, polarity: int) -> Tagged:
 def _likeness(rng: random.Random, polarity: int) -> Tagged:
     subject, _ = _subject(rng, "singular pronoun")
     negated = rng.random() < NEGATION_RATE
-    likeness = _choose(rng, -polarity if negated else polarity,
-                       POSITIVE_LIKENESSES, NEGATIVE_LIKENESSES)
+    likeness = _choose(rng, -polarity if negated else polarity, POSITIVE_LIKENESSES, NEGATIVE_LIKENESSES)
     verb = [("did", "AUX"), ("not", "PART"), ("feel", "VERB")] if negated else [("felt", "VERB")]
     return subject + verb + [("like", "ADP")] + _tagged(*likeness)
 
@@ -168,8 +179,7 @@ def _opinion(rng: random.Random, polarity: int) -> Tagged:
 
 
 # Clause kinds with their weights: plain copular clauses are the most common.
-CLAUSES = ((_copular, 4), (_verbal, 2), (_idiom, 2), (_likeness, 2), (_acted_well, 1),
-           (_fixed, 2), (_opinion, 2))
+CLAUSES = ((_copular, 4), (_verbal, 2), (_idiom, 2), (_likeness, 2), (_acted_well, 1), (_fixed, 2), (_opinion, 2))
 
 
 def _clause(rng: random.Random, polarity: int) -> Tagged:
@@ -190,8 +200,7 @@ def _sentence(rng: random.Random) -> tuple[Tagged, int]:
     else:
         adjective = _choose(rng, polarity, POSITIVE_ADJECTIVES, NEGATIVE_ADJECTIVES)
         performer = rng.choice(PERFORMERS + tuple((actor, "PROPN") for actor in ACTORS))
-        words = ([(adjective, "ADJ"), (rng.choice(PERFORMANCES), "NOUN"), ("by", "ADP")]
-                 + _tagged(*performer))
+        words = [(adjective, "ADJ"), (rng.choice(PERFORMANCES), "NOUN"), ("by", "ADP")] + _tagged(*performer)
     first, tag = words[0]
     return [(first[0].upper() + first[1:], tag)] + words[1:] + [(".", "PUNCT")], polarity
 
@@ -208,7 +217,7 @@ def _unique_sentences(rng: random.Random, count: int) -> list[tuple[Tagged, int]
 def _split(items: list, sizes: dict[str, int]) -> dict[str, list]:
     parts, start = {}, 0
     for name, size in sizes.items():
-        parts[name], start = items[start:start + size], start + size
+        parts[name], start = items[start : start + size], start + size
     return parts
 
 
@@ -253,8 +262,7 @@ def write_demo(folder: str | Path, seed: int = 0) -> dict[str, Path]:
             text = "\n".join(rows) + "\n"
         else:
             path = folder / f"{name}.conllu"
-            text = "".join(_conllu_sentence(i, tokens, tags)
-                           for i, (tokens, tags) in enumerate(items, start=1))
+            text = "".join(_conllu_sentence(i, tokens, tags) for i, (tokens, tags) in enumerate(items, start=1))
         path.write_text(text, encoding="utf-8")
         paths[name] = path
     return paths

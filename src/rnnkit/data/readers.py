@@ -35,8 +35,7 @@ class Example:
 FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
 CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 HEADER_LABELS = ("label", "labels", "class", "y", "sentiment")
-_SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
-             ".conllu": "conllu", ".conll": "conll"}
+_SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".conllu": "conllu", ".conll": "conll"}
 _CHOOSE_FORMAT = f"pass --format with one of {', '.join(FORMATS)}"
 
 
@@ -45,8 +44,9 @@ _CHOOSE_FORMAT = f"pass --format with one of {', '.join(FORMATS)}"
 
 _APOS = "['’]"  # the ASCII apostrophe and the typographic one
 _CLITIC = r"(?:s|re|ve|ll|d|m)"
-_ABBREVIATIONS = ("mr|mrs|ms|messrs|dr|prof|rev|gen|gov|sen|rep|jr|sr|st|vs|etc"
-                  "|inc|co|corp|ltd|bros|jan|feb|aug|sept?|oct|nov|dec")
+_ABBREVIATIONS = (
+    "mr|mrs|ms|messrs|dr|prof|rev|gen|gov|sen|rep|jr|sr|st|vs|etc|inc|co|corp|ltd|bros|jan|feb|aug|sept?|oct|nov|dec"
+)
 _PIECE = r"(?:\d+(?:[.,:/]\d+)+|\w+)"  # a number with separators (3.5, 1,000, 10:30) or a word
 _TOKEN_RE = re.compile(
     rf"""
@@ -90,6 +90,7 @@ def tokenize(text: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Formats
 
+
 def detect_format(path, task: str, format: str | None = None) -> str:
     """The format of `path` for `task` ("classify", "tag", ...): `format` if given, else its suffix.
 
@@ -109,8 +110,7 @@ def detect_format(path, task: str, format: str | None = None) -> str:
     return _SUFFIXES[suffix]
 
 
-def _choose_reader(path, task: str, format: str | None, readers: dict[str, Callable],
-                   advice: str) -> Callable:
+def _choose_reader(path, task: str, format: str | None, readers: dict[str, Callable], advice: str) -> Callable:
     _check_file(path)  # a missing file is the first thing to say, before its suffix
     fmt = detect_format(path, task, format)
     if fmt not in readers:
@@ -120,6 +120,7 @@ def _choose_reader(path, task: str, format: str | None, readers: dict[str, Calla
 
 # ---------------------------------------------------------------------------------------------
 # Reading text
+
 
 def _check_file(path) -> None:
     p = Path(path)
@@ -176,11 +177,11 @@ def _tokens_of(path, lineno: int, text: str, where: str) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------
 # Classification: tsv, csv, jsonl
 
+
 def read_classification(path, format=None, text_field="text", label_field="label") -> list[Example]:
     """Labelled texts from a tsv, csv or jsonl file: Examples with tokens and a label."""
     readers = {"tsv": _read_tsv, "csv": _read_csv, "jsonl": _read_jsonl_classification}
-    read = _choose_reader(path, "classify", format, readers,
-                          "for classification use tsv, csv or jsonl (pass --format)")
+    read = _choose_reader(path, "classify", format, readers, "for classification use tsv, csv or jsonl (pass --format)")
     return read(path, text_field, label_field)
 
 
@@ -199,8 +200,7 @@ def _read_tsv(path, text_field: str, label_field: str) -> list[Example]:
             header = True
             continue
         if len(fields) != 2:
-            raise DataError(path, lineno,
-                            f"expected 2 tab-separated columns (text, label), found {len(fields)}")
+            raise DataError(path, lineno, f"expected 2 tab-separated columns (text, label), found {len(fields)}")
         tokens = _tokens_of(path, lineno, fields[0], "column 1")
         label = fields[1].strip()
         if not label:
@@ -215,8 +215,10 @@ def _read_csv(path, text_field: str, label_field: str) -> list[Example]:
     header = _csv_row(path, reader)
     if header is None:
         return _at_least_one(path, [])
-    columns = [_csv_column(path, header, name, option)
-               for name, option in ((text_field, "--text-field"), (label_field, "--label-field"))]
+    columns = [
+        _csv_column(path, header, name, option)
+        for name, option in ((text_field, "--text-field"), (label_field, "--label-field"))
+    ]
     examples = []
     while True:
         start = reader.line_num + 1
@@ -226,13 +228,13 @@ def _read_csv(path, text_field: str, label_field: str) -> list[Example]:
         if not any(field.strip() for field in row):
             continue
         if len(row) != len(header):
-            raise DataError(path, start, f"expected {len(header)} comma-separated fields "
-                                         f"as in the header, found {len(row)}")
+            raise DataError(
+                path, start, f"expected {len(header)} comma-separated fields as in the header, found {len(row)}"
+            )
         tokens = _tokens_of(path, start, row[columns[0]], f"column {text_field!r}")
         label = row[columns[1]].strip()
         if not label:
-            raise DataError(path, start, f"expected a label in column {label_field!r}, "
-                                         "found an empty field")
+            raise DataError(path, start, f"expected a label in column {label_field!r}, found an empty field")
         examples.append(Example(tokens, label=label, line=start))
     return _at_least_one(path, examples, "a header")
 
@@ -249,8 +251,12 @@ def _csv_row(path, reader) -> list[str] | None:
 
 def _csv_column(path, header: list[str], name: str, option: str) -> int:
     if name not in header:
-        raise DataError(path, 1, f"expected a column named {name!r} in the header, found columns "
-                                 f"{header}; choose another with {option} NAME")
+        raise DataError(
+            path,
+            1,
+            f"expected a column named {name!r} in the header, found columns "
+            f"{header}; choose another with {option} NAME",
+        )
     return header.index(name)
 
 
@@ -258,11 +264,13 @@ def _json_object(path, lineno: int, line: str) -> dict:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
-        raise DataError(path, lineno, f"expected one JSON object per line (JSON Lines), found "
-                                      f"invalid JSON: {e.msg} (column {e.colno})") from None
+        raise DataError(
+            path,
+            lineno,
+            f"expected one JSON object per line (JSON Lines), found invalid JSON: {e.msg} (column {e.colno})",
+        ) from None
     if not isinstance(obj, dict):
-        raise DataError(path, lineno, f"expected one JSON object per line (JSON Lines), "
-                                      f"found {type(obj).__name__}")
+        raise DataError(path, lineno, f"expected one JSON object per line (JSON Lines), found {type(obj).__name__}")
     return obj
 
 
@@ -289,11 +297,15 @@ def _read_jsonl_classification(path, text_field: str, label_field: str) -> list[
         elif _is_str_list(text) and text:
             tokens = tuple(text)
         else:
-            raise DataError(path, lineno, f"expected {text_field!r} to be a string or a non-empty "
-                                          f"list of strings, found {_json_repr(text)}")
+            raise DataError(
+                path,
+                lineno,
+                f"expected {text_field!r} to be a string or a non-empty list of strings, found {_json_repr(text)}",
+            )
         if label is None or isinstance(label, (dict, list)) or str(label).strip() == "":
-            raise DataError(path, lineno, f"expected {label_field!r} to be a string or a number, "
-                                          f"found {_json_repr(label)}")
+            raise DataError(
+                path, lineno, f"expected {label_field!r} to be a string or a number, found {_json_repr(label)}"
+            )
         examples.append(Example(tokens, label=str(label).strip(), line=lineno))
     return _at_least_one(path, examples)
 
@@ -310,6 +322,7 @@ def _json_repr(value, limit: int = 40) -> str:
 # ---------------------------------------------------------------------------------------------
 # Tagging: conllu, conll, jsonl
 
+
 def read_tagging(path, format=None, column: str | int | None = None) -> list[Example]:
     """Tagged sentences from a conllu, conll or jsonl file: Examples with tokens and tags.
 
@@ -317,8 +330,13 @@ def read_tagging(path, format=None, column: str | int | None = None) -> list[Exa
     "last" (default); JSONL, the key holding the tags (default "tags").
     """
     readers = {"conllu": _read_conllu, "conll": _read_conll, "jsonl": _read_jsonl_tagging}
-    read = _choose_reader(path, "tag", format, readers, "for tagging use conllu, conll "
-                          "(whitespace columns) or jsonl with tokens and tags (pass --format)")
+    read = _choose_reader(
+        path,
+        "tag",
+        format,
+        readers,
+        "for tagging use conllu, conll (whitespace columns) or jsonl with tokens and tags (pass --format)",
+    )
     return read(path, column)
 
 
@@ -333,8 +351,7 @@ def _conllu_column(column) -> int:
         return column
     if column in CONLLU_COLUMNS:
         return CONLLU_COLUMNS.index(column)
-    raise UserError(f"unknown CoNLL-U column {column!r}; choose one of "
-                    f"{', '.join(CONLLU_COLUMNS)} or an index 0-9")
+    raise UserError(f"unknown CoNLL-U column {column!r}; choose one of {', '.join(CONLLU_COLUMNS)} or an index 0-9")
 
 
 def _conllu_sentences(path, lines: list[str]) -> Iterable[tuple[int, list[tuple[int, list[str]]]]]:
@@ -354,8 +371,7 @@ def _conllu_sentences(path, lines: list[str]) -> Iterable[tuple[int, list[tuple[
             continue
         fields = line.split("\t")
         if len(fields) != 10:
-            raise DataError(path, i + 1,
-                            f"expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
+            raise DataError(path, i + 1, f"expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
         if "-" not in fields[0] and "." not in fields[0]:
             words.append((i, fields))
     if words:
@@ -365,9 +381,10 @@ def _conllu_sentences(path, lines: list[str]) -> Iterable[tuple[int, list[tuple[
 def _read_conllu(path, column) -> list[Example]:
     k = _conllu_column(column)
     lines = _read_lines(path)
-    examples = [Example(tuple(f[1] for _, f in words), tags=tuple(f[k] for _, f in words),
-                        line=start)
-                for start, words in _conllu_sentences(path, lines)]
+    examples = [
+        Example(tuple(f[1] for _, f in words), tags=tuple(f[k] for _, f in words), line=start)
+        for start, words in _conllu_sentences(path, lines)
+    ]
     return _at_least_one(path, examples, "comments" if any(lines) else None)
 
 
@@ -377,8 +394,7 @@ def _conll_column(column) -> int:
         return -1
     if isinstance(column, int) and not isinstance(column, bool) and column >= 0:
         return column
-    raise UserError(f"expected a column number (0-based) or 'last' for CoNLL column files, "
-                    f"found {column!r}")
+    raise UserError(f"expected a column number (0-based) or 'last' for CoNLL column files, found {column!r}")
 
 
 def _read_conll(path, column) -> list[Example]:
@@ -389,16 +405,21 @@ def _read_conll(path, column) -> list[Example]:
         fields = line.split()
         if not fields or fields[0] == "-DOCSTART-":
             if rows:
-                examples.append(Example(tuple(r[0] for r in rows),
-                                        tags=tuple(r[k] for r in rows), line=start))
+                examples.append(Example(tuple(r[0] for r in rows), tags=tuple(r[k] for r in rows), line=start))
             rows = []
             continue
         if len(fields) < need:
-            raise DataError(path, lineno, f"expected at least {need} whitespace-separated "
-                                          f"columns (token ... tag), found {len(fields)}")
+            raise DataError(
+                path,
+                lineno,
+                f"expected at least {need} whitespace-separated columns (token ... tag), found {len(fields)}",
+            )
         if rows and len(fields) != len(rows[0]):
-            raise DataError(path, lineno, f"expected {len(rows[0])} columns as on line {start} "
-                                          f"of this sentence, found {len(fields)}")
+            raise DataError(
+                path,
+                lineno,
+                f"expected {len(rows[0])} columns as on line {start} of this sentence, found {len(fields)}",
+            )
         start = start if rows else lineno
         rows.append(fields)
     return _at_least_one(path, examples)
@@ -413,21 +434,22 @@ def _read_jsonl_tagging(path, column) -> list[Example]:
         tokens = _json_field(path, lineno, obj, "tokens")
         tags = _json_field(path, lineno, obj, key, "--column")
         if not _is_str_list(tokens) or not tokens:
-            raise DataError(path, lineno, f"expected 'tokens' to be a non-empty list of strings, "
-                                          f"found {_json_repr(tokens)}")
-        if not isinstance(tags, list) or any(isinstance(t, (dict, list)) or t is None
-                                             for t in tags):
-            raise DataError(path, lineno, f"expected {key!r} to be a list of strings, "
-                                          f"found {_json_repr(tags)}")
+            raise DataError(
+                path, lineno, f"expected 'tokens' to be a non-empty list of strings, found {_json_repr(tokens)}"
+            )
+        if not isinstance(tags, list) or any(isinstance(t, (dict, list)) or t is None for t in tags):
+            raise DataError(path, lineno, f"expected {key!r} to be a list of strings, found {_json_repr(tags)}")
         if len(tags) != len(tokens):
-            raise DataError(path, lineno, f"expected as many tags as tokens, found {len(tags)} "
-                                          f"tags for {len(tokens)} tokens")
+            raise DataError(
+                path, lineno, f"expected as many tags as tokens, found {len(tags)} tags for {len(tokens)} tokens"
+            )
         examples.append(Example(tuple(tokens), tags=tuple(str(t) for t in tags), line=lineno))
     return _at_least_one(path, examples)
 
 
 # ---------------------------------------------------------------------------------------------
 # Prediction input and output
+
 
 def read_lines(path_or_lines) -> list[Example]:
     """Raw text to predict on: one Example (tokens only) per non-empty line.
@@ -447,14 +469,12 @@ def _decoded(lines: Iterable[str | bytes]) -> Iterable[str]:
             try:
                 line = line.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DataError("<stdin>", lineno, f"expected UTF-8 text, "
-                                                   f"found byte 0x{line[e.start]:02x}") from None
+                raise DataError("<stdin>", lineno, f"expected UTF-8 text, found byte 0x{line[e.start]:02x}") from None
         yield line
 
 
 def _examples_of_lines(lines: Iterable[str]) -> list[Example]:
-    return [Example(tuple(tokenize(line)), line=lineno)
-            for lineno, line in enumerate(lines, 1) if line.strip()]
+    return [Example(tuple(tokenize(line)), line=lineno) for lineno, line in enumerate(lines, 1) if line.strip()]
 
 
 def fill_conllu(path, predictions: list[list[str]], column="upos") -> str:
@@ -466,15 +486,15 @@ def fill_conllu(path, predictions: list[list[str]], column="upos") -> str:
     k = _conllu_column(column)
     text = _read_text(path)
     bom = "\ufeff" if text.startswith("\ufeff") else ""
-    raw = text[len(bom):].split("\n")
+    raw = text[len(bom) :].split("\n")
     sentences = list(_conllu_sentences(path, [line.removesuffix("\r") for line in raw]))
     if len(predictions) != len(sentences):
-        raise UserError(f"{path}: expected predictions for {len(sentences)} sentences, "
-                        f"found {len(predictions)}")
+        raise UserError(f"{path}: expected predictions for {len(sentences)} sentences, found {len(predictions)}")
     for (start, words), tags in zip(sentences, predictions, strict=True):
         if len(tags) != len(words):
-            raise UserError(f"{path}:{start}: expected {len(words)} predicted tags for this "
-                            f"sentence's words, found {len(tags)}")
+            raise UserError(
+                f"{path}:{start}: expected {len(words)} predicted tags for this sentence's words, found {len(tags)}"
+            )
         for (i, fields), tag in zip(words, tags, strict=True):
             fields[k] = tag
             raw[i] = "\t".join(fields) + ("\r" if raw[i].endswith("\r") else "")

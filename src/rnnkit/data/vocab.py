@@ -36,23 +36,25 @@ class Vocab:
     stoi_: dict[str, int]  # token -> id
     counts_: dict[str, int]  # normalized token -> count in the fitted data, before any cut
 
-    def __init__(self, lowercase: bool = False, min_freq: int = 1, max_size: int | None = None,
-                 specials: bool = True):
+    def __init__(self, lowercase: bool = False, min_freq: int = 1, max_size: int | None = None, specials: bool = True):
         _check_bool("lowercase", lowercase)
         _check_bool("specials", specials)
         if not _is_int(min_freq) or min_freq < 1:
             raise UserError(f"min_freq must be a positive integer, got {min_freq!r}")
         least = len(self.SPECIALS) if specials else 1
         if max_size is not None and (not _is_int(max_size) or max_size < least):
-            raise UserError(f"max_size must be None or an integer of at least {least} "
-                            f"(the special symbols count), got {max_size!r}")
+            raise UserError(
+                f"max_size must be None or an integer of at least {least} (the special symbols count), got {max_size!r}"
+            )
         self.lowercase, self.min_freq, self.max_size = lowercase, min_freq, max_size
         self.specials = specials
 
     def __repr__(self) -> str:
         size = f", size {len(self.itos_)}" if self._fitted else ", not fitted"
-        return (f"Vocab(lowercase={self.lowercase}, min_freq={self.min_freq}, "
-                f"max_size={self.max_size}, specials={self.specials}{size})")
+        return (
+            f"Vocab(lowercase={self.lowercase}, min_freq={self.min_freq}, "
+            f"max_size={self.max_size}, specials={self.specials}{size})"
+        )
 
     # -- learning ------------------------------------------------------------------------------
 
@@ -63,8 +65,9 @@ class Vocab:
             for token in seq:
                 if not isinstance(token, str):
                     shown = repr(token) if len(repr(token)) <= 40 else repr(token)[:37] + "..."
-                    raise UserError(f"expected each sequence to hold tokens as strings, "
-                                    f"found {shown} ({type(token).__name__})")
+                    raise UserError(
+                        f"expected each sequence to hold tokens as strings, found {shown} ({type(token).__name__})"
+                    )
                 counts[self.normalize(token)] += 1
         self.counts_ = dict(counts)
         self.itos_ = self._token_order(counts) if self.specials else _natural_order(counts)
@@ -84,15 +87,13 @@ class Vocab:
 
     def _check_fitted(self) -> None:
         if not self._fitted:
-            raise UserError("this Vocab is not fitted yet; call fit(sequences) first "
-                            "or load one with Vocab.from_dict")
+            raise UserError("this Vocab is not fitted yet; call fit(sequences) first or load one with Vocab.from_dict")
 
     # -- special ids -----------------------------------------------------------------------------
 
     def _special_id(self, symbol: str) -> int:
         if not self.specials:
-            raise UserError(f"this vocabulary has no special symbols (specials=False), "
-                            f"so no id for {symbol}")
+            raise UserError(f"this vocabulary has no special symbols (specials=False), so no id for {symbol}")
         return self.SPECIALS.index(symbol)
 
     @property
@@ -134,8 +135,9 @@ class Vocab:
         if self.specials:
             return self.unk_id
         shown = ", ".join(map(repr, self.itos_[:20])) + (", ..." if len(self.itos_) > 20 else "")
-        raise UserError(f"unknown label {token!r}; expected one of the {len(self.itos_)} labels "
-                        f"seen in training: {shown}")
+        raise UserError(
+            f"unknown label {token!r}; expected one of the {len(self.itos_)} labels seen in training: {shown}"
+        )
 
     def encode(self, tokens: Sequence[str], wrap: bool = False) -> list[int]:
         """Token ids (T,) of `tokens`; wrap=True gives <sos> ids <eos>, (T + 2,)."""
@@ -179,8 +181,7 @@ class Vocab:
     def to_dict(self) -> dict:
         """Options and learned state as a JSON-serialisable dict; from_dict rebuilds it exactly."""
         self._check_fitted()
-        return {**{k: getattr(self, k) for k in _OPTIONS},
-                "itos": list(self.itos_), "counts": dict(self.counts_)}
+        return {**{k: getattr(self, k) for k in _OPTIONS}, "itos": list(self.itos_), "counts": dict(self.counts_)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Vocab:
@@ -188,15 +189,15 @@ class Vocab:
         expected = {*_OPTIONS, "itos", "counts"}
         if not isinstance(d, dict) or set(d) != expected:
             found = sorted(d) if isinstance(d, dict) else type(d).__name__
-            raise UserError(f"expected a vocabulary dict with keys {sorted(expected)}, "
-                            f"found {found}")
+            raise UserError(f"expected a vocabulary dict with keys {sorted(expected)}, found {found}")
         vocab = cls(**{k: d[k] for k in _OPTIONS})
         vocab.itos_ = list(d["itos"])
         vocab.stoi_ = {token: i for i, token in enumerate(vocab.itos_)}
         vocab.counts_ = dict(d["counts"])
-        if vocab.specials and tuple(vocab.itos_[:len(cls.SPECIALS)]) != cls.SPECIALS:
-            raise UserError(f"expected the vocabulary to start with {list(cls.SPECIALS)}, "
-                            f"found {vocab.itos_[:len(cls.SPECIALS)]}")
+        if vocab.specials and tuple(vocab.itos_[: len(cls.SPECIALS)]) != cls.SPECIALS:
+            raise UserError(
+                f"expected the vocabulary to start with {list(cls.SPECIALS)}, found {vocab.itos_[: len(cls.SPECIALS)]}"
+            )
         return vocab
 
 

@@ -3,10 +3,14 @@ embedding before U) followed by `rnnkit.nn.RNN`. Every task model starts with on
 
     x_t = onehot(id_t)            (embedding_dim 0)   so U x_t = U[:, id_t], a column lookup
     x_t = E[id_t]                 (embedding_dim N)   E (vocab_size, N), then U (H, N)
+
+Word dropout (training only) replaces real tokens by <unk> at random, so that <unk>, the input
+of every word training never saw, is learned rather than left at its random start.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -17,13 +21,21 @@ from rnnkit.nn.rnn import RNN
 class Encoder(nn.Module):
     """ids (B, T) int64 padded, lengths (B,) -> states (B, T, dirs*H) zero past each length."""
 
-    def __init__(self, vocab_size: int, config: ModelConfig, pad_id: int = 0):
+    def __init__(self, vocab_size: int, config: ModelConfig, pad_id: int = 0, unk_id: int = 1, first_token_id: int = 4):
         super().__init__()
+        self.unk_id, self.first_token_id = unk_id, first_token_id
+        self.word_dropout = config.word_dropout
         e = config.input_embedding_dim
         self.embedding = nn.Embedding(vocab_size, e, padding_idx=pad_id) if e else None
-        self.rnn = RNN(e or vocab_size, config.hidden_size, cell=config.cell,
-                       activation=config.activation, num_layers=config.num_layers,
-                       bidirectional=config.bidirectional, dropout=config.dropout)
+        self.rnn = RNN(
+            e or vocab_size,
+            config.hidden_size,
+            cell=config.cell,
+            activation=config.activation,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout,
+        )
         self.dropout = config.dropout
 
     @property
@@ -31,6 +43,9 @@ class Encoder(nn.Module):
         return self.rnn.output_size
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        if self.training and self.word_dropout > 0:
+            drop = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids >= self.first_token_id)
+            ids = ids.masked_fill(drop, self.unk_id)  # specials (ids < 4) are never dropped
         x = ids if self.embedding is None else F.dropout(self.embedding(ids), self.dropout, self.training)
         states, _ = self.rnn(x, lengths)  # (B, T, dirs*H)
         return states

@@ -58,14 +58,20 @@ class RNN(nn.Module):
         layout: (L*dirs, B, H), or (h, c) for LSTM, taken at each sequence's last real step.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, cell: str = "rnn",
-                 activation: str = "sigmoid", num_layers: int = 1, bidirectional: bool = False,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        cell: str = "rnn",
+        activation: str = "sigmoid",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r}; choose 'rnn', 'lstm' or 'gru'")
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                            ("num_layers", num_layers)):
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
@@ -77,16 +83,24 @@ class RNN(nn.Module):
         if cell == "rnn":
             self.sigma = activation_fn(activation)
             k = 1.0 / math.sqrt(hidden_size)  # PyTorch's initialisation for recurrent layers
-            for l in range(num_layers):
-                d_in = input_size if l == 0 else hidden_size * self.num_directions
-                for suffix in self._suffixes(l):
+            for layer in range(num_layers):
+                d_in = input_size if layer == 0 else hidden_size * self.num_directions
+                for suffix in self._suffixes(layer):
                     self.register_parameter("U" + suffix, nn.Parameter(torch.empty(hidden_size, d_in).uniform_(-k, k)))
-                    self.register_parameter("W" + suffix, nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-k, k)))
+                    self.register_parameter(
+                        "W" + suffix, nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-k, k))
+                    )
                     self.register_parameter("b" + suffix, nn.Parameter(torch.empty(hidden_size).uniform_(-k, k)))
         else:
             kernel = nn.LSTM if cell == "lstm" else nn.GRU
-            self.kernel = kernel(input_size, hidden_size, num_layers=num_layers, batch_first=True,
-                                 bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+            self.kernel = kernel(
+                input_size,
+                hidden_size,
+                num_layers=num_layers,
+                batch_first=True,
+                bidirectional=bidirectional,
+                dropout=dropout if num_layers > 1 else 0.0,
+            )
 
     def _suffixes(self, layer: int) -> list[str]:
         return [f"_l{layer}"] + ([f"_l{layer}_reverse"] if self.bidirectional else [])
@@ -109,19 +123,20 @@ class RNN(nn.Module):
         B, T = x.shape[:2]
         mask = lengths_mask(lengths.to(x.device), T)  # (B, T)
         layer_in, finals = x, []
-        for l in range(self.num_layers):
+        for layer in range(self.num_layers):
             outs = []
-            for d, suffix in enumerate(self._suffixes(l)):
+            for d, suffix in enumerate(self._suffixes(layer)):
                 U, W, b = (getattr(self, p + suffix) for p in "UWb")
-                s0 = None if state is None else state[l * self.num_directions + d]
+                s0 = None if state is None else state[layer * self.num_directions + d]
                 inp = reverse_padded(layer_in, lengths) if d == 1 else layer_in
-                a = (U_columns(U, inp) if inp.dtype in (torch.int64, torch.int32)
-                     else inp @ U.t()) + b  # (B, T, H): U x_t + b for all steps in one product
+                a = (
+                    U_columns(U, inp) if inp.dtype in (torch.int64, torch.int32) else inp @ U.t()
+                ) + b  # (B, T, H): U x_t + b for all steps in one product
                 out, s_last = scan(a, W, mask, self.sigma, s0)
                 outs.append(reverse_padded(out, lengths) if d == 1 else out)
                 finals.append(s_last)
             layer_in = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]  # (B, T, dirs*H)
-            if l < self.num_layers - 1 and self.dropout > 0:
+            if layer < self.num_layers - 1 and self.dropout > 0:
                 layer_in = F.dropout(layer_in, self.dropout, self.training)
         return layer_in, torch.stack(finals)  # (B, T, dirs*H), (L*dirs, B, H)
 
@@ -134,5 +149,7 @@ class RNN(nn.Module):
 
     def extra_repr(self) -> str:
         act = f", activation={self.activation!r}" if self.cell == "rnn" else ""
-        return (f"{self.input_size}, {self.hidden_size}, cell={self.cell!r}{act}, "
-                f"num_layers={self.num_layers}, bidirectional={self.bidirectional}")
+        return (
+            f"{self.input_size}, {self.hidden_size}, cell={self.cell!r}{act}, "
+            f"num_layers={self.num_layers}, bidirectional={self.bidirectional}"
+        )

@@ -1,14 +1,13 @@
 """Sequence labelling, many-to-many: a prediction at every real token.
 
-    s_t = σ(U x_t + W s_{t-1} + b)   over <sos> x_1 ... x_n <eos>
-    ŷ_t = softmax(V s_t + c)          for t = 1..n only: never at <sos>, <eos> or padding
-    L   = -1/m Σ_i Σ_t log ŷ_it[c_it] summed over true steps, averaged over sequences
-                                      (loss="token" averages over tokens instead)
+s_t = σ(U x_t + W s_{t-1} + b)   over <sos> x_1 ... x_n <eos>
+ŷ_t = softmax(V s_t + c)          for t = 1..n only: never at <sos>, <eos> or padding
+L   = -1/m Σ_i Σ_t log ŷ_it[c_it] summed over true steps, averaged over sequences
+                                  (loss="token" averages over tokens instead)
 """
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -17,8 +16,9 @@ from rnnkit.data import readers
 from rnnkit.data.batching import Batch
 from rnnkit.nn import Encoder, Output
 
-TARGET = "tags"             # one target per token
-DEFAULT_LOWERCASE = False   # capitals mark proper nouns and sentence starts: keep them
+TARGET = "tags"  # one target per token
+DEFAULT_LOWERCASE = False  # capitals mark proper nouns and sentence starts: keep them
+MODEL_DEFAULTS: dict = {}  # ModelConfig's own defaults
 
 
 def read(path, data_config) -> list:
@@ -56,7 +56,7 @@ class Tagger(nn.Module):
     def predict(self, batch: Batch) -> list:
         """One array of tag ids per sequence, for its real tokens only."""
         best = self(batch.ids, batch.lengths).argmax(-1).cpu().numpy()  # (B, T)
-        return [best[i, 1:n - 1] for i, n in enumerate(batch.lengths.tolist())]
+        return [best[i, 1 : n - 1] for i, n in enumerate(batch.lengths.tolist())]
 
 
 def decode(output, labels) -> list[str]:

@@ -1,0 +1,48 @@
+"""Tiny fixtures written for the project: a 4-example sentiment set and a 4-sentence POS set."""
+
+from pathlib import Path
+
+import pytest
+
+CLASSIFY = [
+    ("the movie was great .", "pos"),
+    ("a waste of time .", "neg"),
+    ("great acting by all the lead actors .", "pos"),
+    ("the plot was very boring .", "neg"),
+]
+TAGGED = [
+    [("The", "DET"), ("movie", "NOUN"), ("was", "AUX"), ("great", "ADJ"), (".", "PUNCT")],
+    [("A", "DET"), ("waste", "NOUN"), ("of", "ADP"), ("time", "NOUN"), (".", "PUNCT")],
+    [("Ravi", "PROPN"), ("acted", "VERB"), ("well", "ADV"), (".", "PUNCT")],
+    [("The", "DET"), ("plot", "NOUN"), ("was", "AUX"), ("boring", "ADJ"), (".", "PUNCT")],
+]
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def write_tsv(path: Path, rows) -> Path:
+    path.write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows), encoding="utf-8")
+    return path
+
+
+def write_conllu(path: Path, sentences) -> Path:
+    blocks = []
+    for sent in sentences:
+        lines = [f"# text = {' '.join(w for w, _ in sent)}"]
+        lines += [f"{i}\t{w}\t_\t{t}\t_\t_\t_\t_\t_\t_" for i, (w, t) in enumerate(sent, 1)]
+        blocks.append("\n".join(lines) + "\n\n")
+    path.write_text("".join(blocks), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def classify_file(tmp_path) -> Path:
+    return write_tsv(tmp_path / "train.tsv", CLASSIFY)
+
+
+@pytest.fixture
+def tag_file(tmp_path) -> Path:
+    return write_conllu(tmp_path / "train.conllu", TAGGED)
+
+
+# small and fast: the seeds' cell, a few units
+FAST = dict(hidden_size=16, dropout=0.0, word_dropout=0.0, lr=0.05, batch_size=2, epochs=40, patience=None)

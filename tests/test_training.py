@@ -1,0 +1,130 @@
+"""Learning, early stopping, time budgets and resuming, through rnnkit.train."""
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from conftest import FAST
+from rnnkit.runs import RunFolder
+from rnnkit.training import Interrupted
+
+
+def quiet(message):
+    pass
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_classifier_fits_four_examples(classify_file, tmp_path, cell):
+    model = rnnkit.train(
+        "classify", train=classify_file, dev=classify_file, out=tmp_path / "run", cell=cell, log=quiet, **FAST
+    )
+    assert model.evaluate(classify_file)["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("options", [dict(cell="rnn"), dict(cell="lstm", bidirectional=True, num_layers=2)])
+def test_a_tagger_fits_four_sentences(tag_file, tmp_path, options):
+    model = rnnkit.train("tag", train=tag_file, dev=tag_file, out=tmp_path / "run", log=quiet, **(FAST | options))
+    report = model.evaluate(tag_file)
+    assert report["accuracy"] == 1.0
+    assert report["tokens"] == 19 and sum(map(sum, report["confusion"]["matrix"])) == 19
+
+
+def test_sgd_is_the_seeds_plain_update_and_also_learns(classify_file, tmp_path):
+    model = rnnkit.train(
+        "classify",
+        train=classify_file,
+        dev=classify_file,
+        out=tmp_path / "run",
+        log=quiet,
+        **(FAST | dict(optimizer="sgd", lr=0.5, epochs=200)),
+    )
+    assert model.evaluate(classify_file)["accuracy"] == 1.0
+
+
+def _weights(path):
+    return RunFolder(path).load_checkpoint()["model"]
+
+
+def test_resume_after_an_interruption_ends_in_the_same_weights(classify_file, tmp_path):
+    options = FAST | dict(epochs=4, batch_size=1, dropout=0.3)  # dropout: the RNG state must resume too
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "straight", log=quiet, **options)
+
+    def stop_in_epoch_two(trainer):
+        if trainer.state["epoch"] == 2 and trainer.state["batch"] == 2:
+            trainer.request_stop()
+
+    with pytest.raises(Interrupted, match="--resume"):
+        rnnkit.train(
+            "classify", train=classify_file, out=tmp_path / "cut", log=quiet, callbacks=[stop_in_epoch_two], **options
+        )
+    assert RunFolder(tmp_path / "cut").load_checkpoint()["state"]["epoch"] == 2
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "cut", resume=True, log=quiet)
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "cut")
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0, msg=name)
+
+
+def test_early_stopping_ends_training_after_patience_epochs_without_gain(classify_file, tmp_path):
+    lines = []
+    rnnkit.train(
+        "classify",
+        train=classify_file,
+        dev=classify_file,
+        out=tmp_path / "run",
+        log=lines.append,
+        **(FAST | dict(patience=2, epochs=100)),
+    )
+    history = RunFolder(tmp_path / "run").load_checkpoint()["state"]["history"]
+    assert len(history) < 100 and any("early stop" in line for line in lines)
+    best = max(row["dev_accuracy"] for row in history)
+    assert [row["dev_accuracy"] for row in history[-2:]] <= [best, best]
+
+
+def test_a_time_budget_stops_training_and_keeps_a_usable_run(classify_file, tmp_path):
+    lines = []
+    model = rnnkit.train(
+        "classify",
+        train=classify_file,
+        dev=classify_file,
+        out=tmp_path / "run",
+        log=lines.append,
+        **(FAST | dict(epochs=100000, max_minutes=0.02)),
+    )
+    assert any("time budget" in line for line in lines)
+    assert rnnkit.load(tmp_path / "run").evaluate(classify_file)["examples"] == 4
+    assert model.evaluate(classify_file)["accuracy"] >= 0.0
+
+
+def test_the_run_folder_holds_every_file_and_no_temporary_ones(classify_file, tmp_path):
+    rnnkit.train(
+        "classify", train=classify_file, dev=classify_file, out=tmp_path / "run", log=quiet, **(FAST | dict(epochs=3))
+    )
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {
+        "config.json",
+        "vocab.json",
+        "model.safetensors",
+        "checkpoint.pt",
+        "history.csv",
+        "metrics.json",
+        "learning_curves.png",
+        "confusion.png",
+    } <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    assert len((tmp_path / "run" / "history.csv").read_text().splitlines()) == 1 + 3
+
+
+def test_a_loaded_model_predicts_what_the_trained_one_does(tag_file, tmp_path):
+    model = rnnkit.train("tag", train=tag_file, out=tmp_path / "run", log=quiet, **FAST)
+    loaded = rnnkit.load(tmp_path / "run")
+    texts = ["The movie was boring .", "Ravi acted well ."]
+    assert loaded.predict(texts) == model.predict(texts)
+    assert loaded.predict(["The movie was great ."]) == [["DET", "NOUN", "AUX", "ADJ", "PUNCT"]]
+
+
+def test_classification_probabilities_sum_to_one(classify_file, tmp_path):
+    model = rnnkit.train("classify", train=classify_file, out=tmp_path / "run", log=quiet, **FAST)
+    ((label, probs),) = model.predict(["the movie was great ."], probs=True)
+    assert set(probs) == {"neg", "pos"} and label == max(probs, key=probs.get)
+    assert np.isclose(sum(probs.values()), 1.0)
