@@ -25,7 +25,7 @@ UPOS = {
     "VERB",
     "X",
 }
-SIZES = {"classify_train": 400, "classify_dev": 100, "tag_train": 300, "tag_dev": 100}
+SIZES = {"classify_train": 800, "classify_dev": 200, "tag_train": 300, "tag_dev": 100}
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ from pathlib import Path
 
 Tagged = list[tuple[str, str]]  # (word, UPOS) pairs of one clause or sentence
 
-CLASSIFY_SIZES = {"classify_train": 400, "classify_dev": 100}
+CLASSIFY_SIZES = {"classify_train": 800, "classify_dev": 200}
 TAG_SIZES = {"tag_train": 300, "tag_dev": 100}
 LABELS = {1: "positive", -1: "negative"}
 NEGATION_RATE = 0.4  # share of clauses that are negated
@@ -224,7 +224,7 @@ def _split(items: list, sizes: dict[str, int]) -> dict[str, list]:
 def demo_corpus(seed: int = 0) -> dict[str, list[tuple[list[str], object]]]:
     """The demo data for one seed, the same on every call.
 
-    Returns a dict with keys "classify_train" (400 items), "classify_dev" (100), "tag_train"
+    Returns a dict with keys "classify_train" (800 items), "classify_dev" (200), "tag_train"
     (300) and "tag_dev" (100). Classification items are `(tokens, label)` with label
     "positive" or "negative"; tagging items are `(tokens, tags)` with one UPOS tag per token.
     Tokens are lists of str; no sentence is in both the train and dev split of one task.
