@@ -1,5 +1,6 @@
 """The command line: train, evaluate, predict, and every user error as one line and exit 2."""
 
+import io
 import json
 import re
 import subprocess
@@ -190,3 +191,12 @@ def test_the_installed_command_reports_a_bad_file_without_a_traceback(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "bad.tsv:1: expected 2 tab-separated columns" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_predict_reads_raw_lines_from_stdin(tag_run, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("Ravi acted well.\n\nThe plot was boring.\n"))
+    capsys.readouterr()
+    assert main(["predict", str(tag_run)]) == 0
+    out = capsys.readouterr().out
+    assert out.split("\n\n")[0] == "Ravi\tPROPN\nacted\tVERB\nwell\tADV\n.\tPUNCT"
+    assert out.count("\n\n") == 2

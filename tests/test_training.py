@@ -1,5 +1,7 @@
 """Learning, early stopping, time budgets and resuming, through rnnkit.train."""
 
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +130,16 @@ def test_classification_probabilities_sum_to_one(classify_file, tmp_path):
     ((label, probs),) = model.predict(["the movie was great ."], probs=True)
     assert set(probs) == {"neg", "pos"} and label == max(probs, key=probs.get)
     assert np.isclose(sum(probs.values()), 1.0)
+
+
+def test_ctrl_c_leaves_a_checkpoint_that_resumes(classify_file, tmp_path):
+    def press_ctrl_c(trainer):
+        if trainer.state["epoch"] == 2 and trainer.state["batch"] == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        rnnkit.train("classify", train=classify_file, out=tmp_path / "run", log=quiet,
+                     callbacks=[press_ctrl_c], **(FAST | dict(epochs=3)))
+    assert RunFolder(tmp_path / "run").load_checkpoint()["state"]["epoch"] == 2
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "run", resume=True, log=quiet)
+    assert RunFolder(tmp_path / "run").load_checkpoint()["state"]["done"]

@@ -176,9 +176,10 @@ def train(
                 train_config, **{k: v for k, v in options.items() if k in ("epochs", "max_minutes", "device")}
             )
     else:
-        data_config, model_config, train_config = split_options(options)
-        task_defaults = {k: v for k, v in module.MODEL_DEFAULTS.items() if k not in options}
-        model_config = dataclasses.replace(model_config, **task_defaults)
+        defaults = dict(module.DEFAULTS)
+        if options.get("optimizer", "adam") != "adam":
+            defaults.pop("lr", None)  # a task's lr is tuned for Adam; SGD keeps its own default
+        data_config, model_config, train_config = split_options({**defaults, **options})
         if run.exists() and not overwrite:
             raise UserError(
                 f"{run.path}: a run folder is already there; use --resume to continue it or --overwrite to replace it"

@@ -17,44 +17,25 @@ from rnnkit.training import Interrupted
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def number(parse, ok, expected: str):
+    """An argparse type: `parse` the text, accept it when `ok(value)`, else say what was expected."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return convert
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
+positive_int = number(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = number(int, lambda v: v >= 0, "a non-negative integer")
+positive_float = number(float, lambda v: v > 0, "a positive number")
+fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 
 
 def column(text: str):
@@ -133,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("training")
     g.add_argument("--optimizer", choices=("sgd", "adam"), help="default adam")
-    g.add_argument("--lr", type=positive_float, help="learning rate (default 1e-3 adam, 0.1 sgd)")
-    g.add_argument("--batch-size", type=positive_int, help="sequences per batch (default 32)")
+    g.add_argument("--lr", type=positive_float, help="learning rate (default: adam 1e-3, tag 2e-3; sgd 0.1)")
+    g.add_argument("--batch-size", type=positive_int, help="sequences per batch (default 32; tag 64)")
     g.add_argument("--epochs", type=positive_int, help="at most this many epochs (default 30)")
     g.add_argument("--max-minutes", type=positive_float, help="time budget for training")
     g.add_argument("--clip", type=positive_float, help="gradient-norm clipping (default 5)")

@@ -1,6 +1,6 @@
 """One module per task. Each offers the same small contract, dispatched by the dict below:
-TARGET, DEFAULT_LOWERCASE, MODEL_DEFAULTS (ModelConfig fields the task sets
-unless the user does), read(path, data_config), gold(example), a model class with
+TARGET, DEFAULT_LOWERCASE, DEFAULTS (options the task sets unless the user
+does), read(path, data_config), gold(example), a model class with
 loss(batch, reduction) and predict(batch), and decode(output, labels)."""
 
 from rnnkit.tasks import classify, tag

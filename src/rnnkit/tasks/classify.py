@@ -23,7 +23,7 @@ TARGET = "label"  # one target per sequence
 DEFAULT_LOWERCASE = True  # sentiment and topic do not depend on case; one entry per word form
 # A sentence label gives little signal per word, so models overfit fast: stronger dropout, and
 # word dropout so <unk> is learned (SST-2 dev, LSTM: 0.787 -> 0.812; docs/benchmarks.md)
-MODEL_DEFAULTS = {"dropout": 0.5, "word_dropout": 0.25, "hidden_size": 128}
+DEFAULTS = {"dropout": 0.5, "word_dropout": 0.25, "hidden_size": 128}
 
 
 def read(path, data_config) -> list:
