@@ -138,8 +138,24 @@ def test_ctrl_c_leaves_a_checkpoint_that_resumes(classify_file, tmp_path):
             signal.raise_signal(signal.SIGINT)
 
     with pytest.raises(Interrupted):
-        rnnkit.train("classify", train=classify_file, out=tmp_path / "run", log=quiet,
-                     callbacks=[press_ctrl_c], **(FAST | dict(epochs=3)))
+        rnnkit.train(
+            "classify",
+            train=classify_file,
+            out=tmp_path / "run",
+            log=quiet,
+            callbacks=[press_ctrl_c],
+            **(FAST | dict(epochs=3)),
+        )
     assert RunFolder(tmp_path / "run").load_checkpoint()["state"]["epoch"] == 2
     rnnkit.train("classify", train=classify_file, out=tmp_path / "run", resume=True, log=quiet)
     assert RunFolder(tmp_path / "run").load_checkpoint()["state"]["done"]
+
+
+def test_resume_refuses_options_that_differ_from_the_saved_run(classify_file, tmp_path):
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "run", log=quiet, **(FAST | dict(epochs=1)))
+    with pytest.raises(rnnkit.UserError, match="hidden_size differ"):
+        rnnkit.train("classify", train=classify_file, out=tmp_path / "run", resume=True, log=quiet, hidden_size=64)
+    rnnkit.train(
+        "classify", train=classify_file, out=tmp_path / "run", resume=True, log=quiet, **(FAST | dict(epochs=2))
+    )  # the same options again, and more epochs, are fine
+    assert len(RunFolder(tmp_path / "run").load_checkpoint()["state"]["history"]) == 2

@@ -31,6 +31,8 @@ from rnnkit.tasks import MODELS
 from rnnkit.tasks import TASKS as TASK_MODULES
 from rnnkit.training import Trainer, pick_device
 
+RESUME_OVERRIDES = ("epochs", "max_minutes", "device")  # what a resumed run may change
+
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -171,10 +173,18 @@ def train(
         data_config, model_config, train_config = (
             from_dict(c, saved[k]) for c, k in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "train"))
         )
-        if options:
-            train_config = dataclasses.replace(
-                train_config, **{k: v for k, v in options.items() if k in ("epochs", "max_minutes", "device")}
+        saved_values = {
+            **dataclasses.asdict(data_config),
+            **dataclasses.asdict(model_config),
+            **dataclasses.asdict(train_config),
+        }
+        changed = sorted(k for k, v in options.items() if k not in RESUME_OVERRIDES and saved_values.get(k) != v)
+        if changed:
+            raise UserError(
+                f"{run.path}: --resume continues the saved run, whose {', '.join(changed)} differ from "
+                f"the options given; only {', '.join(RESUME_OVERRIDES)} may change on resume"
             )
+        train_config = dataclasses.replace(train_config, **{k: v for k, v in options.items() if k in RESUME_OVERRIDES})
     else:
         defaults = dict(module.DEFAULTS)
         if options.get("optimizer", "adam") != "adam":
