@@ -16,7 +16,6 @@ TAGGED = [
     [("Ravi", "PROPN"), ("acted", "VERB"), ("well", "ADV"), (".", "PUNCT")],
     [("The", "DET"), ("plot", "NOUN"), ("was", "AUX"), ("boring", "ADJ"), (".", "PUNCT")],
 ]
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def write_tsv(path: Path, rows) -> Path:

@@ -107,6 +107,7 @@ class Trainer:
             "bad_epochs": 0,
             "elapsed": 0.0,
             "done": False,
+            "stop_reason": None,
         }
 
     def request_stop(self) -> None:
@@ -122,38 +123,45 @@ class Trainer:
         }
 
     def restore(self, ckpt: dict) -> None:
+        """Continue from a checkpoint. A run that ended on its epochs or its time budget goes on
+        when the config now allows more; one that stopped early on patience stays finished."""
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
         self.state = dict(ckpt["state"])
+        if self.state.get("stop_reason") in ("epochs", "time"):
+            self.state["done"] = False
 
     # the loop
     def fit(self, train: Encoded) -> dict:
         """Train until the epochs, the time budget or the patience run out; returns the state."""
         cfg, st = self.config, self.state
-        if st["done"]:
-            return st
         budget = math.inf if cfg.max_minutes is None else cfg.max_minutes * 60.0
-        lengths = train.lengths
         self.model.to(self.device)
         started = time.perf_counter() - st["elapsed"]
         with stop_signals(self):
-            while st["epoch"] <= cfg.epochs and not st["done"]:
-                batches = epoch_batches(lengths, cfg, st["epoch"])
-                out_of_time = self._run_epoch(train, batches, started, budget)
-                self._end_epoch(started, partial=out_of_time)
-                if out_of_time:
-                    self.log(f"time budget of {cfg.max_minutes:g} min reached")
-                    st["done"] = True
-                elif self._stop:
-                    break
-            else:
-                st["done"] = True
+            while not st["done"] and not self._stop:
+                if st["epoch"] > cfg.epochs:
+                    self._finish("epochs")
+                elif time.perf_counter() - started > budget:
+                    self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
+                else:
+                    out_of_time = self._run_epoch(
+                        train, epoch_batches(train.lengths, cfg, st["epoch"]), started, budget
+                    )
+                    self._end_epoch(started, partial=out_of_time)
+                    if out_of_time:
+                        self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
         st["elapsed"] = time.perf_counter() - started
         self.run.save_checkpoint(self.checkpoint())
         if not st["done"]:
             raise Interrupted(f"training stopped in epoch {st['epoch']}; continue it with --resume")
         return st
+
+    def _finish(self, reason: str, message: str | None = None) -> None:
+        self.state.update(done=True, stop_reason=reason)
+        if message:
+            self.log(message)
 
     def _run_epoch(self, train: Encoded, batches, started: float, budget: float) -> bool:
         """Train on this epoch's remaining batches; True when the time budget ran out."""
@@ -221,8 +229,7 @@ class Trainer:
         )
         st.update(epoch=st["epoch"] + 1, batch=0, loss_sum=0.0, items=0, tokens=0, epoch_start=elapsed)
         if cfg.patience is not None and st["bad_epochs"] >= cfg.patience:
-            self.log(f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
-            st["done"] = True
+            self._finish("patience", f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
         self.run.save_checkpoint(self.checkpoint())
 
 
