@@ -138,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", help="folder for the confusion-matrix heatmap")
     add_data_options(p)
 
+    p = sub.add_parser("explain", help="what a run sees and does with one sentence, step by step")
+    p.add_argument("run", help="run folder")
+    p.add_argument("text", help="the sentence")
+    p.add_argument("--gold", help="gold labels, space-separated: one per token (tag) or one (classify)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", help="save the gradient-flow heatmap G[t, k] here (PNG)")
+
+    p = sub.add_parser("gradcheck", help="check the NumPy reference's BPTT against finite differences and PyTorch")
+    p.add_argument("--task", choices=("classify", "tag"), default="tag")
+    p.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), default="sigmoid")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random weights and batch")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
     p = sub.add_parser("predict", help="predict for raw lines (or CoNLL-U)")
     p.add_argument("run", help="run folder")
     p.add_argument("input", nargs="?", default="-", help="a file, or - for stdin (default)")
@@ -264,6 +277,63 @@ def format_predictions(model, examples, predictions, probs: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cmd_explain(args) -> int:
+    import rnnkit
+    from rnnkit.explain import explain
+
+    report = explain(rnnkit.load(args.run), args.text, args.gold.split() if args.gold else None)
+    flow = report["gradient_flow"]
+    if args.plot:
+        if flow["G"] is None:
+            raise UserError(flow["note"])
+        from rnnkit import plots
+
+        G = [[float("nan") if v is None else v for v in row] for row in flow["G"]]
+        path = plots.gradient_flow_heatmap(G, args.plot, tokens=report["row"])
+        print(f"gradient-flow heatmap: {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['task']} run {args.run}: {' '.join(report['row'])}")
+    print(f"{'t':>3}  {'token':<14} {'id':>6} {'|s_t|':>7}  {'prediction':<12} {'top 3':<44} {'loss':>7}")
+    for step in report["steps"]:
+        top = "  ".join(f"{x['label']} {x['probability']:.2f}" for x in step.get("top3", []))
+        loss = f"{step['loss']:.3f}" if step.get("loss") is not None else ""
+        print(
+            f"{step['t']:>3}  {step['token'][:14]:<14} {step['id']:>6} {step['state_norm']:>7.3f}  "
+            f"{step.get('prediction', ''):<12} {top:<44} {loss:>7}"
+        )
+    if flow["G"] is not None:
+        print(f"gradient flow G[t, k] = |dL_t/ds_k| ({flow['method']}); share of dL/dW by step k:")
+        print("  " + " ".join(f"{v:.2f}" for v in flow["W_share"]))
+    return 0
+
+
+def cmd_gradcheck(args) -> int:
+    """Exit status 0 when every parameter passes, 1 when one fails."""
+    from rnnkit.reference.check import FD_TOLERANCE, TORCH_TOLERANCE, gradcheck
+
+    report = gradcheck(args.task, args.activation, args.seed)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(
+            f"gradcheck {args.task}, {args.activation}: loss {report['loss']:.6f}, "
+            f"|loss - torch| {report['loss_abs_diff_torch']:.1e}"
+        )
+        print(f"{'param':<6} {'shape':<10} {'max rel error vs FD':>20} {'max |diff| vs torch':>20}")
+        for name, r in report["parameters"].items():
+            print(
+                f"{name:<6} {'x'.join(map(str, r['shape'])):<10} {r['max_rel_error_fd']:>20.1e} "
+                f"{r['max_abs_diff_torch']:>20.1e}"
+            )
+        print(
+            f"{'ok' if report['ok'] else 'FAILED'} (tolerances: {FD_TOLERANCE:g} relative vs FD, "
+            f"{TORCH_TOLERANCE:g} absolute vs torch)"
+        )
+    return 0 if report["ok"] else 1
+
+
 def cmd_demo(args) -> int:
     from rnnkit.demo import run_demo
 
@@ -271,7 +341,14 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "demo": cmd_demo}
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "demo": cmd_demo,
+    "gradcheck": cmd_gradcheck,
+    "explain": cmd_explain,
+}
 
 
 def _version() -> str:

@@ -21,9 +21,8 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
+import numpy as np
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
 
 from rnnkit.errors import UserError
 
@@ -71,10 +70,20 @@ class RunFolder:
         atomic_write_bytes(self.path / name, buf.getvalue().encode())
 
     def save_weights(self, state_dict: dict) -> None:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-        atomic_write_bytes(self.path / "model.safetensors", save(tensors))
+        """Tensors (torch, written with safetensors.torch) or NumPy arrays (the reference)."""
+        if all(isinstance(v, np.ndarray) for v in state_dict.values()):
+            from safetensors.numpy import save
+
+            data = save({k: np.ascontiguousarray(v) for k, v in state_dict.items()})
+        else:
+            from safetensors.torch import save
+
+            data = save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()})
+        atomic_write_bytes(self.path / "model.safetensors", data)
 
     def save_checkpoint(self, state: dict) -> None:
+        import torch
+
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write_bytes(self.path / "checkpoint.pt", buf.getvalue())
@@ -109,7 +118,12 @@ class RunFolder:
             raise UserError(f"{self.path}: a {config.get('task')!r} run, expected a {task!r} run")
         return config
 
-    def load_weights(self) -> dict:
+    def load_weights(self, numpy: bool = False) -> dict:
+        """The weights as torch tensors, or as NumPy arrays with numpy=True (the reference)."""
+        if numpy:
+            from safetensors.numpy import load_file
+        else:
+            from safetensors.torch import load_file
         p = self.path / "model.safetensors"
         if not p.is_file():
             raise self._missing("model.safetensors")
@@ -122,6 +136,8 @@ class RunFolder:
         p = self.path / "checkpoint.pt"
         if not p.is_file():
             return None
+        import torch
+
         try:
             return torch.load(p, map_location="cpu", weights_only=False)
         except Exception as e:  # a torn or foreign file: say which and stop

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 IGNORE = -100  # a position with no target (<sos>, <eos>, padding)
 UNSEEN = -1  # a gold label that is not in the label vocabulary
@@ -105,6 +107,8 @@ def make_batch(data: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
         targets[real] = data.targets[pos[real]]
     elif data.targets is not None:
         targets = data.targets[rows]
+    import torch  # lazily: the NumPy reference encodes data with this module too
+
     as_t = torch.from_numpy
     return Batch(
         as_t(ids),

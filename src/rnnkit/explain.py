@@ -1,0 +1,131 @@
+"""`rnnkit explain`: what a trained model sees and does with one sentence, step by step.
+
+The wrapped, encoded row it reads; the norm of the state s_t at each step; its prediction at
+each step (classification: at the end) with the top 3 probabilities; the loss per step when
+gold labels are given; and the gradient-flow matrix G[t, k] = ‖∂L_t/∂s_k‖ (reference/flow.py),
+with L_t the loss of the gold label, or of the model's own prediction without gold labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rnnkit.data.readers import tokenize
+from rnnkit.errors import UserError
+from rnnkit.reference.flow import gradient_flow, gradient_flow_autograd
+from rnnkit.reference.model import Params
+
+
+def reference_params(net) -> Params:
+    """The seeds' U, W, b, V, c of a one-layer, one-direction `rnn` model, in float64. With a
+    learned embedding E before U, U' = U E is the same model on one-hot inputs."""
+    rnn = net.encoder.rnn
+    U = rnn.U_l0.detach().double()
+    if net.encoder.embedding is not None:
+        U = U @ net.encoder.embedding.weight.detach().double().t()  # (H, vocab_size)
+    as_np = lambda t: t.detach().double().cpu().numpy()  # noqa: E731
+    return Params(as_np(U), as_np(rnn.W_l0), as_np(rnn.b_l0), as_np(net.output.V), as_np(net.output.c))
+
+
+def _top3(probs: np.ndarray, labels) -> list[dict]:
+    order = np.argsort(-probs)[:3]
+    return [{"label": labels.itos_[i], "probability": float(probs[i])} for i in order]
+
+
+@torch.inference_mode()
+def _states_and_probs(model, ids: torch.Tensor):
+    net = model.net.eval()
+    lengths = torch.tensor([ids.shape[1]])
+    states = net.encoder(ids, lengths)[0]  # (T, dirs*H)
+    if model.task == "tag":
+        probs = torch.softmax(net.output(states), -1)  # (T, K)
+    else:
+        probs = torch.softmax(net(ids, lengths), -1)  # (1, K)
+    return states.double().numpy(), probs.double().numpy()
+
+
+def explain(model, text: str, gold: list[str] | None = None) -> dict:
+    """One dict with everything above. `gold`: tags (one per token) or one label."""
+    tokens = tokenize(text)
+    if not tokens:
+        raise UserError("explain needs a non-empty text")
+    ids_list = model.vocab.encode(tokens, wrap=True)
+    ids = torch.tensor([ids_list])
+    states, probs = _states_and_probs(model, ids)
+    T = len(ids_list)
+    steps = [
+        {"t": t, "token": model.vocab.itos_[i], "id": i, "state_norm": float(np.linalg.norm(states[t]))}
+        for t, i in enumerate(ids_list)
+    ]
+    targets = np.full(T, -1)
+    if model.task == "tag":
+        if gold is not None and len(gold) != len(tokens):
+            raise UserError(f"--gold has {len(gold)} labels for {len(tokens)} tokens: {' '.join(tokens)}")
+        for t in range(1, T - 1):  # real tokens only: never <sos> or <eos>
+            p = probs[t]
+            steps[t]["input"] = tokens[t - 1]
+            steps[t]["prediction"] = model.labels.itos_[int(p.argmax())]
+            steps[t]["top3"] = _top3(p, model.labels)
+            targets[t] = _target(model, gold[t - 1] if gold else None, p)
+            if gold:
+                steps[t]["gold"] = gold[t - 1]
+                steps[t]["loss"] = float(-np.log(p[targets[t]])) if targets[t] >= 0 else None
+        prediction = [s["prediction"] for s in steps[1:-1]]
+    else:
+        p = probs[0]
+        prediction = model.labels.itos_[int(p.argmax())]
+        steps[-1]["prediction"], steps[-1]["top3"] = prediction, _top3(p, model.labels)
+        targets[-1] = _target(model, gold[0] if gold else None, p)
+        if gold:
+            steps[-1]["gold"] = gold[0]
+            steps[-1]["loss"] = float(-np.log(p[targets[-1]])) if targets[-1] >= 0 else None
+    flow = _flow(model, ids_list, targets)
+    return {
+        "task": model.task,
+        "text": text,
+        "tokens": tokens,
+        "ids": ids_list,
+        "row": [model.vocab.itos_[i] for i in ids_list],
+        "prediction": prediction,
+        "steps": steps,
+        "gradient_flow": flow,
+    }
+
+
+def _target(model, gold: str | None, p: np.ndarray) -> int:
+    if gold is None:
+        return int(p.argmax())
+    return model.labels.stoi_.get(gold, -1)
+
+
+def _flow(model, ids: list[int], targets: np.ndarray) -> dict | None:
+    """G from the reference for `rnn` runs; from autograd for LSTM and GRU (one layer, one way)."""
+    config = model.model_config
+    if config.num_layers != 1 or config.bidirectional:
+        return {
+            "G": None,
+            "W_share": None,
+            "method": None,
+            "note": "gradient flow is computed for one-layer, one-direction runs",
+        }
+    if model.task == "classify":  # one loss, at the last step, read through the same V, c
+        targets = targets.copy()
+    net = model.net
+    if config.cell == "rnn":
+        result = gradient_flow(reference_params(net), np.array(ids), targets, config.activation)
+        method = "reference (exact BPTT)"
+    else:
+        with torch.enable_grad():
+            x = net.encoder.embedding(torch.tensor(ids)).detach().double()
+            rnn = net.encoder.rnn.double()
+            output = net.output.double()
+            result = gradient_flow_autograd(rnn, x, targets, output)
+            net.float()
+        method = "autograd"
+    G = result["G"]
+    return {
+        "G": [[None if np.isnan(v) else float(v) for v in row] for row in G],
+        "W_share": [float(v) for v in result["W_share"]],
+        "method": method,
+    }

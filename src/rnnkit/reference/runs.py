@@ -1,0 +1,151 @@
+"""The reference and rnnkit's run folders, both ways, without torch.
+
+- `load_run(path)`: a run trained by rnnkit with `--cell rnn` (one layer, one direction) as the
+  seeds' Params; with a learned embedding E before U, U' = U E is the same model on one-hot input.
+- `train(...)`: the seeds' learning algorithm in NumPy, plain SGD θ <- θ - η ∂L/∂θ with the
+  hand-written BPTT, saving a run folder that `rnnkit evaluate` and `rnnkit predict` read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from rnnkit.config import DataConfig, ModelConfig, TrainConfig
+from rnnkit.data.batching import IGNORE, encode
+from rnnkit.data.vocab import Vocab
+from rnnkit.errors import UserError
+from rnnkit.reference.model import Params, forward, loss_and_grads, outputs
+from rnnkit.runs import FORMAT, FORMAT_VERSION, RunFolder
+
+TORCH_NAMES = {
+    "U": "encoder.rnn.U_l0",
+    "W": "encoder.rnn.W_l0",
+    "b": "encoder.rnn.b_l0",
+    "V": "output.V",
+    "c": "output.c",
+}
+
+
+def load_run(path) -> tuple[Params, dict, Vocab, Vocab]:
+    """Params (float64), the run's config, and its token and label vocabularies."""
+    run = RunFolder(path)
+    config = run.read_config()
+    model = config["model"]
+    if model["cell"] != "rnn" or model["num_layers"] != 1 or model["bidirectional"]:
+        raise UserError(
+            f"{run.path}: the reference runs the seeds' model only (cell rnn, one layer, "
+            f"one direction); this run has cell {model['cell']!r}, {model['num_layers']} layer(s)"
+            + (", bidirectional" if model["bidirectional"] else "")
+        )
+    w = {k: v.astype(np.float64) for k, v in run.load_weights(numpy=True).items()}
+    U = w[TORCH_NAMES["U"]]
+    if "encoder.embedding.weight" in w:
+        U = U @ w["encoder.embedding.weight"].T  # (H, vocab_size): U' = U E
+    params = Params(U, *(w[TORCH_NAMES[n]] for n in ("W", "b", "V", "c")))
+    vocabs = run.read_json("vocab.json")
+    return params, config, Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"])
+
+
+def padded(data, rows: np.ndarray, pad_id: int):
+    """ids (B, T), lengths (B,), targets ((B,) or (B, T)) for the rows of an Encoded dataset."""
+    lengths = data.lengths[rows]
+    T = int(lengths.max())
+    pos = data.offsets[rows][:, None] + np.arange(T)[None, :]
+    real = np.arange(T)[None, :] < lengths[:, None]
+    ids = np.full((len(rows), T), pad_id)
+    ids[real] = data.tokens[pos[real]]
+    targets = None
+    if data.targets is not None and data.per_token:
+        targets = np.full((len(rows), T), IGNORE)
+        targets[real] = data.targets[pos[real]]
+    elif data.targets is not None:
+        targets = data.targets[rows]
+    return ids, lengths, targets
+
+
+def predict(params: Params, examples, vocab: Vocab, labels: Vocab, task: str, activation: str) -> list:
+    """Labels (classify) or tag lists (tag), one example at a time: no padding at all."""
+    result = []
+    for ex in examples:
+        ids = np.array([vocab.encode(ex.tokens, wrap=True)])
+        probs = outputs(params, forward(params, ids, np.array([ids.shape[1]]), activation), task)
+        if task == "classify":
+            result.append(labels.itos_[int(probs[0].argmax())])
+        else:
+            result.append([labels.itos_[int(i)] for i in probs[0, 1:-1].argmax(-1)])
+    return result
+
+
+def mean_loss(params: Params, examples, vocab, labels, task: str, activation: str) -> float:
+    """The seeds' loss over a dataset, per scored item (nats), as `rnnkit evaluate` reports it."""
+    data = encode(examples, vocab, labels, "label" if task == "classify" else "tags")
+    total, items = 0.0, 0
+    for start in range(0, len(data), 64):
+        ids, lengths, targets = padded(data, np.arange(start, min(start + 64, len(data))), vocab.pad_id)
+        loss, _, _ = loss_and_grads(params, ids, lengths, targets, task, activation, need_grads=False)
+        n = int((targets >= 0).sum())
+        m = n if task == "classify" else len(ids)
+        total, items = total + loss * m, items + n
+    return total / max(items, 1)
+
+
+def train(
+    task: str,
+    examples,
+    out,
+    hidden_size: int = 32,
+    activation: str = "sigmoid",
+    lr: float = 0.5,
+    epochs: int = 10,
+    batch_size: int = 16,
+    seed: int = 0,
+    lowercase: bool | None = None,
+    log=print,
+) -> Params:
+    """Fit the seeds' model with SGD and BPTT in NumPy; write a run folder rnnkit reads."""
+    lowercase = (task == "classify") if lowercase is None else lowercase
+    vocab = Vocab(lowercase=lowercase).fit(ex.tokens for ex in examples)
+    gold = (lambda ex: [ex.label]) if task == "classify" else (lambda ex: list(ex.tags))
+    labels = Vocab(specials=False).fit(gold(ex) for ex in examples)
+    data = encode(examples, vocab, labels, "label" if task == "classify" else "tags")
+    params = Params.init(len(vocab), hidden_size, len(labels), seed)
+    rng = np.random.default_rng(seed)
+    for epoch in range(1, epochs + 1):
+        total, order = 0.0, rng.permutation(len(data))
+        for start in range(0, len(data), batch_size):
+            batch = order[start : start + batch_size]
+            ids, lengths, targets = padded(data, batch, vocab.pad_id)
+            loss, grads, _ = loss_and_grads(params, ids, lengths, targets, task, activation)
+            for name, value in params.items():
+                value -= lr * grads[name]  # the seeds' update
+            total += loss * len(batch)
+        log(f"epoch {epoch:>3}  train loss {total / len(data):.4f}")
+    save_run(out, params, vocab, labels, task, activation)
+    return params
+
+
+def save_run(out, params: Params, vocab: Vocab, labels: Vocab, task: str, activation: str) -> None:
+    from rnnkit import __version__
+
+    run = RunFolder(out)
+    model = ModelConfig(
+        cell="rnn", activation=activation, hidden_size=params.W.shape[0], embedding_dim=0, dropout=0.0, word_dropout=0.0
+    )
+    run.write_json(
+        "config.json",
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "rnnkit_version": __version__,
+            "task": task,
+            "files": {"train": None, "dev": None},
+            "trained_by": "rnnkit.reference (NumPy SGD, hand-written BPTT)",
+            "data": dataclasses.asdict(DataConfig(lowercase=vocab.lowercase)),
+            "model": dataclasses.asdict(model),
+            "train": dataclasses.asdict(TrainConfig(optimizer="sgd")),
+        },
+    )
+    run.write_json("vocab.json", {"tokens": vocab.to_dict(), "labels": labels.to_dict()})
+    run.save_weights({TORCH_NAMES[n]: v.astype(np.float32) for n, v in params.items()})
