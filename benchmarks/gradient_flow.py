@@ -34,7 +34,7 @@ def decay(model, examples) -> dict:
     """Mean of G[t, t-d] / G[t, t] over dev sentences and steps t, for each distance d."""
     ratios = {d: [] for d in DISTANCES}
     for ex in examples:
-        G = explain(model, " ".join(ex.tokens), gold=list(ex.tags))["gradient_flow"]["G"]
+        G = explain(model, list(ex.tokens), gold=list(ex.tags))["gradient_flow"]["G"]
         G = np.array([[np.nan if v is None else v for v in row] for row in G])
         for t in range(len(G)):
             if np.isnan(G[t, t]) or G[t, t] == 0:

@@ -39,7 +39,7 @@ def test_the_reference_gradient_flow_equals_autograd_on_the_unrolled_recurrence(
     assert flow["W_share"].sum() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_explain_reports_every_step_and_a_lower_triangular_G(tag_file, tmp_path, cell):
     model = rnnkit.train("tag", train=tag_file, out=tmp_path / "run", log=lambda m: None, cell=cell, **FAST)
     report = explain(model, "The movie was boring .", gold="DET NOUN AUX ADJ PUNCT".split())
@@ -66,3 +66,20 @@ def test_gradcheck_command_prints_json_and_exits_zero(capsys):
     assert main(["gradcheck", "--task", "classify", "--activation", "relu", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and set(report["parameters"]) == {"U", "W", "b", "V", "c"}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_autograd_flow_diagonal_is_the_output_layers_gradient(tag_file, tmp_path, cell):
+    model = rnnkit.train("tag", train=tag_file, out=tmp_path / "run", log=lambda m: None, cell=cell, **FAST)
+    gold = "DET NOUN AUX ADJ PUNCT".split()
+    report = explain(model, "The movie was boring .", gold=gold)
+    ids = torch.tensor([report["ids"]])
+    with torch.no_grad():
+        states = model.net.double().encoder.eval()(ids, torch.tensor([ids.shape[1]]))[0]  # (T, H), float64
+        V, c = model.net.output.V, model.net.output.c
+        for t, tag in enumerate(gold, start=1):
+            dz = torch.softmax(V @ states[t] + c, -1)
+            dz[model.labels.index(tag)] -= 1.0
+            assert report["gradient_flow"]["G"][t][t] == pytest.approx(
+                float((dz @ V).norm()), rel=1e-4
+            )  # float32 route

@@ -8,6 +8,8 @@ with L_t the loss of the gold label, or of the model's own prediction without go
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -45,9 +47,11 @@ def _states_and_probs(model, ids: torch.Tensor):
     return states.double().numpy(), probs.double().numpy()
 
 
-def explain(model, text: str, gold: list[str] | None = None) -> dict:
-    """One dict with everything above. `gold`: tags (one per token) or one label."""
-    tokens = tokenize(text)
+def explain(model, text: str | list[str], gold: list[str] | None = None) -> dict:
+    """One dict with everything above. `text`: a string (tokenized) or a list of tokens;
+    `gold`: tags (one per token) or one label."""
+    tokens = tokenize(text) if isinstance(text, str) else list(text)
+    text = text if isinstance(text, str) else " ".join(tokens)
     if not tokens:
         raise UserError("explain needs a non-empty text")
     ids_list = model.vocab.encode(tokens, wrap=True)
@@ -109,19 +113,15 @@ def _flow(model, ids: list[int], targets: np.ndarray) -> dict | None:
             "method": None,
             "note": "gradient flow is computed for one-layer, one-direction runs",
         }
-    if model.task == "classify":  # one loss, at the last step, read through the same V, c
-        targets = targets.copy()
     net = model.net
     if config.cell == "rnn":
         result = gradient_flow(reference_params(net), np.array(ids), targets, config.activation)
         method = "reference (exact BPTT)"
     else:
-        with torch.enable_grad():
-            x = net.encoder.embedding(torch.tensor(ids)).detach().double()
-            rnn = net.encoder.rnn.double()
-            output = net.output.double()
+        with torch.enable_grad():  # on float64 copies: the caller's model is left as it is
+            x = net.encoder.embedding(torch.tensor(ids)).detach().double()  # (T, D)
+            rnn, output = copy.deepcopy(net.encoder.rnn).double(), copy.deepcopy(net.output).double()
             result = gradient_flow_autograd(rnn, x, targets, output)
-            net.float()
         method = "autograd"
     G = result["G"]
     return {
