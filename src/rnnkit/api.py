@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit import __version__
 from rnnkit.config import TASKS, DataConfig, ModelConfig, TrainConfig, from_dict, split_options
 from rnnkit.data import readers
 from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.metrics import classification_report
-from rnnkit.runs import FORMAT, FORMAT_VERSION, RunFolder
+from rnnkit.runs import RunFolder, config_record
 from rnnkit.tasks import MODELS
 from rnnkit.tasks import TASKS as TASK_MODULES
 from rnnkit.training import Trainer, pick_device
@@ -211,19 +210,8 @@ def train(
             lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size
         ).fit(ex.tokens for ex in sets["train"])
         labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
-        run.write_json(
-            "config.json",
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "rnnkit_version": __version__,
-                "task": task,
-                "files": {"train": str(train), "dev": None if dev is None else str(dev)},
-                "data": dataclasses.asdict(data_config),
-                "model": dataclasses.asdict(model_config),
-                "train": dataclasses.asdict(train_config),
-            },
-        )
+        files = {"train": str(train), "dev": None if dev is None else str(dev)}
+        run.write_json("config.json", config_record(task, data_config, model_config, train_config, files))
         run.write_json("vocab.json", {"tokens": vocab.to_dict(), "labels": labels.to_dict()})
 
     net = MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id).to(device)

@@ -44,6 +44,26 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def config_record(task: str, data_config, model_config, train_config, files: dict, **extra) -> dict:
+    """What config.json holds: the format marker, rnnkit's version, the task, the files and the
+    three configs (dataclasses), so that `rnnkit.load` can rebuild the model."""
+    import dataclasses
+
+    from rnnkit import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "rnnkit_version": __version__,
+        "task": task,
+        "files": files,
+        **extra,
+        "data": dataclasses.asdict(data_config),
+        "model": dataclasses.asdict(model_config),
+        "train": dataclasses.asdict(train_config),
+    }
+
+
 class RunFolder:
     """A run folder at `path`. Nothing is written until a save method is called."""
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit.reference.model import Params, loss_and_grads
+from rnnkit.reference.model import TORCH_NAMES, Params, loss_and_grads
 
 FD_TOLERANCE, TORCH_TOLERANCE = 1e-6, 1e-9
 
@@ -81,15 +81,6 @@ def torch_grads(p: Params, ids, lengths, targets, task: str, activation: str) ->
     loss.backward()
     named = dict(net.named_parameters())
     return float(loss.detach()), {name: named[key].grad.numpy() for name, key in TORCH_NAMES.items()}
-
-
-TORCH_NAMES = {
-    "U": "encoder.rnn.U_l0",
-    "W": "encoder.rnn.W_l0",
-    "b": "encoder.rnn.b_l0",
-    "V": "output.V",
-    "c": "output.c",
-}
 
 
 def load_into_torch(net, p: Params) -> None:

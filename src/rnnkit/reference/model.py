@@ -29,7 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TARGET_NONE = -1  # a position with no target (<sos>, <eos>, padding, an unseen label); any negative
+# the seeds' names and the names rnnkit's PyTorch model gives the same tensors
+TORCH_NAMES = {
+    "U": "encoder.rnn.U_l0",
+    "W": "encoder.rnn.W_l0",
+    "b": "encoder.rnn.b_l0",
+    "V": "output.V",
+    "c": "output.c",
+}
 
 
 def sigma(name: str, a: np.ndarray) -> np.ndarray:

@@ -8,24 +8,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from rnnkit.config import DataConfig, ModelConfig, TrainConfig
 from rnnkit.data.batching import IGNORE, encode
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
-from rnnkit.reference.model import Params, forward, loss_and_grads, outputs
-from rnnkit.runs import FORMAT, FORMAT_VERSION, RunFolder
-
-TORCH_NAMES = {
-    "U": "encoder.rnn.U_l0",
-    "W": "encoder.rnn.W_l0",
-    "b": "encoder.rnn.b_l0",
-    "V": "output.V",
-    "c": "output.c",
-}
+from rnnkit.reference.model import TORCH_NAMES, Params, forward, loss_and_grads, outputs
+from rnnkit.runs import RunFolder, config_record
 
 
 def load_run(path) -> tuple[Params, dict, Vocab, Vocab]:
@@ -127,25 +117,13 @@ def train(
 
 
 def save_run(out, params: Params, vocab: Vocab, labels: Vocab, task: str, activation: str) -> None:
-    from rnnkit import __version__
-
     run = RunFolder(out)
     model = ModelConfig(
         cell="rnn", activation=activation, hidden_size=params.W.shape[0], embedding_dim=0, dropout=0.0, word_dropout=0.0
     )
-    run.write_json(
-        "config.json",
-        {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "rnnkit_version": __version__,
-            "task": task,
-            "files": {"train": None, "dev": None},
-            "trained_by": "rnnkit.reference (NumPy SGD, hand-written BPTT)",
-            "data": dataclasses.asdict(DataConfig(lowercase=vocab.lowercase)),
-            "model": dataclasses.asdict(model),
-            "train": dataclasses.asdict(TrainConfig(optimizer="sgd")),
-        },
-    )
+    data, train = DataConfig(lowercase=vocab.lowercase), TrainConfig(optimizer="sgd")
+    files = {"train": None, "dev": None}
+    trained_by = "rnnkit.reference (NumPy SGD, hand-written BPTT)"
+    run.write_json("config.json", config_record(task, data, model, train, files, trained_by=trained_by))
     run.write_json("vocab.json", {"tokens": vocab.to_dict(), "labels": labels.to_dict()})
     run.save_weights({TORCH_NAMES[n]: v.astype(np.float32) for n, v in params.items()})
