@@ -82,3 +82,42 @@ def test_the_reference_trains_with_sgd_and_rnnkit_reads_its_run(tag_file, tmp_pa
     _, _, vocab, labels = runs.load_run(tmp_path / "ref")
     assert loaded.predict_examples(examples) == runs.predict(params, examples, vocab, labels, "tag", "sigmoid")
     assert loaded.evaluate(tag_file)["accuracy"] == 1.0
+
+
+def test_on_the_demo_data_the_reference_predicts_what_rnnkit_predict_prints(tmp_path, capsys):
+    """A run trained with --cell rnn on the demo data: reference predictions == `rnnkit predict`."""
+    from rnnkit.cli import main
+    from rnnkit.data.demo import write_demo
+    from rnnkit.data.readers import read_tagging
+    from rnnkit.demo import DEMO_OPTIONS
+    from rnnkit.reference import runs
+
+    files = write_demo(tmp_path / "data")
+    args = [
+        "train",
+        "tag",
+        "--train",
+        str(files["tag_train"]),
+        "--out",
+        str(tmp_path / "run"),
+        "--cell",
+        "rnn",
+        "--hidden",
+        str(DEMO_OPTIONS["hidden_size"]),
+        "--epochs",
+        "10",
+        "--lr",
+        "0.01",
+    ]
+    assert main(args) == 0
+    dev = read_tagging(files["tag_dev"])
+    raw = tmp_path / "dev.txt"
+    raw.write_text("\n".join(" ".join(ex.tokens) for ex in dev) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "run"), str(raw)]) == 0
+    printed = [
+        [line.split("\t")[1] for line in block.splitlines()]
+        for block in capsys.readouterr().out.strip("\n").split("\n\n")
+    ]
+    params, config, vocab, labels = runs.load_run(tmp_path / "run")
+    assert runs.predict(params, dev, vocab, labels, "tag", config["model"]["activation"]) == printed
