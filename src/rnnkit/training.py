@@ -106,6 +106,7 @@ class Trainer:
             "best_epoch": None,
             "bad_epochs": 0,
             "elapsed": 0.0,
+            "epoch_start": 0.0,
             "done": False,
             "stop_reason": None,
         }
@@ -204,7 +205,7 @@ class Trainer:
         row = {
             "epoch": st["epoch"],
             "train_loss": st["loss_sum"] / max(st["items"], 1),
-            "tokens_per_s": round(st["tokens"] / max(elapsed - st.get("epoch_start", 0.0), 1e-9)),
+            "tokens_per_s": round(st["tokens"] / max(elapsed - st["epoch_start"], 1e-9)),
             "seconds": round(elapsed, 1),
         }
         if self.evaluate is not None:

@@ -93,8 +93,9 @@ class Batch:
         return int(self.lengths.sum())
 
 
-def make_batch(data: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
-    """Cut the sequences `rows` out of `data` and pad them to the longest."""
+def pad_rows(data: Encoded, rows: np.ndarray, pad_id: int):
+    """Cut the sequences `rows` out of `data` and pad them to the longest, in NumPy:
+    ids (B, T), lengths (B,), targets None, (B,) or (B, T) with IGNORE where nothing is scored."""
     starts, lengths = data.offsets[rows], data.lengths[rows]  # (B,), (B,)
     T = int(lengths.max())
     pos = starts[:, None] + np.arange(T)[None, :]  # (B, T) positions in the flat arrays
@@ -107,8 +108,14 @@ def make_batch(data: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
         targets[real] = data.targets[pos[real]]
     elif data.targets is not None:
         targets = data.targets[rows]
-    import torch  # lazily: the NumPy reference encodes data with this module too
+    return ids, lengths, targets
 
+
+def make_batch(data: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
+    """`pad_rows` as a Batch of tensors."""
+    import torch  # lazily: the NumPy reference pads with this module too
+
+    ids, lengths, targets = pad_rows(data, rows, pad_id)
     as_t = torch.from_numpy
     return Batch(
         as_t(ids),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnkit.config import DataConfig, ModelConfig, TrainConfig
-from rnnkit.data.batching import IGNORE, encode
+from rnnkit.data.batching import encode, pad_rows
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.reference.model import TORCH_NAMES, Params, forward, loss_and_grads, outputs
@@ -38,23 +38,6 @@ def load_run(path) -> tuple[Params, dict, Vocab, Vocab]:
     return params, config, Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"])
 
 
-def padded(data, rows: np.ndarray, pad_id: int):
-    """ids (B, T), lengths (B,), targets ((B,) or (B, T)) for the rows of an Encoded dataset."""
-    lengths = data.lengths[rows]
-    T = int(lengths.max())
-    pos = data.offsets[rows][:, None] + np.arange(T)[None, :]
-    real = np.arange(T)[None, :] < lengths[:, None]
-    ids = np.full((len(rows), T), pad_id)
-    ids[real] = data.tokens[pos[real]]
-    targets = None
-    if data.targets is not None and data.per_token:
-        targets = np.full((len(rows), T), IGNORE)
-        targets[real] = data.targets[pos[real]]
-    elif data.targets is not None:
-        targets = data.targets[rows]
-    return ids, lengths, targets
-
-
 def predict(params: Params, examples, vocab: Vocab, labels: Vocab, task: str, activation: str) -> list:
     """Labels (classify) or tag lists (tag), one example at a time: no padding at all."""
     result = []
@@ -73,7 +56,7 @@ def mean_loss(params: Params, examples, vocab, labels, task: str, activation: st
     data = encode(examples, vocab, labels, "label" if task == "classify" else "tags")
     total, items = 0.0, 0
     for start in range(0, len(data), 64):
-        ids, lengths, targets = padded(data, np.arange(start, min(start + 64, len(data))), vocab.pad_id)
+        ids, lengths, targets = pad_rows(data, np.arange(start, min(start + 64, len(data))), vocab.pad_id)
         loss, _, _ = loss_and_grads(params, ids, lengths, targets, task, activation, need_grads=False)
         n = int((targets >= 0).sum())
         m = n if task == "classify" else len(ids)
@@ -106,7 +89,7 @@ def train(
         total, order = 0.0, rng.permutation(len(data))
         for start in range(0, len(data), batch_size):
             batch = order[start : start + batch_size]
-            ids, lengths, targets = padded(data, batch, vocab.pad_id)
+            ids, lengths, targets = pad_rows(data, batch, vocab.pad_id)
             loss, grads, _ = loss_and_grads(params, ids, lengths, targets, task, activation)
             for name, value in params.items():
                 value -= lr * grads[name]  # the seeds' update
