@@ -117,9 +117,9 @@ def test_batched_equals_one_sequence_at_a_time(cell):
 
 
 def test_reverse_padded_reverses_within_each_length_only():
-    x = torch.arange(1, 6).repeat(2, 1)  # (2, 5)
+    x = torch.arange(1, 6).repeat(2, 1).t()  # (T=5, B=2), time-major
     got = reverse_padded(x, torch.tensor([5, 3]))
-    assert got.tolist() == [[5, 4, 3, 2, 1], [3, 2, 1, 4, 5]]
+    assert got.t().tolist() == [[5, 4, 3, 2, 1], [3, 2, 1, 4, 5]]
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,10 @@ U (H, D) reads the input, W (H, H) carries the state, b (H,) is the bias; σ is 
 default (as in the course notes), tanh or relu on request. `s_t` is what PyTorch calls `h_t`.
 With one-hot inputs, U x_t is column x_t of U: `U_columns(U, ids)` is that lookup.
 
-The time loop over these steps lives in one place, `scan` below; `rnnkit.nn.RNN` stacks and
-reverses it. LSTM and GRU use PyTorch's kernels (cuDNN on CUDA) and are wired in rnn.py.
+`scan` below is the time loop written as the equation, one autograd step at a time: it is the
+specification that the fused kernel `rnnkit.nn.kernels.fused_scan` (what `rnnkit.nn.RNN` runs)
+is tested against, and the "plain PyTorch loop" of benchmarks/speed.py. LSTM and GRU use
+PyTorch's kernels (cuDNN on CUDA) and are wired in rnn.py.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.nn.cells import U_columns, activation_fn, scan
+from rnnkit.nn.cells import U_columns, activation_fn
+from rnnkit.nn.kernels import fused_scan
 
 CELLS = ("rnn", "lstm", "gru")
 
@@ -30,14 +31,42 @@ def lengths_mask(lengths: Tensor, T: int) -> Tensor:
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse each sequence within its own length; padding stays where it is. x (B, T, ...)."""
-    B, T = x.shape[:2]
-    t = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
-    L = lengths.to(x.device).unsqueeze(1)  # (B, 1)
-    idx = torch.where(t < L, L - 1 - t, t)  # (B, T); an involution
+    """Reverse each sequence within its own length; padding stays where it is.
+    x (T, B, ...) time-major, lengths (B,)."""
+    T, B = x.shape[:2]
+    t = torch.arange(T, device=x.device).unsqueeze(1)  # (T, 1)
+    L = lengths.to(x.device).unsqueeze(0)  # (1, B)
+    idx = torch.where(t < L, L - 1 - t, t)  # (T, B); an involution
     if x.dim() == 2:
-        return x.gather(1, idx)
-    return x.gather(1, idx.view(B, T, *([1] * (x.dim() - 2))).expand_as(x))
+        return x.gather(0, idx)
+    return x.gather(0, idx.view(T, B, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+class Packing:
+    """A batch sorted longest first, as the fused kernel wants it: at step t the rows still
+    running are the first n_t (`batch_sizes`, as in PyTorch's PackedSequence). Sorting is
+    skipped when the batch is already in order (e.g. all lengths equal)."""
+
+    def __init__(self, lengths: Tensor, device: torch.device):
+        lengths = lengths.cpu()
+        if bool((lengths[:-1] >= lengths[1:]).all()):
+            self.order = self.inverse = None
+            self.lengths = lengths
+        else:
+            self.lengths, order = lengths.sort(descending=True, stable=True)
+            self.order, self.inverse = order.to(device), order.argsort().to(device)
+        self.steps = int(self.lengths[0])  # T' = the longest length; later steps are all padding
+        counts = torch.bincount(self.lengths, minlength=self.steps + 1)  # counts[l] = rows of length l
+        self.batch_sizes = (counts.flip(0).cumsum(0).flip(0)[1:]).tolist()  # n_t = rows with length > t
+        self.last = (self.lengths - 1).to(device)  # (B,) each row's last step
+        self.rows = torch.arange(len(lengths), device=device)
+
+    def sort(self, x: Tensor) -> Tensor:
+        """(B, ...) in the caller's order -> sorted."""
+        return x if self.order is None else x.index_select(0, self.order)
+
+    def unsort(self, x: Tensor) -> Tensor:
+        return x if self.inverse is None else x.index_select(0, self.inverse)
 
 
 class RNN(nn.Module):
@@ -120,25 +149,33 @@ class RNN(nn.Module):
         return self._forward_kernel(x, lengths, state)
 
     def _forward_rnn(self, x: Tensor, lengths: Tensor, state):
+        """The seeds' cell on the fused kernel: sorted longest first, time-major inside."""
         B, T = x.shape[:2]
-        mask = lengths_mask(lengths.to(x.device), T)  # (B, T)
-        layer_in, finals = x, []
+        pack = Packing(lengths, x.device)
+        Tp = pack.steps
+        layer_in = pack.sort(x).transpose(0, 1)[:Tp]  # (T', B, D) or (T', B) ids
+        finals = []
         for layer in range(self.num_layers):
             outs = []
             for d, suffix in enumerate(self._suffixes(layer)):
                 U, W, b = (getattr(self, p + suffix) for p in "UWb")
-                s0 = None if state is None else state[layer * self.num_directions + d]
-                inp = reverse_padded(layer_in, lengths) if d == 1 else layer_in
-                a = (
-                    U_columns(U, inp) if inp.dtype in (torch.int64, torch.int32) else inp @ U.t()
-                ) + b  # (B, T, H): U x_t + b for all steps in one product
-                out, s_last = scan(a, W, mask, self.sigma, s0)
-                outs.append(reverse_padded(out, lengths) if d == 1 else out)
-                finals.append(s_last)
-            layer_in = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]  # (B, T, dirs*H)
+                inp = reverse_padded(layer_in, pack.lengths) if d == 1 else layer_in
+                if inp.dtype in (torch.int64, torch.int32):
+                    a = U_columns(U, inp) + b  # (T', B, H): the one-hot input is a column of U
+                else:
+                    a = F.linear(inp, U, b)  # (T', B, H): U x_t + b for all steps in one product
+                s0 = None if state is None else pack.sort(state[layer * self.num_directions + d])
+                out = fused_scan(a, W, pack.batch_sizes, self.activation, s0)  # (T', B, H)
+                finals.append(out[pack.last, pack.rows])  # (B, H), each row's state at its last step
+                outs.append(reverse_padded(out, pack.lengths) if d == 1 else out)
+            layer_in = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]  # (T', B, dirs*H)
             if layer < self.num_layers - 1 and self.dropout > 0:
                 layer_in = F.dropout(layer_in, self.dropout, self.training)
-        return layer_in, torch.stack(finals)  # (B, T, dirs*H), (L*dirs, B, H)
+        out = pack.unsort(layer_in.transpose(0, 1)).contiguous()  # (B, T', dirs*H)
+        if Tp < T:
+            out = F.pad(out, (0, 0, 0, T - Tp))  # steps past every length: zero
+        final = torch.stack([pack.unsort(f) for f in finals])  # (L*dirs, B, H)
+        return out, final
 
     def _forward_kernel(self, x: Tensor, lengths: Tensor, state):
         T = x.shape[1]
