@@ -75,22 +75,33 @@ def encode(examples: Sequence, vocab, labels=None, target: str | None = None) ->
 @dataclass
 class Batch:
     """ids (B, T) int64 padded with pad_id; lengths (B,) int64; targets None, (B,) or (B, T)
-    with IGNORE/UNSEEN where nothing is scored; index (B,) rows of the dataset."""
+    with IGNORE/UNSEEN where nothing is scored; index (B,) rows of the dataset.
+
+    The counts `num_tokens` and `num_scored` are taken once, while the batch is still on the
+    host, so reading them later never waits for a GPU."""
 
     ids: Tensor
     lengths: Tensor
     targets: Tensor | None
     index: Tensor
+    num_tokens: int = -1  # real tokens, <sos>/<eos> included; -1: count at construction
+    num_scored: int = -1  # targets with a known gold label
+
+    def __post_init__(self):
+        if self.num_tokens < 0:
+            object.__setattr__(self, "num_tokens", int(self.lengths.sum()))
+        if self.num_scored < 0:
+            scored = 0 if self.targets is None else int((self.targets >= 0).sum())
+            object.__setattr__(self, "num_scored", scored)
 
     def to(self, device) -> Batch:
         if str(device) == "cpu":
             return self
         t = None if self.targets is None else self.targets.to(device, non_blocking=True)
-        return Batch(self.ids.to(device, non_blocking=True), self.lengths.to(device), t, self.index)
-
-    @property
-    def num_tokens(self) -> int:
-        return int(self.lengths.sum())
+        return Batch(
+            self.ids.to(device, non_blocking=True), self.lengths.to(device), t, self.index,
+            self.num_tokens, self.num_scored,
+        )  # fmt: skip
 
 
 def pad_rows(data: Encoded, rows: np.ndarray, pad_id: int):

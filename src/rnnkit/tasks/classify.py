@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
-from rnnkit.data.batching import Batch
+from rnnkit.data.batching import IGNORE, Batch
 from rnnkit.nn import Encoder, Output
 
 TARGET = "label"  # one target per sequence
@@ -65,12 +65,11 @@ class Classifier(nn.Module):
         """Mean cross-entropy over the batch's sequences (both reductions agree here),
         and the number of sequences scored. Gold labels unseen in training are left out."""
         logits = self(batch.ids, batch.lengths)
-        y = batch.targets
-        known = y >= 0
-        n = int(known.sum())
+        n = batch.num_scored  # counted on the host: no wait for the device here
         if n == 0:
             return logits.sum() * 0.0, 0
-        return F.cross_entropy(logits[known], y[known]), n
+        y = torch.where(batch.targets >= 0, batch.targets, IGNORE)  # (B,)
+        return F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum") / n, n
 
     def predict(self, batch: Batch) -> list:
         """One probability vector (K,) per sequence."""

@@ -8,12 +8,13 @@ L   = -1/m Σ_i Σ_t log ŷ_it[c_it] summed over true steps, averaged over seque
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
-from rnnkit.data.batching import Batch
+from rnnkit.data.batching import IGNORE, Batch
 from rnnkit.nn import Encoder, Output
 
 TARGET = "tags"  # one target per token
@@ -48,9 +49,9 @@ class Tagger(nn.Module):
         """Cross-entropy over the real tokens whose gold tag is known, and their number."""
         logits = self(batch.ids, batch.lengths)  # (B, T, K)
         y = batch.targets  # (B, T), IGNORE at <sos>/<eos>/padding, UNSEEN for unknown tags
-        known = y >= 0
-        n = int(known.sum())
-        total = F.cross_entropy(logits[known], y[known], reduction="sum")
+        n = batch.num_scored  # counted on the host: no wait for the device here
+        y = torch.where(y >= 0, y, IGNORE)  # (B, T): UNSEEN takes no part either
+        total = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE, reduction="sum")
         if reduction == "token":
             return total / max(n, 1), n
         return total / batch.ids.shape[0], n
