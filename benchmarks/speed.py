@@ -1,0 +1,329 @@
+"""How fast rnnkit trains: its recurrent layers against torch.nn's in the same process, and
+`rnnkit train` against a minimal hand-written PyTorch loop.
+
+    python benchmarks/speed.py [--data ../shared/data] [--device cpu|cuda] [--quick] [--only headline grid loop]
+
+Three sections, each timed in this one process so that machine noise hits both sides alike:
+  headline  batch 64, 50 steps, input 100, hidden 256, forward+backward with gradients into the
+            input: the seeds' sigmoid cell (rnnkit's fused kernel, and the plain autograd loop
+            `rnnkit.nn.cells.scan`) against torch.nn.RNN(tanh); achieved GFLOP/s against this
+            machine's large-matrix-product GFLOP/s.
+  grid      rnn (sigmoid, tanh, relu), LSTM, GRU: rnnkit.nn.RNN against torch.nn, forward+backward
+            and forward only, over batch (1, 16, 64, 256) x steps (20, 100) x hidden (128, 256, 1024).
+  loop      `rnnkit.train` end to end (tokens/s of its second epoch, from history.csv) against a
+            minimal loop over pre-built batches with the same model, optimiser, clipping and batches.
+Each time is the median of repeated runs, ours and theirs alternating. Writes
+benchmarks/results/speed.json and prints Markdown tables (docs/benchmarks.md pastes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import rnnkit
+import rnnkit.runs
+from rnnkit.nn.cells import activation_fn, scan
+
+HEADLINE = dict(B=64, T=50, n=100, H=256)
+GRID = dict(batch=(1, 16, 64, 256), steps=(20, 100), hidden=(128, 256, 1024))
+QUICK_GRID = dict(batch=(16, 64), steps=(20,), hidden=(128, 256))
+CELLS = ("rnn-sigmoid", "rnn-tanh", "rnn-relu", "lstm", "gru")
+
+
+# timing
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed_pair(ours, theirs, device: torch.device, min_seconds: float = 0.4, min_reps: int = 5) -> tuple[float, float]:
+    """Median seconds per call of `ours` and `theirs`, alternating so drift hits both."""
+    for fn in (ours, theirs):  # warm up: allocator, BLAS/cuDNN plans
+        fn()
+        _sync(device)
+    times: tuple[list, list] = ([], [])
+    start = time.perf_counter()
+    while len(times[0]) < min_reps or time.perf_counter() - start < min_seconds:
+        for fn, ts in zip((ours, theirs), times):
+            _sync(device)
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            ts.append(time.perf_counter() - t)
+        if len(times[0]) >= 50:
+            break
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def matmul_gflops(device: torch.device, size: int = 2048) -> float:
+    """This machine's large fp32 matrix-product rate, the ceiling the recurrences are held to."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    t, _ = timed_pair(lambda: a @ b, lambda: None, device, min_seconds=1.0)
+    return 2 * size**3 / t / 1e9
+
+
+def machine(device: torch.device) -> dict:
+    info = {
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# the two sides
+def layers(cell: str, n: int, H: int, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """rnnkit.nn.RNN and its torch.nn counterpart; the seeds' sigmoid cell is held against tanh,
+    the nearest thing torch.nn has."""
+    if cell.startswith("rnn"):
+        act = cell.split("-")[1]
+        ours = rnnkit.nn.RNN(n, H, cell="rnn", activation=act)
+        theirs = torch.nn.RNN(n, H, nonlinearity="tanh" if act == "sigmoid" else act, batch_first=True)
+    else:
+        ours = rnnkit.nn.RNN(n, H, cell=cell)
+        theirs = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(n, H, batch_first=True)
+    return ours.to(device), theirs.to(device)
+
+
+def steps(ours, theirs, x: torch.Tensor, lengths: torch.Tensor, backward: bool):
+    """Callables for one forward (+ backward) pass of each side."""
+    if backward:
+
+        def run_ours():
+            ours(x, lengths)[0].sum().backward()
+
+        def run_theirs():
+            theirs(x)[0].sum().backward()
+
+    else:
+
+        def run_ours():
+            with torch.inference_mode():
+                ours(x, lengths)
+
+        def run_theirs():
+            with torch.inference_mode():
+                theirs(x)
+
+    return run_ours, run_theirs
+
+
+def rnn_flops(B: int, T: int, n: int, H: int, backward: bool) -> float:
+    """Multiply-adds x 2 of the seeds' cell: U x_t and W s_{t-1} forward; with the backward pass,
+    ∂L/∂U, ∂L/∂x and ∂L/∂W, ∂L/∂s_{t-1} as well (three times the forward)."""
+    forward = 2 * T * B * (n * H + H * H)
+    return 3 * forward if backward else forward
+
+
+# sections
+def headline(device: torch.device) -> dict:
+    B, T, n, H = HEADLINE.values()
+    torch.manual_seed(0)
+    x = torch.randn(B, T, n, device=device, requires_grad=True)
+    lengths = torch.full((B,), T, dtype=torch.long)
+    ours, theirs = layers("rnn-sigmoid", n, H, device)
+    run_ours, run_theirs = steps(ours, theirs, x, lengths, backward=True)
+    mask = torch.ones(B, T, dtype=torch.bool, device=device)
+    sigma = activation_fn("sigmoid")
+
+    def run_plain():  # the seeds' equation, one autograd step at a time
+        a = x @ ours.U_l0.t() + ours.b_l0
+        scan(a, ours.W_l0, mask, sigma)[0].sum().backward()
+
+    ratios, plain_ratios, t_ours = [], [], []
+    for _ in range(3):
+        o, t = timed_pair(run_ours, run_theirs, device)
+        p, t2 = timed_pair(run_plain, run_theirs, device)
+        ratios.append(t / o)
+        plain_ratios.append(t2 / p)
+        t_ours.append(o)
+    peak = matmul_gflops(device)
+    achieved = rnn_flops(B, T, n, H, True) / statistics.median(t_ours) / 1e9
+    return {
+        "config": dict(HEADLINE, pass_="forward+backward, gradients into the input"),
+        "ratio_fused_vs_torch_tanh": statistics.median(ratios),
+        "ratios": ratios,
+        "ratio_plain_loop_vs_torch_tanh": statistics.median(plain_ratios),
+        "fused_tokens_per_s": B * T / statistics.median(t_ours),
+        "fused_gflops": achieved,
+        "matmul_gflops": peak,
+        "share_of_matmul_rate": achieved / peak,
+    }
+
+
+def grid(device: torch.device, sizes: dict, n: int = 100) -> list[dict]:
+    rows = []
+    for cell in CELLS:
+        for H in sizes["hidden"]:
+            for T in sizes["steps"]:
+                for B in sizes["batch"]:
+                    torch.manual_seed(0)
+                    ours, theirs = layers(cell, n, H, device)
+                    lengths = torch.full((B,), T, dtype=torch.long)
+                    row = dict(cell=cell, batch=B, steps=T, hidden=H)
+                    for backward in (True, False):
+                        x = torch.randn(B, T, n, device=device, requires_grad=backward)
+                        run = steps(ours, theirs, x, lengths, backward)
+                        o, t = timed_pair(*run, device, min_seconds=0.3, min_reps=3)
+                        key = "fwd_bwd" if backward else "fwd"
+                        row[f"{key}_tok_s"] = B * T / o
+                        row[f"{key}_torch_tok_s"] = B * T / t
+                        row[f"{key}_ratio"] = t / o
+                    rows.append(row)
+                    print(
+                        f"  {cell:<11} B={B:<3} T={T:<3} H={H:<4}  fwd+bwd {row['fwd_bwd_ratio']:.2f}x  "
+                        f"fwd {row['fwd_ratio']:.2f}x",
+                        file=sys.stderr,
+                    )
+    return rows
+
+
+def train_loop(data: Path | None, device: torch.device, epochs: int = 2) -> dict:
+    """`rnnkit train` against the minimal loop, on UD EWT UPOS (or the demo data without it)."""
+    from rnnkit.data.batching import encode, make_batch
+    from rnnkit.tasks import MODELS
+    from rnnkit.training import epoch_batches, make_optimizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if data is not None and (data / "ud-ewt" / "train.conllu").exists():
+            train_file, source = data / "ud-ewt" / "train.conllu", "ud-ewt train"
+        else:
+            from rnnkit.data.demo import write_demo
+
+            train_file, source = write_demo(tmp)["tag_train"], "demo tagging data"
+        out = Path(tmp) / "run"
+        options = dict(cell="rnn", epochs=epochs, device=device.type, seed=0)
+        model = rnnkit.train("tag", train=train_file, out=out, log=lambda m: None, **options)
+        history = rnnkit.runs.RunFolder(out).load_checkpoint()["state"]["history"]
+        rnnkit_tok_s = history[-1]["tokens_per_s"]  # the last epoch: warm, and with its share of checkpointing
+
+        # the minimal loop: same model class and options, same optimiser, clipping and batches
+        cfg = model.train_config
+        data_enc = encode(model.read(train_file), model.vocab, model.labels, model.module.TARGET)
+        torch.manual_seed(cfg.seed)
+        net = MODELS["tag"](len(model.vocab), len(model.labels), model.model_config, model.vocab.pad_id).to(device)
+        optimizer = make_optimizer(net.parameters(), cfg)
+        pad = model.vocab.pad_id
+        batches = [make_batch(data_enc, rows, pad).to(device) for rows in epoch_batches(data_enc.lengths, cfg, 1)]
+        tokens = sum(b.num_tokens for b in batches)
+
+        def one_epoch():
+            net.train()
+            for batch in batches:
+                loss, _ = net.loss(batch, cfg.loss)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+                optimizer.step()
+            _sync(device)
+
+        one_epoch()  # warm, as rnnkit's last epoch is
+        t = time.perf_counter()
+        one_epoch()
+        minimal_tok_s = tokens / (time.perf_counter() - t)
+    return {
+        "data": source,
+        "model": f"tag, cell rnn (sigmoid), hidden {model.model_config.hidden_size}, batch {cfg.batch_size}, "
+        f"{cfg.optimizer}, clip {cfg.clip}",
+        "rnnkit_train_tok_s": rnnkit_tok_s,
+        "minimal_loop_tok_s": minimal_tok_s,
+        "ratio": rnnkit_tok_s / minimal_tok_s,
+    }
+
+
+# report
+def tables(result: dict) -> str:
+    lines = []
+    m = result["machine"]
+    lines.append(
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), {m['device']}"
+    )
+    if "headline" in result:
+        h = result["headline"]
+        lines += [
+            "",
+            "| B=64, T=50, n=100, H=256, fwd+bwd into the input | ratio vs torch.nn.RNN(tanh) |",
+            "|---|---|",
+            f"| rnnkit `rnn` sigmoid, fused kernel | {h['ratio_fused_vs_torch_tanh']:.2f}x "
+            f"(runs: {', '.join(f'{r:.2f}' for r in h['ratios'])}) |",
+            f"| the same cell as a plain autograd loop (`cells.scan`) | {h['ratio_plain_loop_vs_torch_tanh']:.2f}x |",
+            "",
+            f"Fused kernel: {h['fused_tokens_per_s']:,.0f} tokens/s, {h['fused_gflops']:.0f} GFLOP/s; "
+            f"large matrix product on this machine: {h['matmul_gflops']:.0f} GFLOP/s "
+            f"({100 * h['share_of_matmul_rate']:.0f}% of it).",
+        ]
+    if "grid" in result:
+        lines += [
+            "",
+            "| cell | B | T | H | fwd+bwd tok/s | vs torch.nn | fwd tok/s | vs torch.nn |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in result["grid"]:
+            lines.append(
+                f"| {r['cell']} | {r['batch']} | {r['steps']} | {r['hidden']} | {r['fwd_bwd_tok_s']:,.0f} | "
+                f"{r['fwd_bwd_ratio']:.2f}x | {r['fwd_tok_s']:,.0f} | {r['fwd_ratio']:.2f}x |"
+            )
+    if "loop" in result:
+        lp = result["loop"]
+        lines += [
+            "",
+            f"| training loop ({lp['data']}; {lp['model']}) | tokens/s |",
+            "|---|---|",
+            f"| minimal PyTorch loop over pre-built batches | {lp['minimal_loop_tok_s']:,.0f} |",
+            f"| `rnnkit train`, end to end | {lp['rnnkit_train_tok_s']:,.0f} ({lp['ratio']:.2f}x) |",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="datasets folder (for the loop)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke run")
+    parser.add_argument("--only", nargs="+", choices=["headline", "grid", "loop"], default=["headline", "grid", "loop"])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device here; run with --device cpu", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    result: dict = {"machine": machine(device)}
+    if "headline" in args.only:
+        result["headline"] = headline(device)
+    if "loop" in args.only:
+        result["loop"] = train_loop(args.data if args.data.exists() else None, device)
+    if "grid" in args.only:
+        result["grid"] = grid(device, QUICK_GRID if args.quick else GRID)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(tables(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
