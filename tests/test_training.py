@@ -8,8 +8,11 @@ import torch
 
 import rnnkit
 from conftest import FAST
+from rnnkit import training
+from rnnkit.data.batching import encode, make_batch
 from rnnkit.runs import RunFolder
-from rnnkit.training import Interrupted
+from rnnkit.tasks import MODELS
+from rnnkit.training import Interrupted, batches_per_epoch, epoch_batches, make_optimizer
 
 
 def quiet(message):
@@ -60,7 +63,8 @@ def test_resume_after_an_interruption_ends_in_the_same_weights(classify_file, tm
         rnnkit.train(
             "classify", train=classify_file, out=tmp_path / "cut", log=quiet, callbacks=[stop_in_epoch_two], **options
         )
-    assert RunFolder(tmp_path / "cut").load_checkpoint()["state"]["epoch"] == 2
+    cut = RunFolder(tmp_path / "cut").load_checkpoint()["state"]
+    assert cut["epoch"] == 2 and isinstance(cut["loss_sum"], float) and cut["loss_sum"] > 0
     rnnkit.train("classify", train=classify_file, out=tmp_path / "cut", resume=True, log=quiet)
     straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "cut")
     for name in straight:
@@ -159,3 +163,60 @@ def test_resume_refuses_options_that_differ_from_the_saved_run(classify_file, tm
         "classify", train=classify_file, out=tmp_path / "run", resume=True, log=quiet, **(FAST | dict(epochs=2))
     )  # the same options again, and more epochs, are fine
     assert len(RunFolder(tmp_path / "run").load_checkpoint()["state"]["history"]) == 2
+
+
+@pytest.mark.parametrize("reduction", ["sequence", "token"])
+def test_history_train_loss_is_the_item_weighted_mean_of_every_batch_loss_read_on_the_host(
+    tag_file, tmp_path, reduction
+):
+    """The loop sums the loss on the device; the old host sum (loss.item() × items, per batch)
+    must give the very same float, and one optimizer step is taken per batch."""
+    rnnkit.train("tag", train=tag_file, out=tmp_path / "run", log=quiet, **(FAST | dict(epochs=3, loss=reduction)))
+    model = rnnkit.load(tmp_path / "run")
+    cfg = model.train_config
+    data = encode(model.read(tag_file), model.vocab, model.labels, "tags")
+    torch.manual_seed(cfg.seed)
+    net = MODELS["tag"](len(model.vocab), len(model.labels), model.model_config, model.vocab.pad_id)
+    optimizer = make_optimizer(net.parameters(), cfg)
+    history = RunFolder(tmp_path / "run").load_checkpoint()["state"]["history"]
+    for row in history:
+        loss_sum, items, batches = 0.0, 0, epoch_batches(data.lengths, cfg, row["epoch"])
+        for rows in batches:
+            loss, n = net.loss(make_batch(data, rows, model.vocab.pad_id), cfg.loss)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+            optimizer.step()
+            loss_sum += loss.item() * (n if reduction == "token" else len(rows))
+            items += n if reduction == "token" else len(rows)
+        assert row["train_loss"] == loss_sum / items
+        assert row["steps"] == len(batches) == batches_per_epoch(len(data), cfg)
+
+
+def test_the_progress_bar_reads_the_loss_without_changing_training(classify_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "PROGRESS_EVERY", 0.0)  # an update, and a read of the loss, every batch
+    options = FAST | dict(epochs=3)
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "quiet", log=quiet, **options)
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "bar", log=quiet, progress=True, **options)
+    quiet_run, bar_run = (RunFolder(tmp_path / n).load_checkpoint() for n in ("quiet", "bar"))
+    assert [r["train_loss"] for r in bar_run["state"]["history"]] == [
+        r["train_loss"] for r in quiet_run["state"]["history"]
+    ]
+    for name, value in quiet_run["model"].items():
+        torch.testing.assert_close(bar_run["model"][name], value, rtol=0, atol=0, msg=name)
+
+
+def test_dev_evaluation_during_training_runs_in_inference_mode(classify_file, tmp_path):
+    forwards = []  # (training?, inference mode?) for every forward pass of the network
+
+    def watch(trainer):
+        if not forwards:
+            trainer.model.register_forward_hook(
+                lambda m, i, o: forwards.append((m.training, torch.is_inference_mode_enabled()))
+            )
+
+    rnnkit.train(
+        "classify", train=classify_file, dev=classify_file, out=tmp_path / "run", log=quiet, callbacks=[watch], **FAST
+    )
+    assert {mode for training, mode in forwards if not training} == {True}
+    assert {mode for training, mode in forwards if training} == {False}

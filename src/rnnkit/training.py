@@ -11,6 +11,10 @@ The trainer knows nothing about RNNs: it needs a model with `loss(batch, reducti
 `evaluate(model) -> dict` for dev. Ctrl-C or SIGTERM finishes the current batch and writes a
 checkpoint; `resume=True` continues from it, skipping the batches already done, and ends in the
 same weights as an uninterrupted run with the same seed.
+
+The loop never waits on the device for a number it does not need yet: the running loss is summed
+on the device and read back only for the progress bar (at most every half second) and at the end
+of the epoch.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import torch
 from rnnkit.config import TrainConfig
 from rnnkit.data.batching import Encoded, bucket_batches, make_batch
 from rnnkit.runs import RunFolder
+
+PROGRESS_EVERY = 0.5  # seconds between progress-bar updates, each one reads the loss off the device
 
 
 class Interrupted(Exception):
@@ -53,6 +59,11 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
 def epoch_batches(lengths: np.ndarray, config: TrainConfig, epoch: int) -> list[np.ndarray]:
     """The batches of one epoch, in an order that depends only on (seed, epoch)."""
     return bucket_batches(lengths, config.batch_size, np.random.default_rng([config.seed, epoch]))
+
+
+def batches_per_epoch(num_examples: int, config: TrainConfig) -> int:
+    """How many batches an epoch of `num_examples` sequences has (the same every epoch)."""
+    return len(epoch_batches(np.ones(num_examples, dtype=np.int64), config, 1))
 
 
 @contextmanager
@@ -97,8 +108,8 @@ class Trainer:
         self._stop = False
         self.state = {
             "epoch": 1,
-            "batch": 0,
-            "loss_sum": 0.0,
+            "batch": 0,  # batches done in this epoch
+            "loss_sum": 0.0,  # Σ loss × items over them; while an epoch runs, the sum lives on the device
             "items": 0,
             "tokens": 0,
             "history": [],
@@ -169,33 +180,39 @@ class Trainer:
         cfg, st = self.config, self.state
         self.model.train()
         bar = _ProgressBar(len(batches), st["epoch"], cfg.epochs) if self.progress else None
-        t0, tok0 = time.perf_counter(), st["tokens"]
-        for rows in batches[st["batch"] :]:
-            batch = make_batch(train, rows, self.pad_id).to(self.device)
-            loss, n = self.model.loss(batch, cfg.loss)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
-            self.optimizer.step()
-            st["batch"] += 1
-            st["loss_sum"] += loss.item() * (n if cfg.loss == "token" else len(rows))
-            st["items"] += n if cfg.loss == "token" else len(rows)
-            st["tokens"] += batch.num_tokens
+        t0, tok0, shown = time.perf_counter(), st["tokens"], 0.0
+        # Σ loss × items, on the device and in float64: the same sum, in the same order, as
+        # adding loss.item() × items on the host, without a host-device sync per batch
+        loss_sum = torch.tensor(st["loss_sum"], dtype=torch.float64, device=self.device)
+        out_of_time = False
+        try:
+            for rows in batches[st["batch"] :]:
+                batch = make_batch(train, rows, self.pad_id).to(self.device)
+                loss, n = self.model.loss(batch, cfg.loss)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip is not None:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+                self.optimizer.step()
+                items = n if cfg.loss == "token" else len(rows)
+                loss_sum += loss.detach().double() * items
+                st["batch"] += 1
+                st["items"] += items
+                st["tokens"] += batch.num_tokens  # counted on the host when the batch was built
+                if bar and time.perf_counter() - shown >= PROGRESS_EVERY:
+                    shown = time.perf_counter()
+                    rate = (st["tokens"] - tok0) / max(shown - t0, 1e-9)
+                    bar.update(st["batch"], loss_sum.item() / max(st["items"], 1), rate)
+                for fn in self.on_batch:
+                    fn(self)
+                out_of_time = time.perf_counter() - started > budget
+                if out_of_time or self._stop:
+                    break
+        finally:
+            st["loss_sum"] = loss_sum.item()
             if bar:
-                rate = (st["tokens"] - tok0) / max(time.perf_counter() - t0, 1e-9)
-                bar.update(st["batch"], st["loss_sum"] / max(st["items"], 1), rate)
-            for fn in self.on_batch:
-                fn(self)
-            if time.perf_counter() - started > budget:
-                if bar:
-                    bar.close()
-                return True
-            if self._stop:
-                break
-        if bar:
-            bar.close()
-        return False
+                bar.close()
+        return out_of_time
 
     def _end_epoch(self, started: float, partial: bool) -> None:
         cfg, st = self.config, self.state
@@ -207,6 +224,7 @@ class Trainer:
             "train_loss": st["loss_sum"] / max(st["items"], 1),
             "tokens_per_s": round(st["tokens"] / max(elapsed - st["epoch_start"], 1e-9)),
             "seconds": round(elapsed, 1),
+            "steps": st["batch"],  # optimizer steps this epoch
         }
         if self.evaluate is not None:
             report = self.evaluate(self.model)
