@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnkit import distributed
 from rnnkit.config import TASKS, DataConfig, ModelConfig, TrainConfig, from_dict, split_options
 from rnnkit.data import readers
 from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
@@ -28,7 +29,7 @@ from rnnkit.metrics import classification_report
 from rnnkit.runs import RunFolder, config_record
 from rnnkit.tasks import MODELS
 from rnnkit.tasks import TASKS as TASK_MODULES
-from rnnkit.training import Trainer, pick_device
+from rnnkit.training import Trainer, batches_per_epoch, pick_device
 
 RESUME_OVERRIDES = ("epochs", "max_minutes", "device")  # what a resumed run may change
 
@@ -163,7 +164,8 @@ def train(
     TrainConfig (cell, hidden_size, embedding_dim, lr, max_minutes, ...). Returns the Model with
     the best weights. With resume=True, continues the run in `out` from its checkpoint.
     `callbacks` are called with the Trainer after every batch (trainer.request_stop() stops
-    training the way Ctrl-C does, leaving a checkpoint to resume from)."""
+    training the way Ctrl-C does, leaving a checkpoint to resume from). Started by torchrun as
+    several processes, it trains data-parallel and rank 0 writes the run (docs/scaling.md)."""
     _check_task(task)
     run = RunFolder(out)
     module = TASK_MODULES[task]
@@ -199,48 +201,76 @@ def train(
         data_config = dataclasses.replace(data_config, lowercase=module.DEFAULT_LOWERCASE)
 
     sets = _read_all(module, {"train": train, "dev": dev}, data_config)  # every input error before any write
-    torch.manual_seed(train_config.seed)
-    device = pick_device(train_config.device)
+    _check_processes(len(sets["train"]), train_config)
+    torch.manual_seed(train_config.seed)  # the same initial weights in every process
 
-    if resume:
-        vocabs = run.read_json("vocab.json")
-        vocab, labels = Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"])
-    else:
-        vocab = Vocab(
-            lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size
-        ).fit(ex.tokens for ex in sets["train"])
-        labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
-        files = {"train": str(train), "dev": None if dev is None else str(dev)}
-        run.write_json("config.json", config_record(task, data_config, model_config, train_config, files))
-        run.write_json("vocab.json", {"tokens": vocab.to_dict(), "labels": labels.to_dict()})
+    with distributed.session(pick_device(train_config.device)) as device:
+        main = distributed.is_main()  # under torchrun only rank 0 writes and logs
+        log = log if main else _quiet
+        if resume:
+            vocabs = run.read_json("vocab.json")
+            vocab, labels = Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"])
+        else:
+            vocab = Vocab(
+                lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size
+            ).fit(ex.tokens for ex in sets["train"])
+            labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
+            files = {"train": str(train), "dev": None if dev is None else str(dev)}
+            if main:
+                run.write_json("config.json", config_record(task, data_config, model_config, train_config, files))
+                run.write_json("vocab.json", {"tokens": vocab.to_dict(), "labels": labels.to_dict()})
 
-    net = MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id).to(device)
-    model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.path)
-    train_data = encode(sets["train"], vocab, labels, module.TARGET)
-    evaluate = None
-    if "dev" in sets:
-        dev_examples = sets["dev"]
-        evaluate = lambda _net: model.evaluate(dev_examples)  # noqa: E731
-    trainer = Trainer(net, train_config, run, evaluate, "accuracy", vocab.pad_id, device, log, progress)
-    trainer.on_batch.extend(callbacks)
-    if resume:
-        ckpt = run.load_checkpoint()
-        if ckpt is None:
-            raise UserError(f"{run.path}: no checkpoint.pt to resume from")
-        trainer.restore(ckpt)
-    log(
-        f"{task}: {len(sets['train'])} train examples, vocabulary {len(vocab)}, {len(labels)} labels, "
-        f"{sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
-    )
-    state = trainer.fit(train_data)
-    return finish(model, run, sets.get("dev"), state["history"])
+        net = MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id).to(device)
+        model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.path)
+        train_data = encode(sets["train"], vocab, labels, module.TARGET)
+        evaluate = None
+        if "dev" in sets:
+            dev_examples = sets["dev"]
+            evaluate = lambda _net: model.evaluate(dev_examples)  # noqa: E731
+        trainer = Trainer(net, train_config, run, evaluate, "accuracy", vocab.pad_id, device, log, progress)
+        trainer.on_batch.extend(callbacks)
+        if resume:
+            ckpt = run.load_checkpoint()
+            if ckpt is None:
+                raise UserError(f"{run.path}: no checkpoint.pt to resume from")
+            trainer.restore(ckpt)
+        world = distributed.world_size()
+        log(
+            f"{task}: {len(sets['train'])} train examples, vocabulary {len(vocab)}, {len(labels)} labels, "
+            f"{sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
+            + (f", {world} processes (data-parallel)" if world > 1 else "")
+        )
+        state = trainer.fit(train_data)
+        return finish(model, run, sets.get("dev"), state["history"])
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def _check_processes(num_examples: int, train_config: TrainConfig) -> None:
+    """Data-parallel training gives each process whole batches: it needs a batch for each."""
+    world = distributed.world_size()
+    if world == 1:
+        return
+    batches = batches_per_epoch(num_examples, train_config)
+    if world > batches:
+        raise UserError(
+            f"{world} processes need at least {world} batches per epoch, and {num_examples} examples in batches of "
+            f"{train_config.batch_size} make {batches}; use fewer processes or a smaller --batch-size"
+        )
 
 
 def finish(model: Model, run: RunFolder, dev_examples, history: list[dict]) -> Model:
-    """Load the best weights, score dev once more and write metrics.json and the plots."""
+    """Load the best weights, score dev once more and write metrics.json and the plots.
+    Under torchrun rank 0 reads the weights and sends them to the others, and writes alone."""
     from rnnkit import plots
 
-    model.net.load_state_dict(run.load_weights())
+    if distributed.is_main():
+        model.net.load_state_dict(run.load_weights())
+    distributed.broadcast_weights(model.net)
+    if not distributed.is_main():
+        return model
     if history:
         plots.learning_curves(history, run / "learning_curves.png")
     if dev_examples is not None:

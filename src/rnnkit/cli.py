@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from rnnkit import distributed
 from rnnkit.errors import UserError
 from rnnkit.training import Interrupted
 
@@ -197,6 +198,7 @@ def _given(args, names) -> dict:
 
 
 def cmd_train(args) -> int:
+    """Under torchrun every process runs this; rank 0 alone writes the run and prints."""
     import rnnkit
 
     rnnkit.train(
@@ -209,7 +211,8 @@ def cmd_train(args) -> int:
         progress=not args.no_progress and sys.stderr.isatty(),
         **_given(args, TRAIN_OPTIONS),
     )
-    print(f"run saved in {args.out}", file=sys.stderr)
+    if distributed.is_main():
+        print(f"run saved in {args.out}", file=sys.stderr)
     return 0
 
 
@@ -365,7 +368,8 @@ def main(argv=None) -> int:
         print("rnnkit: error: " + " ".join(str(e).split()), file=sys.stderr)
         return EXIT_USER_ERROR
     except Interrupted as e:
-        print(f"rnnkit: {e}", file=sys.stderr)
+        if distributed.is_main():  # under torchrun every process stopped after the same step: say it once
+            print(f"rnnkit: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)

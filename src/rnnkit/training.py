@@ -15,6 +15,10 @@ same weights as an uninterrupted run with the same seed.
 The loop never waits on the device for a number it does not need yet: the running loss is summed
 on the device and read back only for the progress bar (at most every half second) and at the end
 of the epoch.
+
+Under torchrun (rnnkit.distributed) each process trains on its share of every epoch's batches,
+through DistributedDataParallel; the processes agree on every stop and on the dev report, so
+they take the same steps, and rank 0 alone writes the run folder and logs.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from rnnkit import distributed
 from rnnkit.config import TrainConfig
 from rnnkit.data.batching import Encoded, bucket_batches, make_batch
 from rnnkit.runs import RunFolder
@@ -83,9 +88,16 @@ def stop_signals(trainer: Trainer):
             signal.signal(sig, h)
 
 
+def _quiet(message: str) -> None:
+    pass
+
+
 class Trainer:
     """Fits `model` on `train` data. `evaluate(model) -> dict` scores dev (or None: no dev);
-    `metric` names the key in that dict to maximise. `log` receives one line per epoch."""
+    `metric` names the key in that dict to maximise. `log` receives one line per epoch.
+
+    Under torchrun, construct it inside `distributed.session` on every rank: it reseeds each
+    rank's dropout noise, and only rank 0 logs, shows progress and writes the run folder."""
 
     def __init__(
         self,
@@ -102,13 +114,19 @@ class Trainer:
         self.model, self.config, self.run = model, config, run
         self.evaluate, self.metric, self.pad_id = evaluate, metric, pad_id
         self.device = device or torch.device("cpu")
-        self.log, self.progress = log, progress
+        if distributed.launched() and not distributed.active():
+            raise RuntimeError("under torchrun, build the Trainer inside rnnkit.distributed.session(...)")
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.main = self.rank == 0
+        self.log, self.progress = (log, progress) if self.main else (_quiet, False)
         self.optimizer = make_optimizer(model.parameters(), config)
         self.on_batch: list[Callable[[Trainer], None]] = []
         self._stop = False
+        if self.world > 1:  # the same weights everywhere (seeded before), different dropout masks
+            torch.manual_seed(distributed.rank_seed(config.seed))
         self.state = {
             "epoch": 1,
-            "batch": 0,  # batches done in this epoch
+            "batch": 0,  # batches done in this epoch, by this process
             "loss_sum": 0.0,  # Σ loss × items over them; while an epoch runs, the sum lives on the device
             "items": 0,
             "tokens": 0,
@@ -120,55 +138,108 @@ class Trainer:
             "epoch_start": 0.0,
             "done": False,
             "stop_reason": None,
+            "world_size": self.world,
         }
 
     def request_stop(self) -> None:
         self._stop = True
 
     # checkpoints
+    def _own_state(self) -> dict:
+        """What differs between processes: RNG streams and this epoch's running sums."""
+        own = {k: self.state[k] for k in ("loss_sum", "items", "tokens")}
+        own["torch_rng"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            own["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return own
+
     def checkpoint(self) -> dict:
-        return {
+        """The state to resume from. With several processes every rank must call it (it gathers
+        each rank's RNG and sums into `ranks`); the weights are the plain model's, no DDP prefix."""
+        own = self._own_state()
+        ckpt = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": own["torch_rng"],
             "state": dict(self.state),
         }
+        if "cuda_rng" in own:
+            ckpt["cuda_rng"] = own["cuda_rng"]
+        if self.world > 1:
+            ckpt["ranks"] = distributed.gather(own)
+        return ckpt
+
+    def _save_checkpoint(self) -> None:
+        ckpt = self.checkpoint()
+        if self.main:
+            self.run.save_checkpoint(ckpt)
 
     def restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint. A run that ended on its epochs or its time budget goes on
-        when the config now allows more; one that stopped early on patience stays finished."""
+        when the config now allows more; one that stopped early on patience stays finished.
+        Mid-epoch, only the number of processes that wrote it can continue it."""
+        state = dict(ckpt["state"])
+        saved_world = state.get("world_size", 1)
+        if saved_world != self.world and state["batch"] > 0:
+            from rnnkit.errors import UserError
+
+            raise UserError(
+                f"{self.run.path}: the checkpoint stopped in the middle of epoch {state['epoch']}, trained by "
+                f"{saved_world} process(es); resume it with {saved_world} (torchrun --nproc-per-node), not {self.world}"
+            )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        self.state = dict(ckpt["state"])
+        ranks = ckpt.get("ranks") or [{"torch_rng": ckpt["torch_rng"], "cuda_rng": ckpt.get("cuda_rng")}]
+        if self.rank < len(ranks):
+            own = ranks[self.rank]
+            torch.set_rng_state(own["torch_rng"])
+            if own.get("cuda_rng") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(own["cuda_rng"], self.device)
+            state.update({k: own[k] for k in ("loss_sum", "items", "tokens") if k in own})
+        else:  # more processes than wrote the checkpoint, at an epoch boundary: fresh noise
+            torch.manual_seed(distributed.rank_seed(self.config.seed + state["epoch"]))
+        state["world_size"] = self.world
+        self.state = state
         if self.state.get("stop_reason") in ("epochs", "time"):
             self.state["done"] = False
 
     # the loop
     def fit(self, train: Encoded) -> dict:
         """Train until the epochs, the time budget or the patience run out; returns the state."""
-        cfg, st = self.config, self.state
-        budget = math.inf if cfg.max_minutes is None else cfg.max_minutes * 60.0
+        st = self.state
         self.model.to(self.device)
+        self._loss = distributed.loss_function(self.model, self.device)  # model.loss, or through DDP
         started = time.perf_counter() - st["elapsed"]
-        with stop_signals(self):
-            while not st["done"] and not self._stop:
-                if st["epoch"] > cfg.epochs:
-                    self._finish("epochs")
-                elif time.perf_counter() - started > budget:
-                    self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
-                else:
-                    out_of_time = self._run_epoch(
-                        train, epoch_batches(train.lengths, cfg, st["epoch"]), started, budget
-                    )
-                    self._end_epoch(started, partial=out_of_time)
-                    if out_of_time:
-                        self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
-        st["elapsed"] = time.perf_counter() - started
-        self.run.save_checkpoint(self.checkpoint())
+        try:
+            with stop_signals(self):
+                self._epochs(train, started)
+                st["elapsed"] = time.perf_counter() - started
+                self._save_checkpoint()
+                distributed.barrier()  # no process leaves (and gets its siblings killed) before rank 0 has written
+        finally:
+            self._loss = None  # the DDP wrapper must not outlive its process group
         if not st["done"]:
             raise Interrupted(f"training stopped in epoch {st['epoch']}; continue it with --resume")
         return st
+
+    def _epochs(self, train: Encoded, started: float) -> None:
+        """Epoch after epoch until done or stopped; every process takes the same decisions."""
+        cfg, st = self.config, self.state
+        budget = math.inf if cfg.max_minutes is None else cfg.max_minutes * 60.0
+        while not st["done"]:
+            self._stop, out_of_time = distributed.any_rank(self._stop, time.perf_counter() - started > budget)
+            if self._stop:
+                return
+            if st["epoch"] > cfg.epochs:
+                self._finish("epochs")
+            elif out_of_time:
+                self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
+            else:
+                batches = epoch_batches(train.lengths, cfg, st["epoch"])
+                out_of_time = self._run_epoch(train, distributed.shard(batches, self.rank, self.world), started, budget)
+                self._end_epoch(started, partial=out_of_time)
+                if out_of_time:
+                    self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
 
     def _finish(self, reason: str, message: str | None = None) -> None:
         self.state.update(done=True, stop_reason=reason)
@@ -188,7 +259,7 @@ class Trainer:
         try:
             for rows in batches[st["batch"] :]:
                 batch = make_batch(train, rows, self.pad_id).to(self.device)
-                loss, n = self.model.loss(batch, cfg.loss)
+                loss, n = self._loss(batch, cfg.loss)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip is not None:
@@ -205,7 +276,7 @@ class Trainer:
                     bar.update(st["batch"], loss_sum.item() / max(st["items"], 1), rate)
                 for fn in self.on_batch:
                     fn(self)
-                out_of_time = time.perf_counter() - started > budget
+                self._stop, out_of_time = distributed.any_rank(self._stop, time.perf_counter() - started > budget)
                 if out_of_time or self._stop:
                     break
         finally:
@@ -219,15 +290,16 @@ class Trainer:
         if self._stop and not partial:
             return  # a mid-epoch stop: the checkpoint carries the epoch on
         elapsed = time.perf_counter() - started
+        loss_sum, items, tokens = distributed.all_sum(st["loss_sum"], st["items"], st["tokens"])
         row = {
             "epoch": st["epoch"],
-            "train_loss": st["loss_sum"] / max(st["items"], 1),
-            "tokens_per_s": round(st["tokens"] / max(elapsed - st["epoch_start"], 1e-9)),
+            "train_loss": loss_sum / max(items, 1),
+            "tokens_per_s": round(tokens / max(elapsed - st["epoch_start"], 1e-9)),
             "seconds": round(elapsed, 1),
-            "steps": st["batch"],  # optimizer steps this epoch
+            "steps": st["batch"],  # optimizer steps this epoch (each process takes as many)
         }
         if self.evaluate is not None:
-            report = self.evaluate(self.model)
+            report = distributed.from_main(lambda: self.evaluate(self.model))  # one answer for every rank
             row["dev_loss"] = report.get("loss")
             row[f"dev_{self.metric}"] = report[self.metric]
             score = report[self.metric]
@@ -236,11 +308,13 @@ class Trainer:
         improved = st["best"] is None or score > st["best"]
         if improved:
             st["best"], st["best_epoch"], st["bad_epochs"] = score, st["epoch"], 0
-            self.run.save_weights(self.model.state_dict())
+            if self.main:
+                self.run.save_weights(self.model.state_dict())
         else:
             st["bad_epochs"] += 1
         st["history"].append(row)
-        self.run.write_csv("history.csv", st["history"])
+        if self.main:
+            self.run.write_csv("history.csv", st["history"])
         dev = f"  dev {self.metric} {row[f'dev_{self.metric}']:.4f}" if self.evaluate else ""
         self.log(
             f"epoch {st['epoch']:>3}  train loss {row['train_loss']:.4f}{dev}  "
@@ -249,7 +323,7 @@ class Trainer:
         st.update(epoch=st["epoch"] + 1, batch=0, loss_sum=0.0, items=0, tokens=0, epoch_start=elapsed)
         if cfg.patience is not None and st["bad_epochs"] >= cfg.patience:
             self._finish("patience", f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
-        self.run.save_checkpoint(self.checkpoint())
+        self._save_checkpoint()
 
 
 class _ProgressBar:

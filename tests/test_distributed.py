@@ -1,0 +1,194 @@
+"""Data-parallel training: `torchrun --nproc-per-node 2 -m rnnkit train ...` on the demo data,
+two gloo processes on this CPU, checked against an in-process replay of what DDP should do."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from conftest import FAST
+from rnnkit import distributed
+from rnnkit.data.batching import encode, make_batch
+from rnnkit.data.demo import write_demo
+from rnnkit.runs import RunFolder
+from rnnkit.tasks import MODELS
+from rnnkit.tasks import TASKS as TASK_MODULES
+from rnnkit.training import Interrupted, batches_per_epoch, epoch_batches, make_optimizer
+
+# small LSTMs that learn the demo data in a few epochs; no dropout, so no randomness after init
+OPTIONS = "--cell lstm --embed 32 --hidden 32 --dropout 0 --word-dropout 0 --lr 0.02 --batch-size 16".split()
+RUN_FILES = {
+    "config.json",
+    "vocab.json",
+    "model.safetensors",
+    "checkpoint.pt",
+    "history.csv",
+    "metrics.json",
+    "learning_curves.png",
+    "confusion.png",
+}
+
+
+def torchrun(args, cwd, nproc=2):
+    """Run `args` under torchrun with `nproc` gloo processes on this machine; returns the output."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    done = subprocess.run(launch + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    return output
+
+
+def replay(run, train_file, world=2) -> dict:
+    """What `world` DDP processes compute, in this process: the same initial weights, and per
+    step the optimizer applied to the mean of the gradients of batches k*world ... k*world+world-1
+    of each epoch's list (rank r trains on batches r, r+world, ...), the tail dropped."""
+    model = rnnkit.load(run)
+    cfg, module = model.train_config, TASK_MODULES[model.task]
+    data = encode(model.read(train_file), model.vocab, model.labels, module.TARGET)
+    torch.manual_seed(cfg.seed)
+    net = MODELS[model.task](len(model.vocab), len(model.labels), model.model_config, model.vocab.pad_id)
+    optimizer = make_optimizer(net.parameters(), cfg)
+    for epoch in range(1, len(RunFolder(run).load_checkpoint()["state"]["history"]) + 1):
+        batches = epoch_batches(data.lengths, cfg, epoch)
+        batches = batches[: len(batches) - len(batches) % world]
+        for k in range(0, len(batches), world):
+            grads = []
+            for rows in batches[k : k + world]:
+                net.zero_grad()
+                loss, _ = net.loss(make_batch(data, rows, model.vocab.pad_id), cfg.loss)
+                loss.backward()
+                grads.append([p.grad.clone() for p in net.parameters()])
+            for p, *g in zip(net.parameters(), *grads):
+                p.grad = sum(g) / world
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+            optimizer.step()
+    return net.state_dict()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ddp")
+    return folder, write_demo(folder / "data")
+
+
+@pytest.fixture(scope="module")
+def classify_ddp(demo):
+    """A classifier trained by 2 processes for 4 epochs: (folder, run, files, output)."""
+    folder, files = demo
+    args = ["-m", "rnnkit", "train", "classify", "--train", str(files["classify_train"])]
+    args += ["--dev", str(files["classify_dev"]), "--out", "run", "--epochs", "4", *OPTIONS]
+    return folder, folder / "run", files, torchrun(args, cwd=folder)
+
+
+def test_two_processes_train_a_classifier_that_loads_and_evaluates_like_any_run(classify_ddp):
+    folder, run, files, output = classify_ddp
+    report = rnnkit.load(run).evaluate(files["classify_dev"])
+    assert report["accuracy"] > 0.9  # two balanced classes: chance is 0.5
+    # rank 0 alone wrote files and printed
+    written = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert written == {f"run/{name}" for name in RUN_FILES} | {f"data/{p.name}" for p in files.values()}
+    assert output.count("2 processes (data-parallel)") == 1 and output.count("epoch   4") == 1
+    assert output.count("run saved in run") == 1
+    assert not [k for k in RunFolder(run).load_weights() if k.startswith("module.")]
+    # each process takes half the optimizer steps of one process (one step a batch: test_training)
+    rows = RunFolder(run).load_checkpoint()["state"]["history"]
+    one_process = batches_per_epoch(800, rnnkit.load(run).train_config)
+    assert one_process == 50 and [row["steps"] for row in rows] == [one_process // 2] * 4
+
+
+def test_two_processes_step_with_the_gradient_averaged_over_their_two_batches(classify_ddp):
+    folder, run, files, _ = classify_ddp
+    trained = RunFolder(run).load_checkpoint()["model"]  # the last weights, after 4 epochs
+    expected = replay(run, files["classify_train"])
+    for name, value in expected.items():
+        torch.testing.assert_close(trained[name], value, rtol=0, atol=1e-6, msg=name)
+
+
+STOP_ON_RANK_1 = """
+import sys
+import rnnkit
+from rnnkit import distributed
+from rnnkit.training import Interrupted
+
+def stop(trainer):  # one rank asks; both must stop after the same step
+    if distributed.rank() == 1 and trainer.state["epoch"] == 2 and trainer.state["batch"] == 3:
+        trainer.request_stop()
+
+options = dict(cell="lstm", embedding_dim=32, hidden_size=32, dropout=0.0, word_dropout=0.0, lr=0.02, batch_size=16)
+try:
+    rnnkit.train("tag", train=sys.argv[1], dev=sys.argv[2], out="tag", callbacks=[stop], epochs=3, **options)
+except Interrupted as e:
+    if distributed.is_main():
+        print("interrupted:", e)
+"""
+
+
+def test_a_stop_asked_on_one_rank_stops_both_and_the_run_resumes_exactly(demo):
+    folder, files = demo
+    (folder / "stop.py").write_text(STOP_ON_RANK_1, encoding="utf-8")
+    output = torchrun(["stop.py", str(files["tag_train"]), str(files["tag_dev"])], cwd=folder)
+    assert output.count("interrupted: training stopped in epoch 2") == 1
+    state = RunFolder(folder / "tag").load_checkpoint()["state"]
+    assert (state["epoch"], state["batch"], state["world_size"]) == (2, 3, 2)
+    assert isinstance(state["loss_sum"], float)
+
+    args = ["-m", "rnnkit", "train", "tag", "--train", str(files["tag_train"]), "--dev", str(files["tag_dev"])]
+    torchrun(args + ["--out", "tag", "--resume"], cwd=folder)
+    ckpt = RunFolder(folder / "tag").load_checkpoint()
+    steps = batches_per_epoch(300, rnnkit.load(folder / "tag").train_config) // 2
+    assert [row["steps"] for row in ckpt["state"]["history"]] == [steps] * 3
+    expected = replay(folder / "tag", files["tag_train"])
+    for name, value in expected.items():
+        torch.testing.assert_close(ckpt["model"][name], value, rtol=0, atol=1e-6, msg=name)
+    assert rnnkit.load(folder / "tag").evaluate(files["tag_dev"])["accuracy"] > 0.8
+
+
+def test_resuming_mid_epoch_with_another_number_of_processes_is_refused(classify_file, tmp_path):
+    def stop(trainer):
+        if trainer.state["batch"] == 1:
+            trainer.request_stop()
+
+    with pytest.raises(Interrupted):
+        rnnkit.train(
+            "classify", train=classify_file, out=tmp_path / "run", log=lambda m: None, callbacks=[stop], **FAST
+        )
+    run = RunFolder(tmp_path / "run")
+    ckpt = run.load_checkpoint()
+    ckpt["state"]["world_size"] = 2
+    run.save_checkpoint(ckpt)
+    with pytest.raises(rnnkit.UserError, match="trained by 2 process.*resume it with 2"):
+        rnnkit.train("classify", train=classify_file, out=tmp_path / "run", resume=True, log=lambda m: None)
+
+
+def test_more_processes_than_batches_is_a_user_error_before_anything_is_written(classify_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun sets it; 4 examples in batches of 2 make 2 batches
+    with pytest.raises(rnnkit.UserError, match="3 processes need at least 3 batches per epoch.*make 2"):
+        rnnkit.train("classify", train=classify_file, out=tmp_path / "run", **FAST)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("n, world", [(50, 2), (19, 2), (7, 3), (3, 3)])
+def test_shards_are_disjoint_equal_and_drop_fewer_batches_than_processes(n, world):
+    batches = [np.array([i]) for i in range(n)]
+    shards = [distributed.shard(batches, r, world) for r in range(world)]
+    taken = [int(b[0]) for s in shards for b in s]
+    assert len({len(s) for s in shards}) == 1 and len(taken) == len(set(taken))
+    assert 0 <= n - len(taken) < world and set(taken) == set(range(len(taken)))
+
+
+def test_without_torchrun_every_helper_acts_for_one_process():
+    assert not distributed.launched() and distributed.world_size() == 1 and distributed.is_main()
+    assert distributed.any_rank(True, False) == (True, False)
+    assert distributed.all_sum(1.5, 3) == (1.5, 3)
+    assert distributed.from_main(lambda: {"accuracy": 1.0}) == {"accuracy": 1.0}
+
+    class Net(torch.nn.Module):
+        def loss(self, batch, reduction):
+            return batch, reduction
+
+    assert distributed.loss_function(Net(), torch.device("cpu"))("batch", "token") == ("batch", "token")
