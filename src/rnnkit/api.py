@@ -31,7 +31,7 @@ from rnnkit.tasks import MODELS
 from rnnkit.tasks import TASKS as TASK_MODULES
 from rnnkit.training import Trainer, batches_per_epoch, pick_device
 
-RESUME_OVERRIDES = ("epochs", "max_minutes", "device")  # what a resumed run may change
+RESUME_OVERRIDES = ("epochs", "max_minutes", "device", "precision")  # what a resumed run may change
 
 
 def _log(message: str) -> None:

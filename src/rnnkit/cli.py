@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("sequence", "token"),
         help="sequence: summed over steps, mean over sequences (the seeds'; default); token: mean over tokens",
     )
+    g.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        help="bf16: autocast the forward pass on CUDA, weights stay fp32; CPU trains in fp32 (default fp32)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("evaluate", help="score a run on a labelled file")
@@ -189,6 +194,7 @@ TRAIN_OPTIONS = (
     "seed",
     "device",
     "loss",
+    "precision",
 )
 READ_OPTIONS = ("format", "column", "text_field", "label_field")
 

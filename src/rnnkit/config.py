@@ -15,6 +15,7 @@ TASKS = ("classify", "tag")
 CELLS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
+PRECISIONS = ("fp32", "bf16")
 
 
 def _problems_to_error(cls_name: str, problems: list[str]) -> None:
@@ -107,6 +108,7 @@ class TrainConfig:
     loss: str = (
         "sequence"  # "sequence": summed over true steps, mean over sequences (the seeds'); "token": mean over tokens
     )
+    precision: str = "fp32"  # "bf16": autocast the forward pass on CUDA (weights stay fp32); CPU trains in fp32
 
     def __post_init__(self):
         p: list[str] = []
@@ -123,6 +125,7 @@ class TrainConfig:
         _positive_int(p, "seed", self.seed, allow_zero=True)
         _choice(p, "device", self.device, ("auto", "cpu", "cuda"))
         _choice(p, "loss", self.loss, ("sequence", "token"))
+        _choice(p, "precision", self.precision, PRECISIONS)
         _problems_to_error("training options", p)
 
     @property

@@ -2,7 +2,7 @@
 
     for each epoch:                      batches length-bucketed, in an order fixed by (seed, epoch)
         for each batch:
-            L = model.loss(batch)        the task's masked cross-entropy
+            L = model.loss(batch)        the task's masked cross-entropy (bf16 autocast on request)
             L.backward()                 BPTT by autograd
             clip ‖∇‖ to `clip`; step     SGD (the seeds' w <- w - η ∇w) or Adam
         evaluate on dev; keep the best weights; stop early after `patience` epochs without gain
@@ -28,7 +28,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -69,6 +69,22 @@ def epoch_batches(lengths: np.ndarray, config: TrainConfig, epoch: int) -> list[
 def batches_per_epoch(num_examples: int, config: TrainConfig) -> int:
     """How many batches an epoch of `num_examples` sequences has (the same every epoch)."""
     return len(epoch_batches(np.ones(num_examples, dtype=np.int64), config, 1))
+
+
+def effective_precision(precision: str, device: torch.device) -> str:
+    """bf16 autocast runs on a GPU that has bf16; elsewhere training stays fp32."""
+    if precision == "bf16" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def autocast(precision: str, device: torch.device):
+    """The context for the forward pass and the loss: bf16 autocast for "bf16", else nothing.
+    Weights, gradients and the optimizer stay fp32, and backward runs outside it (bf16 has
+    fp32's exponent range, so no loss scaling is needed)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 @contextmanager
@@ -119,6 +135,7 @@ class Trainer:
         self.rank, self.world = distributed.rank(), distributed.world_size()
         self.main = self.rank == 0
         self.log, self.progress = (log, progress) if self.main else (_quiet, False)
+        self.precision = effective_precision(config.precision, self.device)
         self.optimizer = make_optimizer(model.parameters(), config)
         self.on_batch: list[Callable[[Trainer], None]] = []
         self._stop = False
@@ -206,8 +223,10 @@ class Trainer:
     # the loop
     def fit(self, train: Encoded) -> dict:
         """Train until the epochs, the time budget or the patience run out; returns the state."""
-        st = self.state
+        cfg, st = self.config, self.state
         self.model.to(self.device)
+        if cfg.precision != self.precision:
+            self.log(f"bf16 applies on a CUDA device with bf16 only; training on {self.device} in fp32")
         self._loss = distributed.loss_function(self.model, self.device)  # model.loss, or through DDP
         started = time.perf_counter() - st["elapsed"]
         try:
@@ -259,7 +278,8 @@ class Trainer:
         try:
             for rows in batches[st["batch"] :]:
                 batch = make_batch(train, rows, self.pad_id).to(self.device)
-                loss, n = self._loss(batch, cfg.loss)
+                with autocast(self.precision, self.device):
+                    loss, n = self._loss(batch, cfg.loss)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip is not None:
