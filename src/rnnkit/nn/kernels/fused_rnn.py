@@ -92,10 +92,16 @@ def fused_scan(a: Tensor, W: Tensor, batch_sizes: list[int], activation: str, s0
     W (H, H); batch_sizes: T ints, n_t = the number of rows still running at step t (non-increasing,
     n_0 = B); s0 (B, H), or None for s_0 = 0. Returns s (T, B, H), zero where a row has ended. A
     contiguous `a` is overwritten with s: pass a tensor nothing else reads, as rnnkit.nn.RNN does.
+
+    Under autocast U x_t + b may arrive in bf16 while W stays fp32: the recurrence then runs in
+    the wider type (a copy of `a`), since its error would otherwise compound over the steps.
     """
     T, B, H = a.shape
     if len(batch_sizes) != T or (T and batch_sizes[0] != B):
         raise ValueError(f"batch_sizes must have {T} entries starting at {B}, got {list(batch_sizes)[:3]}...")
     if activation not in _ACTIVATE:
         raise ValueError(f"unknown activation {activation!r}; choose 'sigmoid', 'tanh' or 'relu'")
-    return _FusedScan.apply(a.contiguous(), W, s0, [int(n) for n in batch_sizes], activation)
+    dtype = torch.promote_types(a.dtype, W.dtype)
+    a, W = a.to(dtype).contiguous(), W.to(dtype)
+    s0 = None if s0 is None else s0.to(dtype)
+    return _FusedScan.apply(a, W, s0, [int(n) for n in batch_sizes], activation)
