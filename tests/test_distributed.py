@@ -46,7 +46,17 @@ def torchrun(args, cwd, nproc=2):
 def replay(run, train_file, world=2) -> dict:
     """What `world` DDP processes compute, in this process: the same initial weights, and per
     step the optimizer applied to the mean of the gradients of batches k*world ... k*world+world-1
-    of each epoch's list (rank r trains on batches r, r+world, ...), the tail dropped."""
+    of each epoch's list (rank r trains on batches r, r+world, ...), the tail dropped. It runs on
+    one thread, as each rank does (OMP_NUM_THREADS=1): BLAS may sum in another order on two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _replay(run, train_file, world)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _replay(run, train_file, world: int) -> dict:
     model = rnnkit.load(run)
     cfg, module = model.train_config, TASK_MODULES[model.task]
     data = encode(model.read(train_file), model.vocab, model.labels, module.TARGET)
