@@ -171,7 +171,8 @@ class RNN(nn.Module):
             layer_in = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]  # (T', B, dirs*H)
             if layer < self.num_layers - 1 and self.dropout > 0:
                 layer_in = F.dropout(layer_in, self.dropout, self.training)
-        out = pack.unsort(layer_in.transpose(0, 1))  # (B, T', dirs*H), a view when in order, as torch.nn.RNN(batch_first=True) returns
+        # (B, T', dirs*H): a view when the batch is in order, as torch.nn.RNN(batch_first=True) returns
+        out = pack.unsort(layer_in.transpose(0, 1))
         if Tp < T:
             out = F.pad(out, (0, 0, 0, T - Tp))  # steps past every length: zero
         final = torch.stack([pack.unsort(f) for f in finals])  # (L*dirs, B, H)
