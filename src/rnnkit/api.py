@@ -26,6 +26,7 @@ from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.metrics import classification_report
+from rnnkit.recipes import recipe_options
 from rnnkit.runs import RunFolder, config_record
 from rnnkit.tasks import MODELS
 from rnnkit.tasks import TASKS as TASK_MODULES
@@ -157,6 +158,7 @@ def train(
     progress: bool = False,
     log=_log,
     callbacks=(),
+    recipe: str | None = None,
     **options,
 ) -> Model:
     """Train a model for `task` ("classify" or "tag") on the file `train`, scoring `dev` each
@@ -165,7 +167,8 @@ def train(
     the best weights. With resume=True, continues the run in `out` from its checkpoint.
     `callbacks` are called with the Trainer after every batch (trainer.request_stop() stops
     training the way Ctrl-C does, leaving a checkpoint to resume from). Started by torchrun as
-    several processes, it trains data-parallel and rank 0 writes the run (docs/scaling.md)."""
+    several processes, it trains data-parallel and rank 0 writes the run (docs/scaling.md).
+    `recipe` names a tuned set of options (rnnkit.recipes.RECIPES); `options` override it."""
     _check_task(task)
     run = RunFolder(out)
     module = TASK_MODULES[task]
@@ -187,10 +190,11 @@ def train(
             )
         train_config = dataclasses.replace(train_config, **{k: v for k, v in options.items() if k in RESUME_OVERRIDES})
     else:
+        tuned = recipe_options(task, recipe) if recipe else {}
         defaults = dict(module.DEFAULTS)
-        if options.get("optimizer", "adam") != "adam":
+        if {**tuned, **options}.get("optimizer", "adam") != "adam":
             defaults.pop("lr", None)  # a task's lr is tuned for Adam; SGD keeps its own default
-        data_config, model_config, train_config = split_options({**defaults, **options})
+        data_config, model_config, train_config = split_options({**defaults, **tuned, **options})
         if run.exists() and not overwrite:
             raise UserError(
                 f"{run.path}: a run folder is already there; use --resume to continue it or --overwrite to replace it"

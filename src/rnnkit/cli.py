@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--recipe", help="a named, tuned set of options (docs/benchmarks.md); options given override it")
     add_data_options(p)
     g = p.add_argument_group("vocabulary")
     g.add_argument(
@@ -214,6 +215,7 @@ def cmd_train(args) -> int:
         out=args.out,
         resume=args.resume,
         overwrite=args.overwrite,
+        recipe=args.recipe,
         progress=not args.no_progress and sys.stderr.isatty(),
         **_given(args, TRAIN_OPTIONS),
     )
