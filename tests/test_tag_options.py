@@ -2,16 +2,21 @@
 entity scores for BIO tags; trained, saved, reloaded and scored end to end on tiny fixtures."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 import rnnkit
 from rnnkit.cli import main
-from rnnkit.config import ModelConfig
+from rnnkit.config import ModelConfig, split_options
+from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, UNSEEN, Batch
 from rnnkit.errors import UserError
 from rnnkit.nn.encoder import sequence_dropout
+from rnnkit.recipes import RECIPES
+from rnnkit.spans import looks_like_bio
+from rnnkit.tasks import tag
 from rnnkit.tasks.tag import Tagger
 
 NER = [
@@ -120,3 +125,21 @@ def test_locked_dropout_drops_the_same_features_at_every_step():
 def test_char_features_and_crf_are_refused_for_classification(classify_file, tmp_path):
     with pytest.raises(UserError, match="options of the tag task"):
         rnnkit.train("classify", train=classify_file, out=tmp_path / "c", cell="lstm", crf=True)
+
+
+@pytest.mark.parametrize("name", ["pos", "ner"])
+def test_the_tagging_recipes_are_valid_tag_options(name):
+    recipe = RECIPES[name]
+    assert recipe.task == "tag"
+    _, model_config, _ = split_options({**tag.DEFAULTS, **recipe.options})
+    assert model_config.char_embedding_dim > 0 and model_config.crf == (name == "ner")
+
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not (DATA / "conll2003" / "dev.txt").exists(), reason="../shared/data/conll2003 is not here")
+def test_conll2003_reads_the_ner_column_by_default():
+    examples = readers.read_tagging(DATA / "conll2003" / "dev.txt")
+    assert len(examples) == 3250  # -DOCSTART- lines skipped
+    assert looks_like_bio({t for ex in examples for t in ex.tags})
