@@ -143,3 +143,12 @@ def test_conll2003_reads_the_ner_column_by_default():
     examples = readers.read_tagging(DATA / "conll2003" / "dev.txt")
     assert len(examples) == 3250  # -DOCSTART- lines skipped
     assert looks_like_bio({t for ex in examples for t in ex.tags})
+
+
+def test_explain_reads_a_char_tagger_step_by_step(ner_run):
+    from rnnkit.explain import explain
+
+    model, _, _ = ner_run
+    report = explain(model, "Peter Blackburn visited Berlin .")
+    assert report["prediction"] == ["B-PER", "I-PER", "O", "B-LOC", "O"]
+    assert report["gradient_flow"]["G"] is None  # a bidirectional run: no gradient flow, said in a note
