@@ -24,6 +24,7 @@ from rnnkit.config import TASKS, DataConfig, ModelConfig, TrainConfig, from_dict
 from rnnkit.data import readers
 from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
 from rnnkit.data.chars import fit_chars
+from rnnkit.data.vectors import Vectors, read_vectors
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.metrics import classification_report
@@ -232,11 +233,13 @@ def train(
         log = log if main else _quiet
         if resume:
             vocab, labels, chars = _read_vocabs(run, model_config)
+            vectors = None  # the checkpoint holds the embedding
         else:
             vocab = Vocab(
                 lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size
             ).fit(ex.tokens for ex in sets["train"])
             labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
+            model_config, vectors = _pretrained(model_config, vocab, log)
             chars = fit_chars(ex.tokens for ex in sets["train"]) if model_config.char_embedding_dim else None
             files = {"train": str(train), "dev": None if dev is None else str(dev)}
             if main:
@@ -244,7 +247,11 @@ def train(
                 vocabs = {"tokens": vocab.to_dict(), "labels": labels.to_dict()}
                 run.write_json("vocab.json", vocabs if chars is None else {**vocabs, "chars": chars.to_dict()})
 
-        net = build_net(task, vocab, labels, chars, model_config).to(device)
+        net = build_net(task, vocab, labels, chars, model_config)
+        if vectors is not None:
+            with torch.no_grad():
+                net.encoder.embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
+        net = net.to(device)
         model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.path, chars)
         train_data = encode(sets["train"], vocab, labels, module.TARGET, chars)
         evaluate = None
@@ -267,6 +274,24 @@ def train(
         )
         state = trainer.fit(train_data)
         return finish(model, run, sets.get("dev"), state["history"], metric_column(metric))
+
+
+def _pretrained(model_config: ModelConfig, vocab: Vocab, log) -> tuple[ModelConfig, Vectors | None]:
+    """The vectors of the vocabulary's words in the file model_config.vectors, whose size becomes
+    the embedding size; logs the share of the vocabulary they cover."""
+    if model_config.vectors is None:
+        return model_config, None
+    vectors = read_vectors(model_config.vectors, vocab)
+    if model_config.embedding_dim not in (None, vectors.dim):
+        raise UserError(
+            f"{model_config.vectors}: vectors of size {vectors.dim}, but embedding_dim {model_config.embedding_dim} "
+            "was given; leave the embedding size out to take the vectors' size"
+        )
+    log(
+        f"vectors: {len(vectors.rows):,} of {len(vocab) - len(vocab.SPECIALS):,} vocabulary words "
+        f"({vectors.coverage(len(vocab)):.1%}) found in {model_config.vectors}"
+    )
+    return dataclasses.replace(model_config, embedding_dim=vectors.dim), vectors
 
 
 def _quiet(message: str) -> None:

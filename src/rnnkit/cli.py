@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="tag: char CNN filters, the size of each word's character features (default 50)",
     )
     g.add_argument(
+        "--vectors",
+        help="pretrained word vectors (word2vec text or GloVe) that the word embedding starts from; its size too",
+    )
+    g.add_argument(
         "--crf",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -213,6 +217,7 @@ TRAIN_OPTIONS = (
     "char_embedding_dim",
     "char_hidden_size",
     "crf",
+    "vectors",
     "optimizer",
     "lr",
     "batch_size",

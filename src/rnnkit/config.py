@@ -71,6 +71,7 @@ class ModelConfig:
     char_embedding_dim: int = 0  # character embedding size of the char CNN word features; 0: none
     char_hidden_size: int = 50  # filters of the char CNN: the size of each word's character vector
     crf: bool = False  # tagging: a linear-chain CRF output layer (Viterbi decoding) instead of softmax
+    vectors: str | None = None  # pretrained word vectors (word2vec text or GloVe) that E starts from
 
     def __post_init__(self):
         p: list[str] = []
@@ -81,6 +82,8 @@ class ModelConfig:
         _positive_int(p, "num_layers", self.num_layers)
         _positive_int(p, "char_embedding_dim", self.char_embedding_dim, allow_zero=True)
         _positive_int(p, "char_hidden_size", self.char_hidden_size)
+        if self.vectors is not None and not isinstance(self.vectors, str):
+            p.append(f"vectors must be a file path, got {self.vectors!r}")
         if self.char_embedding_dim and self.input_embedding_dim == 0:
             p.append("character features need a learned word embedding to join; give an embedding size (--embed N)")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
