@@ -137,7 +137,7 @@ def local_path(spec: str) -> Path:
     found = locate(ds, split)
     if found is None:
         raise UserError(f"{ds.name}:{name} is not on this machine; {_how_to_get(ds, split)}")
-    check(found, split, ds)
+    check(found, ds, name)
     return found.path
 
 
@@ -169,8 +169,9 @@ def digest(path: Path) -> str:
     return sha256_file(path)
 
 
-def check(found: Found, split: Split, ds: Dataset) -> None:
-    found_sha = digest(found.path)
+def check(found: Found, ds: Dataset, name: str) -> None:
+    """Raise UserError unless the local copy of split `name` has its registered sha256."""
+    split, found_sha = ds.splits[name], digest(found.path)
     if found_sha != split.sha256:
         fix = (
             f"run 'rnnkit datasets download {ds.name}' to fetch it again"
@@ -178,13 +179,8 @@ def check(found: Found, split: Split, ds: Dataset) -> None:
             else "the mirror holds other bytes than the registered version; pass the file's path to use it anyway"
         )
         raise UserError(
-            f"{found.path}: sha256 mismatch for {ds.name}:{_split_name(ds, split)}: expected {split.sha256}, "
-            f"found {found_sha}; {fix}"
+            f"{found.path}: sha256 mismatch for {ds.name}:{name}: expected {split.sha256}, found {found_sha}; {fix}"
         )
-
-
-def _split_name(ds: Dataset, split: Split) -> str:
-    return next(name for name, s in ds.splits.items() if s is split)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,27 +263,31 @@ def fetch(url: str, sha256: str | None, folder: Path) -> Path:
 
 
 def _write_checked(content, target: Path, split: Split, ds: Dataset) -> None:
-    """Write a made split beside `target`, check its sha256, and rename it into place."""
-    if isinstance(content, dict):
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".make-"))
-        for file, data in content.items():
-            (tmp / file).write_bytes(data)
-        found = hashlib.sha256(manifest(content)).hexdigest()
-    else:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".make-", suffix=".part")
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-        found = hashlib.sha256(content).hexdigest()
+    """Check a made split's sha256, write it beside `target`, and rename it into place."""
+    found = hashlib.sha256(manifest(content) if isinstance(content, dict) else content).hexdigest()
     if found != split.sha256:
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
         raise UserError(
             f"{ds.name}/{split.path} made from {_describe(split.sources)}: sha256 mismatch: expected {split.sha256}, "
             f"found {found}; nothing was kept; set RNNKIT_DATA to a folder holding {ds.name}/{split.path}"
         )
-    if target.is_dir():
-        shutil.rmtree(target)  # a folder is replaced whole (os.replace cannot overwrite a full one)
-    os.replace(tmp, target)
+    if isinstance(content, dict):
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".make-"))
+        try:
+            for file, data in content.items():
+                (tmp / file).write_bytes(data)
+            if target.is_dir():
+                shutil.rmtree(target)  # a folder is replaced whole (os.replace cannot overwrite a full one)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename happened
+    else:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".make-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+            os.replace(name, target)
+        finally:
+            Path(name).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------
