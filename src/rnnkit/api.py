@@ -21,7 +21,7 @@ import torch
 
 from rnnkit import distributed
 from rnnkit.config import TASKS, DataConfig, ModelConfig, TrainConfig, from_dict, split_options
-from rnnkit.data import readers
+from rnnkit.data import readers, registry
 from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
@@ -119,7 +119,7 @@ class Model:
 
     def read(self, path, **read_options) -> list:
         config = dataclasses.replace(self.data_config, **read_options) if read_options else self.data_config
-        return self.module.read(path, config)
+        return _read(self.module, path, config)
 
 
 def _as_list(x) -> list:
@@ -144,8 +144,13 @@ def score(gold: list[str], pred: list[str], known: list[str], source: str = "dat
     return classification_report(y_true, y_pred, labels)
 
 
+def _read(module, source, data_config: DataConfig) -> list:
+    """The examples of a file, or of a public dataset's split named NAME:SPLIT (rnnkit.data.registry)."""
+    return module.read(registry.resolve(source), data_config)
+
+
 def _read_all(module, paths: dict, data_config: DataConfig) -> dict:
-    return {name: module.read(p, data_config) for name, p in paths.items() if p is not None}
+    return {name: _read(module, p, data_config) for name, p in paths.items() if p is not None}
 
 
 def train(

@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model into a run folder")
     p.add_argument("task", choices=("classify", "tag"))
-    p.add_argument("--train", required=True, help="training file")
-    p.add_argument("--dev", help="dev file, scored each epoch; the best weights on it are kept")
+    p.add_argument("--train", required=True, help="training file, or a dataset's split: NAME:SPLIT (ud-ewt:train)")
+    p.add_argument("--dev", help="dev file (or NAME:SPLIT), scored each epoch; the best weights on it are kept")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a run on a labelled file")
     p.add_argument("run", help="run folder")
-    p.add_argument("--data", required=True, help="labelled file to score")
+    p.add_argument("--data", required=True, help="labelled file to score, or NAME:SPLIT (ud-ewt:dev)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plots", help="folder for the confusion-matrix heatmap")
     add_data_options(p)
@@ -160,12 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict for raw lines (or CoNLL-U)")
     p.add_argument("run", help="run folder")
-    p.add_argument("input", nargs="?", default="-", help="a file, or - for stdin (default)")
+    p.add_argument("input", nargs="?", default="-", help="a file, NAME:SPLIT, or - for stdin (default)")
     p.add_argument("--output", help="write here instead of stdout")
     p.add_argument("--probs", action="store_true", help="classification: add the probability of each label")
     p.add_argument(
         "--format", choices=("text", "conllu"), help="input format (default: conllu for .conllu files, else text)"
     )
+
+    p = sub.add_parser("datasets", help="public datasets by name (NAME:SPLIT wherever a file is taken)")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=Parser)
+    actions.add_parser("list", help="the datasets: task, splits, size, licence, where they are")
+    q = actions.add_parser("download", help="fetch a dataset into the cache, checking every sha256")
+    q.add_argument("name", help="NAME (every split) or NAME:SPLIT")
+    q = actions.add_parser("path", help="print the local path of a dataset or of one split")
+    q.add_argument("name", help="NAME or NAME:SPLIT")
     return parser
 
 
@@ -246,18 +254,19 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     import rnnkit
-    from rnnkit.data import readers
+    from rnnkit.data import readers, registry
 
     model = rnnkit.load(args.run)
-    fmt = args.format or ("conllu" if args.input.endswith(".conllu") else "text")
+    path = str(registry.resolve(args.input))  # a dataset's split: NAME:SPLIT
+    fmt = args.format or ("conllu" if path.endswith(".conllu") else "text")
     if fmt == "conllu":
         if model.task != "tag":
             raise UserError("CoNLL-U input needs a tagging run")
-        examples = readers.read_tagging(args.input, format="conllu", column="form")
+        examples = readers.read_tagging(path, format="conllu", column="form")
         column = model.data_config.column or "upos"
-        text = readers.fill_conllu(args.input, model.predict_examples(examples), column=column)
+        text = readers.fill_conllu(path, model.predict_examples(examples), column=column)
     else:
-        source = sys.stdin if args.input == "-" else args.input
+        source = sys.stdin if path == "-" else path
         examples = readers.read_lines(source)
         text = format_predictions(model, examples, model.predict_examples(examples, probs=args.probs), args.probs)
     if args.output:
@@ -345,6 +354,27 @@ def cmd_gradcheck(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_datasets(args) -> int:
+    from rnnkit.data import registry
+
+    if args.action == "download":
+        registry.download(args.name)
+    elif args.action == "path":
+        print(registry.local_path(args.name))
+    else:
+        rows = [{**r, "size": _bytes(r["size"])} for r in registry.table()]
+        columns = ("name", "task", "splits", "size", "licence", "where")
+        widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+        for r in [dict(zip(columns, columns))] + rows:
+            print("  ".join(f"{r[c]:<{widths[c]}}" for c in columns).rstrip())
+        print(f"mirror (RNNKIT_DATA): {registry.mirror_dir() or 'not set'}; cache: {registry.cache_dir()}")
+    return 0
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
 def cmd_demo(args) -> int:
     from rnnkit.demo import run_demo
 
@@ -359,6 +389,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "gradcheck": cmd_gradcheck,
     "explain": cmd_explain,
+    "datasets": cmd_datasets,
 }
 
 
