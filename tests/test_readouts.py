@@ -6,6 +6,7 @@ import torch
 import rnnkit
 from conftest import FAST
 from rnnkit.config import ModelConfig
+from rnnkit.explain import explain
 from rnnkit.nn.readout import READOUTS, AttentionPooling, Readout, last, max_over_steps, mean_over_steps
 from rnnkit.tasks.classify import Classifier
 
@@ -87,7 +88,7 @@ def test_a_classifier_with_each_readout_gives_the_same_logits_alone_and_in_a_pad
     torch.testing.assert_close(batched[1], alone[0])
 
 
-def test_an_attention_run_saves_its_readout_and_loads_back_the_same_predictions(classify_file, tmp_path):
+def test_an_attention_run_saves_its_readout_loads_back_the_same_predictions_and_explains(classify_file, tmp_path):
     run = tmp_path / "run"
     model = rnnkit.train("classify", train=classify_file, out=run, log=lambda m: None, readout="attention", **FAST)
     assert model.evaluate(classify_file)["accuracy"] == 1.0  # it learns the 4 examples
@@ -95,6 +96,10 @@ def test_an_attention_run_saves_its_readout_and_loads_back_the_same_predictions(
     assert loaded.model_config.readout == "attention"
     texts = ["the plot was great .", "a boring waste ."]
     assert loaded.predict(texts, probs=True) == model.predict(texts, probs=True)
+    report = explain(loaded, "the movie was great .")
+    assert report["prediction"] == "pos"
+    assert report["gradient_flow"]["G"] is None  # the reference's BPTT reads the last state only
+    assert "read the last state" in report["gradient_flow"]["note"]
 
 
 def test_an_unknown_readout_is_a_user_error():

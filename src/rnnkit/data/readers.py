@@ -1,9 +1,9 @@
 """Readers: user files into `Example`s, with every problem located as `path:line: message`.
 
     classification   tsv (text<TAB>label)  csv (header: text,label)  jsonl ({"text", "label"})
+                     a folder of <class>.txt files, one text per line (class_folder.py)
     tagging          conllu (10 columns)   conll (whitespace columns, CoNLL-2003)
                      jsonl ({"tokens": [...], "tags": [...]})
-    classification   a folder of <class>.txt files, one text per line (class_folder.py)
     prediction       text (one example per non-empty line, tokenized)
 
 Texts become word tokens (`tokenize`), or with level="char" their characters (`characters`).
@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnkit.config import LEVELS
 from rnnkit.errors import DataError, UserError
 
 
@@ -89,9 +90,6 @@ def tokenize(text: str) -> list[str]:
     ['I', 'ca', "n't", 'go', 'to', 'the', 'U.S.', 'with', 'Mr.', '<unk>']
     """
     return _TOKEN_RE.findall(text)
-
-
-LEVELS = ("word", "char")
 
 
 def characters(text: str) -> list[str]:
