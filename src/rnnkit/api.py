@@ -92,12 +92,14 @@ class Model:
 
     # public
     def predict(self, texts: Iterable, probs: bool = False) -> list:
-        """Predict for raw texts (strings are tokenized) or token lists.
+        """Predict for raw texts (strings are split into words, or characters for a char-level run)
+        or token lists.
 
         Classification: one label per text, or (label, {label: probability}) with probs=True.
         Tagging: one list of tags per text, one tag per token.
         """
-        examples = [readers.Example(tuple(readers.tokenize(t) if isinstance(t, str) else t)) for t in texts]
+        level = self.data_config.level
+        examples = [readers.Example(tuple(readers.split_text(t, level) if isinstance(t, str) else t)) for t in texts]
         return self.predict_examples(examples, probs)
 
     def predict_examples(self, examples: Sequence, probs: bool = False) -> list:

@@ -76,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model into a run folder")
     p.add_argument("task", choices=("classify", "tag"))
-    p.add_argument("--train", required=True, help="training file, or a dataset's split: NAME:SPLIT (ud-ewt:train)")
-    p.add_argument("--dev", help="dev file (or NAME:SPLIT), scored each epoch; the best weights on it are kept")
+    p.add_argument(
+        "--train", required=True, help="training file (classify: or a folder of <class>.txt files), or NAME:SPLIT"
+    )
+    p.add_argument("--dev", help="dev file, folder or NAME:SPLIT, scored each epoch; the best weights on it are kept")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -92,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--min-freq", type=positive_int, help="rarer tokens become <unk> (default 1)")
     g.add_argument("--max-size", type=positive_int, help="vocabulary size cap, specials included")
+    g.add_argument("--level", choices=("word", "char"), help="tokens are words (default) or characters (classify)")
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=("rnn", "lstm", "gru"), help="rnn: the seeds' cell (default)")
     g.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), help="σ of the rnn cell (default sigmoid)")
@@ -104,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--layers", dest="num_layers", type=positive_int, help="stacked layers (default 1)")
     g.add_argument("--bidirectional", action="store_true", default=None, help="read both ways")
+    g.add_argument(
+        "--readout",
+        choices=("last", "max", "mean", "attention"),
+        help="classify: the state after <eos> (default, the seeds'), or max, mean or attention over the steps",
+    )
     g.add_argument(
         "--dropout",
         type=fraction,
@@ -140,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a run on a labelled file")
     p.add_argument("run", help="run folder")
-    p.add_argument("--data", required=True, help="labelled file to score, or NAME:SPLIT (ud-ewt:dev)")
+    p.add_argument("--data", required=True, help="labelled file (or folder of <class>.txt files), or NAME:SPLIT")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plots", help="folder for the confusion-matrix heatmap")
     add_data_options(p)
@@ -185,6 +193,7 @@ TRAIN_OPTIONS = (
     "lowercase",
     "min_freq",
     "max_size",
+    "level",
     "cell",
     "activation",
     "hidden_size",
@@ -193,6 +202,7 @@ TRAIN_OPTIONS = (
     "bidirectional",
     "dropout",
     "word_dropout",
+    "readout",
     "optimizer",
     "lr",
     "batch_size",
@@ -267,7 +277,7 @@ def cmd_predict(args) -> int:
         text = readers.fill_conllu(path, model.predict_examples(examples), column=column)
     else:
         source = sys.stdin if path == "-" else path
-        examples = readers.read_lines(source)
+        examples = readers.read_lines(source, model.data_config.level)
         text = format_predictions(model, examples, model.predict_examples(examples, probs=args.probs), args.probs)
     if args.output:
         from rnnkit.runs import atomic_write_bytes
@@ -281,16 +291,19 @@ def cmd_predict(args) -> int:
 def format_predictions(model, examples, predictions, probs: bool) -> str:
     """Classification: `text<TAB>label` (a TSV rnnkit reads back), with --probs a header and one
     column per label. Tagging: `token<TAB>tag` lines, a blank line after each sentence."""
+    from rnnkit.data.readers import join_tokens
+
     lines = []
     if model.task == "classify":
+        text = lambda ex: join_tokens(ex.tokens, model.data_config.level)  # noqa: E731
         if probs:
             lines.append("\t".join(["text", "label"] + [f"p({label})" for label in model.labels.itos_]))
             lines += [
-                "\t".join([" ".join(ex.tokens), label] + [f"{p[k]:.4f}" for k in model.labels.itos_])
+                "\t".join([text(ex), label] + [f"{p[k]:.4f}" for k in model.labels.itos_])
                 for ex, (label, p) in zip(examples, predictions)
             ]
         else:
-            lines += [f"{' '.join(ex.tokens)}\t{label}" for ex, label in zip(examples, predictions)]
+            lines += [f"{text(ex)}\t{label}" for ex, label in zip(examples, predictions)]
     else:
         for ex, tags in zip(examples, predictions):
             lines += [f"{tok}\t{tag}" for tok, tag in zip(ex.tokens, tags)] + [""]

@@ -16,6 +16,8 @@ CELLS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
 PRECISIONS = ("fp32", "bf16")
+LEVELS = ("word", "char")
+READOUTS = ("last", "max", "mean", "attention")
 
 
 def _problems_to_error(cls_name: str, problems: list[str]) -> None:
@@ -45,11 +47,13 @@ class DataConfig:
     lowercase: bool | None = None  # None: the task's default (classify True, tag False; see README)
     min_freq: int = 1  # rarer tokens become <unk>
     max_size: int | None = None  # vocabulary size cap, specials included
+    level: str = "word"  # "char": the tokens are a text's characters (classify; readers.characters)
 
     def __post_init__(self):
         p: list[str] = []
         if self.format is not None:
             _choice(p, "format", self.format, FORMATS)
+        _choice(p, "level", self.level, LEVELS)
         _positive_int(p, "min_freq", self.min_freq)
         _positive_int(p, "max_size", self.max_size, allow_none=True)
         if self.max_size is not None and isinstance(self.max_size, int) and self.max_size < 5:
@@ -67,10 +71,12 @@ class ModelConfig:
     bidirectional: bool = False
     dropout: float = 0.25  # on embeddings, between layers and before the output layer
     word_dropout: float = 0.0  # while training, a real token becomes <unk> with this probability
+    readout: str = "last"  # classify: the state after <eos> (the seeds'), or max/mean/attention over steps
 
     def __post_init__(self):
         p: list[str] = []
         _choice(p, "cell", self.cell, CELLS)
+        _choice(p, "readout", self.readout, READOUTS)
         _choice(p, "activation", self.activation, ACTIVATIONS)
         _positive_int(p, "hidden_size", self.hidden_size)
         _positive_int(p, "embedding_dim", self.embedding_dim, allow_none=True, allow_zero=True)

@@ -13,7 +13,7 @@ import copy
 import numpy as np
 import torch
 
-from rnnkit.data.readers import tokenize
+from rnnkit.data.readers import join_tokens, split_text
 from rnnkit.errors import UserError
 from rnnkit.reference.flow import gradient_flow, gradient_flow_autograd
 from rnnkit.reference.model import Params
@@ -48,10 +48,11 @@ def _states_and_probs(model, ids: torch.Tensor):
 
 
 def explain(model, text: str | list[str], gold: list[str] | None = None) -> dict:
-    """One dict with everything above. `text`: a string (tokenized) or a list of tokens;
-    `gold`: tags (one per token) or one label."""
-    tokens = tokenize(text) if isinstance(text, str) else list(text)
-    text = text if isinstance(text, str) else " ".join(tokens)
+    """One dict with everything above. `text`: a string (split as the run's data were: words or
+    characters) or a list of tokens; `gold`: tags (one per token) or one label."""
+    level = model.data_config.level
+    tokens = split_text(text, level) if isinstance(text, str) else list(text)
+    text = text if isinstance(text, str) else join_tokens(tokens, level)
     if not tokens:
         raise UserError("explain needs a non-empty text")
     ids_list = model.vocab.encode(tokens, wrap=True)
@@ -106,12 +107,12 @@ def _target(model, gold: str | None, p: np.ndarray) -> int:
 def _flow(model, ids: list[int], targets: np.ndarray) -> dict | None:
     """G from the reference for `rnn` runs; from autograd for LSTM and GRU (one layer, one way)."""
     config = model.model_config
-    if config.num_layers != 1 or config.bidirectional:
+    if config.num_layers != 1 or config.bidirectional or config.readout != "last":
         return {
             "G": None,
             "W_share": None,
             "method": None,
-            "note": "gradient flow is computed for one-layer, one-direction runs",
+            "note": "gradient flow is computed for one-layer, one-direction runs that read the last state",
         }
     net = model.net
     if config.cell == "rnn":

@@ -19,7 +19,41 @@ class Recipe:
     options: dict = field(default_factory=dict)  # fields of DataConfig, ModelConfig and TrainConfig
 
 
-RECIPES: dict[str, Recipe] = {}
+RECIPES: dict[str, Recipe] = {
+    # A bidirectional LSTM max-pooled over the steps (InferSent's encoder, Conneau et al. 2017) on top
+    # of the task's dropout 0.5 and word dropout 0.25; Adam 2e-3 to make the most of a time budget.
+    "sentiment": Recipe(
+        "classify",
+        "sentence sentiment (SST-2, SST-5), words: BiLSTM max-pooled over the steps",
+        dict(cell="lstm", bidirectional=True, readout="max", lr=2e-3, patience=10),
+    ),
+    # The seeds' sigmoid cell, one direction: the state after <eos> stays at chance on SST-2 dev, the
+    # max over the steps does not. A learned embedding (with dropout) before U generalises better than
+    # one-hot columns of U, and sigmoid units need a larger step than Adam's 1e-3 to leave 0.5.
+    "sentiment-rnn": Recipe(
+        "classify",
+        "sentence sentiment with the seeds' sigmoid rnn cell, one direction, max over the steps",
+        dict(cell="rnn", activation="sigmoid", readout="max", embedding_dim=128, lr=5e-3, patience=10),
+    ),
+    # Characters of a name into one of 18 languages: a BiLSTM reading the first and last characters
+    # (prefixes and suffixes tell most), lighter dropout than the word-level default.
+    "names": Recipe(
+        "classify",
+        "a name's language from its characters (the names folder): char-level BiLSTM",
+        dict(
+            level="char",
+            cell="lstm",
+            bidirectional=True,
+            readout="last",
+            embedding_dim=64,
+            dropout=0.3,
+            word_dropout=0.1,
+            batch_size=64,
+            lr=2e-3,
+            patience=10,
+        ),
+    ),
+}
 
 
 def recipe_options(task: str, name: str) -> dict:
