@@ -16,10 +16,30 @@ from rnnkit.errors import UserError
 class Recipe:
     task: str  # the task it is for: classify | tag | lm | seq2seq
     about: str  # one line: what it is for and what it reaches (docs/benchmarks.md has the table)
-    options: dict = field(default_factory=dict)  # fields of DataConfig, ModelConfig and TrainConfig
+    options: dict = field(default_factory=dict)  # fields of the configs (config.py) the task takes
 
 
-RECIPES: dict[str, Recipe] = {}
+RECIPES: dict[str, Recipe] = {
+    "translate": Recipe(
+        "seq2seq",
+        "word-level translation of short sentences, tuned on Multi30k de→en (lowercased, tokenised); "
+        "evaluates with beam 5 and BLEU on the given tokens",
+        dict(
+            cell="gru",
+            hidden_size=256,
+            embedding_dim=256,
+            attention="general",
+            dropout=0.3,
+            label_smoothing=0.1,
+            batch_size=64,
+            loss="token",
+            min_freq=2,
+            beam=5,
+            length_penalty=0.6,
+            bleu_tokenize="none",
+        ),
+    ),
+}
 
 
 def recipe_options(task: str, name: str) -> dict:
