@@ -70,8 +70,10 @@ def add_data_options(p) -> None:
 
 
 def add_decoding_options(p) -> None:
-    g = p.add_argument_group("seq2seq decoding (default: the run's saved decoding)")
-    g.add_argument("--beam", type=positive_int, help="beam size K; 1 is greedy (train default 1)")
+    g = p.add_argument_group(
+        "seq2seq decoding (saved with the run by train; the default of evaluate, predict, explain)"
+    )
+    g.add_argument("--beam", type=positive_int, help="beam size K; 1 is greedy (default 1)")
     g.add_argument(
         "--length-penalty", type=non_negative_float, help="GNMT's α: rank by log P / ((5+|y|)/6)^α (default 0)"
     )
@@ -318,6 +320,8 @@ def cmd_evaluate(args) -> int:
 def _evaluate_seq2seq(args, model, data) -> int:
     from rnnkit.metrics import format_generation_report
 
+    if args.plots:
+        raise UserError("--plots draws a confusion matrix, which a seq2seq run has not; see 'rnnkit explain --plot'")
     report = model.evaluate(data, format=args.format, **_given(args, DECODE_OPTIONS))
     if args.json:
         print(json.dumps(report))
