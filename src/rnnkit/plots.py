@@ -1,4 +1,4 @@
-"""PNG figures for a run: confusion heatmap, learning curves, gradient flow through time.
+"""PNG figures for a run: confusion heatmap, learning curves, gradient flow through time, attention.
 
 Each function renders with matplotlib's Agg backend, writes the PNG atomically (a
 temporary file in the target folder, then `os.replace`, so a reader never sees half a
