@@ -175,8 +175,13 @@ def train(
     `callbacks` are called with the Trainer after every batch (trainer.request_stop() stops
     training the way Ctrl-C does, leaving a checkpoint to resume from). Started by torchrun as
     several processes, it trains data-parallel and rank 0 writes the run (docs/scaling.md).
-    `recipe` names a tuned set of options (rnnkit.recipes.RECIPES); `options` override it."""
+    `recipe` names a tuned set of options (rnnkit.recipes.RECIPES); `options` override it.
+    For "seq2seq", `train` and `dev` may be (source file, target file) pairs (rnnkit.translator)."""
     _check_task(task)
+    if task == "seq2seq":
+        from rnnkit import translator
+
+        return translator.train(train, out, dev, resume, overwrite, progress, log, callbacks, recipe, **options)
     run = RunFolder(out)
     module = TASK_MODULES[task]
     if resume:
@@ -295,6 +300,10 @@ def load(path, task: str | None = None, device: str = "cpu") -> Model:
     """Rebuild a trained model from its run folder (config.json, vocab.json, model.safetensors)."""
     run = RunFolder(path)
     config = run.read_config(task)
+    if config.get("task") == "seq2seq":
+        from rnnkit import translator
+
+        return translator.load(run, config, device)
     try:
         data_config = from_dict(DataConfig, config["data"])
         model_config = from_dict(ModelConfig, config["model"])

@@ -16,7 +16,7 @@ from rnnkit.errors import UserError
 class Recipe:
     task: str  # the task it is for: classify | tag | lm | seq2seq
     about: str  # one line: what it is for and what it reaches (docs/benchmarks.md has the table)
-    options: dict = field(default_factory=dict)  # fields of DataConfig, ModelConfig and TrainConfig
+    options: dict = field(default_factory=dict)  # fields of the configs (config.py) the task takes
 
 
 RECIPES: dict[str, Recipe] = {
@@ -51,6 +51,26 @@ RECIPES: dict[str, Recipe] = {
             batch_size=64,
             lr=2e-3,
             patience=10,
+        ),
+    ),
+    "translate": Recipe(
+        "seq2seq",
+        "word-level translation of short sentences, tuned on Multi30k de→en (lowercased, tokenised; "
+        "docs/benchmarks.md); evaluates with beam 5, length penalty 1.0 and BLEU on the given tokens",
+        dict(
+            cell="gru",
+            hidden_size=256,
+            embedding_dim=256,
+            attention="general",
+            dropout=0.3,
+            label_smoothing=0.1,
+            batch_size=64,
+            lr=2e-3,
+            loss="token",
+            min_freq=2,
+            beam=5,
+            length_penalty=1.0,
+            bleu_tokenize="none",
         ),
     ),
 }
