@@ -134,6 +134,8 @@ class Trainer:
     """Fits `model` on `train` data. `evaluate(model) -> dict` scores dev (or None: no dev);
     `metric` names the key in that dict to maximise ("entity.f1": a key inside a key). `log`
     receives one line per epoch.
+    `make_batch(data, rows, pad_id)` cuts a batch (default: batching.make_batch; seq2seq cuts
+    source-target pairs); `data.lengths` is what batches are bucketed by.
 
     Under torchrun, construct it inside `distributed.session` on every rank: it reseeds each
     rank's dropout noise, and only rank 0 logs, shows progress and writes the run folder."""
@@ -149,8 +151,10 @@ class Trainer:
         device: torch.device | None = None,
         log: Callable[[str], None] = print,
         progress: bool = False,
+        make_batch: Callable = make_batch,
     ):
         self.model, self.config, self.run = model, config, run
+        self.make_batch = make_batch
         self.evaluate, self.metric, self.pad_id = evaluate, metric, pad_id
         self.device = device or torch.device("cpu")
         if distributed.launched() and not distributed.active():
@@ -300,7 +304,7 @@ class Trainer:
         out_of_time = False
         try:
             for rows in batches[st["batch"] :]:
-                batch = make_batch(train, rows, self.pad_id).to(self.device)
+                batch = self.make_batch(train, rows, self.pad_id).to(self.device)
                 with autocast(self.precision, self.device):
                     loss, n = self._loss(batch, cfg.loss)
                 self.optimizer.zero_grad(set_to_none=True)
