@@ -23,6 +23,13 @@ def test_sentiment_rnn_keeps_the_seeds_sigmoid_cell_reading_one_way():
     assert model.readout != "last"  # the state after <eos> stays at chance on SST-2 dev
 
 
+def test_sentiment_drops_words_seen_once_and_lets_the_user_override_it():
+    data, model, _ = split_options({**classify.DEFAULTS, **recipe_options("classify", "sentiment")})
+    assert (data.min_freq, model.input_embedding_dim, model.readout) == (2, 300, "max")
+    data, _, _ = split_options({**classify.DEFAULTS, **recipe_options("classify", "sentiment"), "min_freq": 1})
+    assert data.min_freq == 1
+
+
 @pytest.mark.skipif(not (DATA / "names").is_dir(), reason="the names data set is not in ../shared/data")
 def test_the_names_recipe_reads_the_names_folder_as_characters():
     data, _, _ = split_options({**classify.DEFAULTS, **recipe_options("classify", "names")})

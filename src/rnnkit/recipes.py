@@ -42,11 +42,21 @@ _TAGGER = dict(
 
 RECIPES: dict[str, Recipe] = {
     # A bidirectional LSTM max-pooled over the steps (InferSent's encoder, Conneau et al. 2017) on top
-    # of the task's dropout 0.5 and word dropout 0.25; Adam 2e-3 to make the most of a time budget.
+    # of the task's dropout 0.5 and word dropout 0.25. Words seen once become <unk> (min_freq 2: 7,144
+    # entries instead of 14,834, which halves the embedding's gradient and Adam's update) and make room
+    # for 300-dimensional vectors; Adam 1e-3 (0.807 at epoch 12 against 0.794 with 2e-3 on SST-2 dev).
     "sentiment": Recipe(
         "classify",
-        "sentence sentiment (SST-2, SST-5), words: BiLSTM max-pooled over the steps",
-        dict(cell="lstm", bidirectional=True, readout="max", lr=2e-3, patience=10),
+        "sentence sentiment (SST-2, SST-5), words: BiLSTM max-pooled over the steps; SST-2 dev 0.807 (6 min, 1 thread)",
+        dict(
+            cell="lstm",
+            bidirectional=True,
+            readout="max",
+            embedding_dim=300,
+            min_freq=2,
+            lr=1e-3,
+            patience=10,
+        ),
     ),
     # The seeds' sigmoid cell, one direction: the state after <eos> stays at chance on SST-2 dev, the
     # max over the steps does not. A learned embedding (with dropout) before U generalises better than
