@@ -110,12 +110,21 @@ class Model:
     def evaluate(self, data, **read_options) -> dict:
         """Score a labelled file (or a list of Examples): the dict of DESIGN.md's `evaluate --json`."""
         examples = data if isinstance(data, list) else self.read(data, **read_options)
+        if hasattr(self.module, "evaluate"):
+            return self.module.evaluate(self, examples)
         outs, loss = self.outputs(self.encode(examples))
         gold = [g for ex in examples for g in self.module.gold(ex)]
         pred = [p for o in outs for p in _as_list(self.module.decode(o, self.labels))]
         report = score(gold, pred, self.labels.itos_, source=str(data) if not isinstance(data, list) else "data")
         tokens = sum(len(ex.tokens) for ex in examples)
         return {"task": self.task, "examples": len(examples), "tokens": tokens, **report, "loss": loss}
+
+    def generate(self, prompt: str = "", length: int = 200, **sampling) -> str:
+        """Text from a language model: the prompt, then `length` sampled tokens (see
+        rnnkit.generate.generate for temperature, top_k, top_p, seed, label and on_text)."""
+        from rnnkit.generate import generate
+
+        return generate(self, prompt, length, **sampling)
 
     def read(self, path, **read_options) -> list:
         config = dataclasses.replace(self.data_config, **read_options) if read_options else self.data_config
@@ -195,6 +204,8 @@ def train(
         if {**tuned, **options}.get("optimizer", "adam") != "adam":
             defaults.pop("lr", None)  # a task's lr is tuned for Adam; SGD keeps its own default
         data_config, model_config, train_config = split_options({**defaults, **tuned, **options})
+        if hasattr(module, "check_options"):
+            module.check_options(data_config, model_config, train_config)
         if run.exists() and not overwrite:
             raise UserError(
                 f"{run.path}: a run folder is already there; use --resume to continue it or --overwrite to replace it"
@@ -219,19 +230,20 @@ def train(
                 lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size
             ).fit(ex.tokens for ex in sets["train"])
             labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
+        train_data = _training_data(module, sets, vocab, labels, train_config)  # its errors before any write
+        if main and not resume:
             files = {"train": str(train), "dev": None if dev is None else str(dev)}
-            if main:
-                run.write_json("config.json", config_record(task, data_config, model_config, train_config, files))
-                run.write_json("vocab.json", {"tokens": vocab.to_dict(), "labels": labels.to_dict()})
+            run.write_json("config.json", config_record(task, data_config, model_config, train_config, files))
+            run.write_json("vocab.json", {"tokens": vocab.to_dict(), "labels": labels.to_dict()})
 
         net = MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id).to(device)
         model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.path)
-        train_data = encode(sets["train"], vocab, labels, module.TARGET)
         evaluate = None
         if "dev" in sets:
             dev_examples = sets["dev"]
             evaluate = lambda _net: model.evaluate(dev_examples)  # noqa: E731
-        trainer = Trainer(net, train_config, run, evaluate, "accuracy", vocab.pad_id, device, log, progress)
+        metric = getattr(module, "METRIC", "accuracy")
+        trainer = Trainer(net, train_config, run, evaluate, metric, vocab.pad_id, device, log, progress)
         trainer.on_batch.extend(callbacks)
         if resume:
             ckpt = run.load_checkpoint()
@@ -250,6 +262,13 @@ def train(
 
 def _quiet(message: str) -> None:
     pass
+
+
+def _training_data(module, sets: dict, vocab: Vocab, labels: Vocab, train_config: TrainConfig):
+    """What the Trainer fits: the task's own (a language model's stream), else the encoded train set."""
+    if hasattr(module, "training_data"):
+        return module.training_data(sets, vocab, labels, train_config)
+    return encode(sets["train"], vocab, labels, module.TARGET)
 
 
 def _check_processes(num_examples: int, train_config: TrainConfig) -> None:
@@ -280,7 +299,8 @@ def finish(model: Model, run: RunFolder, dev_examples, history: list[dict]) -> M
     if dev_examples is not None:
         report = model.evaluate(dev_examples)
         run.write_json("metrics.json", report)
-        plots.confusion_heatmap(report["confusion"], run / "confusion.png", title="dev")
+        if "confusion" in report:
+            plots.confusion_heatmap(report["confusion"], run / "confusion.png", title="dev")
     return model
 
 

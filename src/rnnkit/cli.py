@@ -37,6 +37,9 @@ positive_int = number(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = number(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = number(float, lambda v: v > 0, "a positive number")
 fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+open_fraction = number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
+probability = number(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
+non_negative_float = number(float, lambda v: v >= 0, "a number >= 0")
 
 
 def column(text: str):
@@ -75,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="rnnkit-demo", help="folder for the demo data and runs (default rnnkit-demo)")
 
     p = sub.add_parser("train", help="train a model into a run folder")
-    p.add_argument("task", choices=("classify", "tag"))
+    p.add_argument("task", choices=("classify", "tag", "lm"))
     p.add_argument("--train", required=True, help="training file")
     p.add_argument("--dev", help="dev file, scored each epoch; the best weights on it are kept")
     p.add_argument("--out", required=True, help="run folder to write")
@@ -92,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--min-freq", type=positive_int, help="rarer tokens become <unk> (default 1)")
     g.add_argument("--max-size", type=positive_int, help="vocabulary size cap, specials included")
+    g.add_argument(
+        "--level", choices=("char", "word"), help="lm: tokens are characters or whitespace-split words (default char)"
+    )
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=("rnn", "lstm", "gru"), help="rnn: the seeds' cell (default)")
     g.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), help="σ of the rnn cell (default sigmoid)")
@@ -104,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--layers", dest="num_layers", type=positive_int, help="stacked layers (default 1)")
     g.add_argument("--bidirectional", action="store_true", default=None, help="read both ways")
+    g.add_argument(
+        "--tie-weights",
+        action="store_true",
+        default=None,
+        help="lm: the output matrix V is the embedding (needs --embed equal to --hidden, or no --embed)",
+    )
     g.add_argument(
         "--dropout",
         type=fraction,
@@ -121,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=positive_int, help="at most this many epochs (default 30)")
     g.add_argument("--max-minutes", type=positive_float, help="time budget for training")
     g.add_argument("--clip", type=positive_float, help="gradient-norm clipping (default 5)")
+    g.add_argument(
+        "--lr-decay", type=open_fraction, help="multiply the lr by this after each epoch without a better dev score"
+    )
+    g.add_argument("--bptt", type=positive_int, help="lm: steps per chunk of truncated BPTT (default 35)")
     g.add_argument(
         "--patience", type=positive_int, help="early stopping after this many epochs without gain (default 5)"
     )
@@ -144,6 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plots", help="folder for the confusion-matrix heatmap")
     add_data_options(p)
+
+    p = sub.add_parser("generate", help="write text with a language model (an lm run)")
+    p.add_argument("run", help="run folder of an lm run")
+    p.add_argument("--prompt", default="", help="text to continue (default: none, start at a line break)")
+    p.add_argument("--length", type=positive_int, default=200, help="tokens to generate (default 200)")
+    p.add_argument(
+        "--temperature", type=non_negative_float, default=1.0, help="below 1 sharper, above 1 flatter; 0: greedy"
+    )
+    p.add_argument("--top-k", type=positive_int, help="draw from the K most likely tokens only")
+    p.add_argument("--top-p", type=probability, help="nucleus: draw from the most likely tokens that make up P")
+    p.add_argument("--seed", type=non_negative_int, help="the same seed gives the same text (default: random)")
+    p.add_argument("--label", help="the label to generate for (a conditional generator)")
 
     p = sub.add_parser("explain", help="what a run sees and does with one sentence, step by step")
     p.add_argument("run", help="run folder")
@@ -177,12 +205,14 @@ TRAIN_OPTIONS = (
     "lowercase",
     "min_freq",
     "max_size",
+    "level",
     "cell",
     "activation",
     "hidden_size",
     "embedding_dim",
     "num_layers",
     "bidirectional",
+    "tie_weights",
     "dropout",
     "word_dropout",
     "optimizer",
@@ -191,6 +221,8 @@ TRAIN_OPTIONS = (
     "epochs",
     "max_minutes",
     "clip",
+    "lr_decay",
+    "bptt",
     "patience",
     "seed",
     "device",
@@ -226,9 +258,11 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     import rnnkit
-    from rnnkit.metrics import format_report
+    from rnnkit.metrics import format_lm_report, format_report
 
     model = rnnkit.load(args.run)
+    if args.plots and model.task not in ("classify", "tag"):
+        raise UserError(f"--plots draws a confusion matrix, and {model.task!r} runs have none")
     report = model.evaluate(args.data, **_given(args, READ_OPTIONS))
     if args.plots:
         from rnnkit import plots
@@ -240,7 +274,25 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(format_report(report, title=f"{model.task} · {args.data}"))
+        render = format_lm_report if model.task == "lm" else format_report
+        print(render(report, title=f"{model.task} · {args.data}"))
+    return 0
+
+
+def cmd_generate(args) -> int:
+    """The text goes to stdout piece by piece, flushed, as it is generated."""
+    import rnnkit
+
+    def write(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    text = rnnkit.load(args.run).generate(
+        args.prompt, args.length, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        seed=args.seed, label=args.label, on_text=write,
+    )  # fmt: skip
+    if not text.endswith("\n"):
+        write("\n")
     return 0
 
 
@@ -249,6 +301,8 @@ def cmd_predict(args) -> int:
     from rnnkit.data import readers
 
     model = rnnkit.load(args.run)
+    if model.task == "lm":
+        raise UserError(f"{args.run}: predict is for classify and tag runs; for a language model use 'rnnkit generate'")
     fmt = args.format or ("conllu" if args.input.endswith(".conllu") else "text")
     if fmt == "conllu":
         if model.task != "tag":
@@ -356,6 +410,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "generate": cmd_generate,
     "demo": cmd_demo,
     "gradcheck": cmd_gradcheck,
     "explain": cmd_explain,

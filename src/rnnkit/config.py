@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from rnnkit.errors import UserError
 
-TASKS = ("classify", "tag")
+TASKS = ("classify", "tag", "lm")
 CELLS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
 PRECISIONS = ("fp32", "bf16")
+LEVELS = ("word", "char")
 
 
 def _problems_to_error(cls_name: str, problems: list[str]) -> None:
@@ -45,11 +46,13 @@ class DataConfig:
     lowercase: bool | None = None  # None: the task's default (classify True, tag False; see README)
     min_freq: int = 1  # rarer tokens become <unk>
     max_size: int | None = None  # vocabulary size cap, specials included
+    level: str = "word"  # lm: the tokens are whitespace-split words or characters (newlines included)
 
     def __post_init__(self):
         p: list[str] = []
         if self.format is not None:
             _choice(p, "format", self.format, FORMATS)
+        _choice(p, "level", self.level, LEVELS)
         _positive_int(p, "min_freq", self.min_freq)
         _positive_int(p, "max_size", self.max_size, allow_none=True)
         if self.max_size is not None and isinstance(self.max_size, int) and self.max_size < 5:
@@ -67,6 +70,7 @@ class ModelConfig:
     bidirectional: bool = False
     dropout: float = 0.25  # on embeddings, between layers and before the output layer
     word_dropout: float = 0.0  # while training, a real token becomes <unk> with this probability
+    tie_weights: bool = False  # lm: the output matrix V is the embedding E (Press & Wolf 2017); needs E == H
 
     def __post_init__(self):
         p: list[str] = []
@@ -84,13 +88,21 @@ class ModelConfig:
                 f"one-hot input (embedding_dim 0) needs cell 'rnn', got cell {self.cell!r}; "
                 "give an embedding size for lstm and gru"
             )
+        if self.tie_weights and self.embedding_dim is not None and self.embedding_dim != self.hidden_size:
+            p.append(
+                f"tie_weights makes V (vocab_size x hidden_size) the embedding (vocab_size x embedding_dim), so it "
+                f"needs embedding_dim == hidden_size, got {self.embedding_dim} and {self.hidden_size}"
+            )
         _problems_to_error("model options", p)
 
     @property
     def input_embedding_dim(self) -> int:
-        """The embedding size actually used; 0 means the seeds' one-hot input into U."""
+        """The embedding size actually used; 0 means the seeds' one-hot input into U.
+        With tied weights and no size given, the embedding takes the hidden size."""
         if self.embedding_dim is not None:
             return self.embedding_dim
+        if self.tie_weights:
+            return self.hidden_size
         return 0 if self.cell == "rnn" else 128
 
 
@@ -109,6 +121,8 @@ class TrainConfig:
         "sequence"  # "sequence": summed over true steps, mean over sequences (the seeds'); "token": mean over tokens
     )
     precision: str = "fp32"  # "bf16": autocast the forward pass on CUDA (weights stay fp32); CPU trains in fp32
+    bptt: int = 35  # lm: truncated BPTT, the steps of one chunk of the stream (Zaremba et al. 2014 use 35)
+    lr_decay: float | None = None  # multiply the lr by this after each epoch without a better dev score; None: off
 
     def __post_init__(self):
         p: list[str] = []
@@ -126,6 +140,9 @@ class TrainConfig:
         _choice(p, "device", self.device, ("auto", "cpu", "cuda"))
         _choice(p, "loss", self.loss, ("sequence", "token"))
         _choice(p, "precision", self.precision, PRECISIONS)
+        _positive_int(p, "bptt", self.bptt)
+        if self.lr_decay is not None and not (isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay < 1):
+            p.append(f"lr_decay must be a number in (0, 1), got {self.lr_decay!r}")
         _problems_to_error("training options", p)
 
     @property

@@ -50,6 +50,8 @@ def _states_and_probs(model, ids: torch.Tensor):
 def explain(model, text: str | list[str], gold: list[str] | None = None) -> dict:
     """One dict with everything above. `text`: a string (tokenized) or a list of tokens;
     `gold`: tags (one per token) or one label."""
+    if model.task not in ("classify", "tag"):
+        raise UserError(f"explain covers classify and tag runs, not a {model.task!r} run")
     tokens = tokenize(text) if isinstance(text, str) else list(text)
     text = text if isinstance(text, str) else " ".join(tokens)
     if not tokens:
