@@ -2,6 +2,7 @@
 its perplexity and bits per char, word and char level, the conditional generator, and training."""
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from rnnkit.data.corpus import read_lm
 from rnnkit.data.streams import stream_of
 from rnnkit.nn import RNN
 from rnnkit.runs import RunFolder
+from rnnkit.tasks import lm
 from rnnkit.tasks.lm import LanguageModel, stream_loss, truncate_bptt
 from rnnkit.training import Interrupted
 
@@ -176,6 +178,28 @@ def test_lr_decay_multiplies_the_rate_after_an_epoch_without_a_better_dev_loss(t
         best = min(best, float(row["dev_loss"]))
         assert float(after["lr"]) == pytest.approx(float(row["lr"]) * (1 if better else 0.25))
     assert float(rows[-1]["lr"]) < 0.5
+
+
+def test_lr_decay_start_decays_after_every_epoch_from_then_on(text_file, tmp_path):
+    options = FAST_LM | dict(optimizer="sgd", loss="sequence", lr=1.0, lr_decay=0.5, lr_decay_start=2, epochs=4)
+    rnnkit.train("lm", train=text_file, dev=text_file, out=tmp_path / "r", log=quiet, **options)
+    assert [float(row["lr"]) for row in _history(tmp_path / "r")] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_an_early_stop_in_the_epoch_where_time_runs_out_stays_the_stop_reason(text_file, tmp_path, monkeypatch):
+    losses = iter(range(1, 100))  # dev gets worse every epoch
+    monkeypatch.setattr(lm, "evaluate", lambda model, examples: {"loss": float(next(losses))})
+
+    def slow_second_epoch(trainer):
+        if trainer.state["epoch"] == 2 and trainer.state["batch"] == 1:
+            time.sleep(3.1)
+
+    lines = []
+    options = FAST_LM | dict(patience=1, max_minutes=0.05, epochs=1000)
+    rnnkit.train("lm", train=text_file, dev=text_file, out=tmp_path / "r", log=lines.append,
+                 callbacks=[slow_second_epoch], **options)  # fmt: skip
+    assert RunFolder(tmp_path / "r").load_checkpoint()["state"]["stop_reason"] == "patience"
+    assert any("early stop" in line for line in lines) and not any("time budget" in line for line in lines)
 
 
 def test_resume_in_the_middle_of_a_stream_ends_in_the_same_weights(text_file, tmp_path):

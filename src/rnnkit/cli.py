@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--lr-decay", type=open_fraction, help="multiply the lr by this after each epoch without a better dev score"
     )
+    g.add_argument(
+        "--lr-decay-start", type=positive_int, help="with --lr-decay: decay after every epoch from this one on instead"
+    )
     g.add_argument("--bptt", type=positive_int, help="lm: steps per chunk of truncated BPTT (default 35)")
     g.add_argument(
         "--patience", type=positive_int, help="early stopping after this many epochs without gain (default 5)"
@@ -222,6 +225,7 @@ TRAIN_OPTIONS = (
     "max_minutes",
     "clip",
     "lr_decay",
+    "lr_decay_start",
     "bptt",
     "patience",
     "seed",

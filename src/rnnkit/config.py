@@ -123,6 +123,7 @@ class TrainConfig:
     precision: str = "fp32"  # "bf16": autocast the forward pass on CUDA (weights stay fp32); CPU trains in fp32
     bptt: int = 35  # lm: truncated BPTT, the steps of one chunk of the stream (Zaremba et al. 2014 use 35)
     lr_decay: float | None = None  # multiply the lr by this after each epoch without a better dev score; None: off
+    lr_decay_start: int | None = None  # with lr_decay: decay after every epoch from this one on (Zaremba et al. 2014)
 
     def __post_init__(self):
         p: list[str] = []
@@ -143,6 +144,7 @@ class TrainConfig:
         _positive_int(p, "bptt", self.bptt)
         if self.lr_decay is not None and not (isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay < 1):
             p.append(f"lr_decay must be a number in (0, 1), got {self.lr_decay!r}")
+        _positive_int(p, "lr_decay_start", self.lr_decay_start, allow_none=True)
         _problems_to_error("training options", p)
 
     @property

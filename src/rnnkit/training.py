@@ -6,7 +6,8 @@
             L.backward()                 BPTT by autograd
             clip ‖∇‖ to `clip`; step     SGD (the seeds' w <- w - η ∇w) or Adam
         evaluate on dev; keep the best weights; stop early after `patience` epochs without gain
-        (with lr_decay: multiply the learning rate by it after each epoch without gain)
+        with lr_decay: multiply the learning rate by it after each epoch without gain, or after
+        every epoch from lr_decay_start on (Zaremba et al. 2014)
 
 The trainer knows nothing about RNNs: it needs a model with `loss(batch, reduction)` and an
 `evaluate(model) -> dict` for dev. The data is an `Encoded` set of sequences (length-bucketed
@@ -168,11 +169,6 @@ class Trainer:
         self.log, self.progress = (log, progress) if self.main else (_quiet, False)
         self.precision = effective_precision(config.precision, self.device)
         self.optimizer = make_optimizer(model.parameters(), config)
-        self.scheduler = None
-        if config.lr_decay is not None:  # on the signed dev score, so "max" whichever way the metric goes
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="max", factor=config.lr_decay, patience=0, threshold=0.0
-            )
         self.on_batch: list[Callable[[Trainer], None]] = []
         self._stop = False
         if self.world > 1:  # the same weights everywhere (seeded before), different dropout masks
@@ -216,8 +212,6 @@ class Trainer:
             "torch_rng": own["torch_rng"],
             "state": dict(self.state),
         }
-        if self.scheduler is not None:
-            ckpt["scheduler"] = self.scheduler.state_dict()
         if getattr(self.model, "carry", None) is not None:
             ckpt["carry"] = self.model.carry
         if "cuda_rng" in own:
@@ -246,8 +240,6 @@ class Trainer:
             )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.scheduler is not None and "scheduler" in ckpt:
-            self.scheduler.load_state_dict(ckpt["scheduler"])
         if hasattr(self.model, "carry"):
             self.model.carry = _to_device(ckpt.get("carry"), self.device)
         ranks = ckpt.get("ranks") or [{"torch_rng": ckpt["torch_rng"], "cuda_rng": ckpt.get("cuda_rng")}]
@@ -303,7 +295,7 @@ class Trainer:
                 batches = train.epoch(cfg, st["epoch"])
                 out_of_time = self._run_epoch(train, distributed.shard(batches, self.rank, self.world), started, budget)
                 self._end_epoch(started, partial=out_of_time)
-                if out_of_time:
+                if out_of_time and not st["done"]:  # an early stop in that last epoch stays the reason
                     self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
 
     def _finish(self, reason: str, message: str | None = None) -> None:
@@ -351,6 +343,15 @@ class Trainer:
                 bar.close()
         return out_of_time
 
+    def _decay_lr(self, improved: bool) -> None:
+        """lr <- lr * lr_decay after an epoch without gain, or after every epoch from lr_decay_start
+        on. The rate lives in the optimizer's state, so checkpoints carry it."""
+        cfg = self.config
+        due = not improved if cfg.lr_decay_start is None else self.state["epoch"] >= cfg.lr_decay_start
+        if due:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= cfg.lr_decay
+
     def _end_epoch(self, started: float, partial: bool) -> None:
         cfg, st = self.config, self.state
         if self._stop and not partial:
@@ -378,9 +379,9 @@ class Trainer:
                 self.run.save_weights(self.model.state_dict())
         else:
             st["bad_epochs"] += 1
-        if self.scheduler is not None:
+        if cfg.lr_decay is not None:
             row["lr"] = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
-            self.scheduler.step(score)
+            self._decay_lr(improved)
         st["history"].append(row)
         if self.main:
             self.run.write_csv("history.csv", st["history"])

@@ -128,8 +128,8 @@ class LanguageModel(nn.Module):
         E, H, L = config.input_embedding_dim, config.hidden_size, config.num_layers
         self.pad_id, self.dropout, self.tied, self.cell = pad_id, config.dropout, config.tie_weights, config.cell
         self.embedding = nn.Embedding(vocab_size, E, padding_idx=pad_id) if E else None
-        if self.embedding is not None:
-            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)  # small, as V's rows are when tied
+        if self.embedding is not None and self.tied:  # V's rows: small, as nn.Linear's would be
+            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
             self.embedding.weight.data[pad_id] = 0.0
         self.rnn = RNN(
             E or vocab_size, H, cell=config.cell, activation=config.activation, num_layers=L, dropout=config.dropout
