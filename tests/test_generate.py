@@ -71,9 +71,19 @@ def test_a_low_temperature_sharpens_and_a_high_one_flattens():
 # generating
 
 
+def test_only_tokens_that_were_targets_in_training_can_be_drawn():
+    from rnnkit.generate import never_targets
+
+    chars = rnnkit.Vocab().fit(["ab\n"])
+    assert never_targets(chars, conditional=False) == [0, 2, 3, 1]  # <pad> <sos> <eos> <unk>
+    assert never_targets(chars, conditional=True) == [0, 2, 1]  # <eos> ends a conditional sequence
+    words = rnnkit.Vocab(min_freq=2).fit([["a", "a", "b", "<eos>"]])  # b became <unk>
+    assert never_targets(words, conditional=False) == [0, 2]
+
+
 def test_the_same_seed_gives_the_same_text_and_greedy_ignores_the_seed(char_lm):
     model = rnnkit.load(char_lm)
-    a, b, c = (model.generate("to", 80, seed=s) for s in (1, 1, 2))
+    a, b, c = (model.generate("to", 80, temperature=2.0, seed=s) for s in (1, 1, 2))  # hot: far from greedy
     assert a == b and a != c and a.startswith("to") and len(a) == 82
     greedy = {model.generate("to", 40, temperature=0, seed=s) for s in (1, 2)}
     assert len(greedy) == 1 and greedy.pop().startswith("to be or not to be")

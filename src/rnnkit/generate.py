@@ -7,8 +7,9 @@ is drawn from ŷ_t = softmax(V s_t + c) and fed back as x_{t+1}.
                     probabilities first add up to P or more
     seed            draws come from a torch.Generator seeded with it: the same seed, the same text
 
-Filters apply in that order, then the kept probabilities are renormalised. Tokens that are
-never a target (<pad>, <sos>; <eos> in a character stream) are never drawn. A conditional
+Filters apply in that order, then the kept probabilities are renormalised. Tokens that were
+never a target in training are never drawn: <pad> and <sos>, <eos> in a character stream, and
+<unk> when every training token had its own entry. A conditional
 generator starts from its label's s_0, reads <sos> and the prompt, and stops at <eos>.
 Char level joins characters; word level joins words with spaces and writes <eos> as a newline.
 """
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.corpus import sequence_tokens
+from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 
 
@@ -85,7 +87,7 @@ def generate(
     device = next(net.parameters()).device
     conditional = len(model.labels) > 0
     state, start = _start(model, label, conditional, device)
-    banned = [vocab.pad_id, vocab.sos_id] + ([] if conditional or level == "word" else [vocab.eos_id])
+    banned = never_targets(vocab, conditional)
     generator = torch.Generator(device="cpu")
     generator.manual_seed(seed) if seed is not None else generator.seed()
 
@@ -107,6 +109,17 @@ def generate(
         emit(piece)
         ids = [i]
     return "".join(pieces)
+
+
+def never_targets(vocab, conditional: bool) -> list[int]:
+    """The special ids that training never had as a target, so the model never learned their odds."""
+    seen = vocab.counts_  # every training token, before min_freq and max_size
+    banned = [vocab.pad_id, vocab.sos_id]
+    if not conditional and Vocab.EOS not in seen:  # a character stream; a word stream ends lines with <eos>
+        banned.append(vocab.eos_id)
+    if Vocab.UNK not in seen and all(token in vocab.stoi_ for token in seen):
+        banned.append(vocab.unk_id)
+    return banned
 
 
 def _start(model, label: str | None, conditional: bool, device) -> tuple[object, list[int]]:
