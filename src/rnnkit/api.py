@@ -4,6 +4,7 @@
     model = rnnkit.load("runs/pos")
     model.predict(["The movie was great ."])   # [["DET", "NOUN", "AUX", "ADJ", "PUNCT"]]
     model.evaluate("dev.conllu")               # the dict that `rnnkit evaluate --json` prints
+    rnnkit.load("runs/lm").generate("ROMEO:", 300, seed=1)   # a language model's text
 
 Everything a user can get wrong (files, options, the output folder) is checked before anything
 is written, so a failed call leaves an existing run folder as it was.
@@ -170,7 +171,7 @@ def train(
     recipe: str | None = None,
     **options,
 ) -> Model:
-    """Train a model for `task` ("classify" or "tag") on the file `train`, scoring `dev` each
+    """Train a model for `task` ("classify", "tag" or "lm") on the file `train`, scoring `dev` each
     epoch, into the run folder `out`. `options` are the fields of DataConfig, ModelConfig and
     TrainConfig (cell, hidden_size, embedding_dim, lr, max_minutes, ...). Returns the Model with
     the best weights. With resume=True, continues the run in `out` from its checkpoint.
