@@ -25,6 +25,10 @@ CONFIGS = {
     "pos-rnn": ("tag", "ud-ewt/train.conllu", "ud-ewt/dev.conllu", dict(cell="rnn")),
     "sst2-lstm": ("classify", "sst2/train.tsv", "sst2/dev.tsv", dict(cell="lstm")),
     "sst2-rnn": ("classify", "sst2/train.tsv", "sst2/dev.tsv", dict(cell="rnn")),
+    "sst2-sentiment": ("classify", "sst2/train.tsv", "sst2/dev.tsv", dict(recipe="sentiment")),
+    "sst2-sentiment-rnn": ("classify", "sst2/train.tsv", "sst2/dev.tsv", dict(recipe="sentiment-rnn")),
+    "sst5-sentiment": ("classify", "sst5/train.tsv", "sst5/dev.tsv", dict(recipe="sentiment")),
+    "names": ("classify", "names/train", "names/dev", dict(recipe="names")),
 }
 
 

@@ -147,7 +147,7 @@ def test_evaluate_prints_the_loss_perplexity_and_bits_per_char(char_lm, tmp_path
         (["--label", "xx"], "unknown label 'xx'; expected one of the 2 labels seen in training: 'ab', 'cd'"),
         ([], "conditioned on a label; choose one with --label: ab, cd"),
         (["--top-p", "0"], r"argument --top-p: expected a number in \(0, 1\], got '0'"),
-        (["--temperature", "-1"], "argument --temperature: expected a number >= 0"),
+        (["--temperature", "-1"], "argument --temperature: expected a non-negative number"),
     ],
 )
 def test_generate_errors_are_one_line_and_exit_status_2(names_run, capsys, args, message):

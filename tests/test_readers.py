@@ -188,11 +188,11 @@ def test_a_missing_file_without_a_suffix_is_reported_as_missing(tmp_path):
         read_tagging(path)
 
 
-def test_a_directory_is_a_data_error(tmp_path):
+def test_a_directory_is_a_data_error_for_tagging(tmp_path):  # classification reads one as a class folder
     path = tmp_path / "dir"
     path.mkdir()
     with pytest.raises(DataError, match=at(path) + "expected a file, found a directory"):
-        read_classification(path)
+        read_tagging(path)
 
 
 def test_a_non_utf8_byte_is_reported_at_its_line(tmp_path):

@@ -5,7 +5,7 @@ import torch
 
 from rnnkit.config import ModelConfig
 from rnnkit.data.batching import IGNORE, Batch
-from rnnkit.tasks.classify import Classifier, readout
+from rnnkit.tasks.classify import Classifier
 from rnnkit.tasks.tag import Tagger
 
 VOCAB, K = 12, 3
@@ -23,14 +23,6 @@ def test_a_classifier_gives_the_same_logits_alone_and_in_a_padded_batch(cell, bi
     batched = net(torch.tensor([long, short + [0, 0, 0]]), torch.tensor([6, 3]))
     alone = net(torch.tensor([short]), torch.tensor([3]))
     torch.testing.assert_close(batched[1], alone[0])
-
-
-def test_the_bidirectional_readout_joins_the_last_forward_and_first_backward_states():
-    H = 2
-    states = torch.arange(2 * 4 * 2 * H, dtype=torch.float).view(2, 4, 2 * H)  # (B, T, 2H)
-    got = readout(states, torch.tensor([4, 2]), bidirectional=True)
-    torch.testing.assert_close(got[1], torch.cat([states[1, 1, :H], states[1, 0, H:]]))
-    torch.testing.assert_close(readout(states, torch.tensor([4, 2]), False)[1], states[1, 1])
 
 
 def test_the_tagging_loss_ignores_sos_eos_padding_and_unseen_tags():

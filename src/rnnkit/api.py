@@ -22,7 +22,7 @@ import torch
 
 from rnnkit import distributed
 from rnnkit.config import TASKS, DataConfig, ModelConfig, TrainConfig, from_dict, split_options
-from rnnkit.data import readers
+from rnnkit.data import readers, registry
 from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
@@ -93,12 +93,14 @@ class Model:
 
     # public
     def predict(self, texts: Iterable, probs: bool = False) -> list:
-        """Predict for raw texts (strings are tokenized) or token lists.
+        """Predict for raw texts (strings are split into words, or characters for a char-level run)
+        or token lists.
 
         Classification: one label per text, or (label, {label: probability}) with probs=True.
         Tagging: one list of tags per text, one tag per token.
         """
-        examples = [readers.Example(tuple(readers.tokenize(t) if isinstance(t, str) else t)) for t in texts]
+        level = self.data_config.level
+        examples = [readers.Example(tuple(readers.split_text(t, level) if isinstance(t, str) else t)) for t in texts]
         return self.predict_examples(examples, probs)
 
     def predict_examples(self, examples: Sequence, probs: bool = False) -> list:
@@ -129,7 +131,7 @@ class Model:
 
     def read(self, path, **read_options) -> list:
         config = dataclasses.replace(self.data_config, **read_options) if read_options else self.data_config
-        return self.module.read(path, config)
+        return _read(self.module, path, config)
 
 
 def _as_list(x) -> list:
@@ -154,8 +156,13 @@ def score(gold: list[str], pred: list[str], known: list[str], source: str = "dat
     return classification_report(y_true, y_pred, labels)
 
 
+def _read(module, source, data_config: DataConfig) -> list:
+    """The examples of a file, or of a public dataset's split named NAME:SPLIT (rnnkit.data.registry)."""
+    return module.read(registry.resolve(source), data_config)
+
+
 def _read_all(module, paths: dict, data_config: DataConfig) -> dict:
-    return {name: module.read(p, data_config) for name, p in paths.items() if p is not None}
+    return {name: _read(module, p, data_config) for name, p in paths.items() if p is not None}
 
 
 def train(
@@ -171,15 +178,20 @@ def train(
     recipe: str | None = None,
     **options,
 ) -> Model:
-    """Train a model for `task` ("classify", "tag" or "lm") on the file `train`, scoring `dev` each
+    """Train a model for `task` ("classify", "tag", "lm" or "seq2seq") on the file `train`, scoring `dev` each
     epoch, into the run folder `out`. `options` are the fields of DataConfig, ModelConfig and
     TrainConfig (cell, hidden_size, embedding_dim, lr, max_minutes, ...). Returns the Model with
     the best weights. With resume=True, continues the run in `out` from its checkpoint.
     `callbacks` are called with the Trainer after every batch (trainer.request_stop() stops
     training the way Ctrl-C does, leaving a checkpoint to resume from). Started by torchrun as
     several processes, it trains data-parallel and rank 0 writes the run (docs/scaling.md).
-    `recipe` names a tuned set of options (rnnkit.recipes.RECIPES); `options` override it."""
+    `recipe` names a tuned set of options (rnnkit.recipes.RECIPES); `options` override it.
+    For "seq2seq", `train` and `dev` may be (source file, target file) pairs (rnnkit.translator)."""
     _check_task(task)
+    if task == "seq2seq":
+        from rnnkit import translator
+
+        return translator.train(train, out, dev, resume, overwrite, progress, log, callbacks, recipe, **options)
     run = RunFolder(out)
     module = TASK_MODULES[task]
     if resume:
@@ -309,6 +321,10 @@ def load(path, task: str | None = None, device: str = "cpu") -> Model:
     """Rebuild a trained model from its run folder (config.json, vocab.json, model.safetensors)."""
     run = RunFolder(path)
     config = run.read_config(task)
+    if config.get("task") == "seq2seq":
+        from rnnkit import translator
+
+        return translator.load(run, config, device)
     try:
         data_config = from_dict(DataConfig, config["data"])
         model_config = from_dict(ModelConfig, config["model"])

@@ -16,6 +16,7 @@ from rnnkit.errors import UserError
 from rnnkit.training import Interrupted
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
+DECODE_OPTIONS = ("beam", "length_penalty", "max_length_ratio", "bleu_tokenize")
 
 
 def number(parse, ok, expected: str):
@@ -38,8 +39,9 @@ non_negative_int = number(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = number(float, lambda v: v > 0, "a positive number")
 fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
 open_fraction = number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
-probability = number(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
-non_negative_float = number(float, lambda v: v >= 0, "a number >= 0")
+probability = number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+positive_probability = number(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
+non_negative_float = number(float, lambda v: v >= 0, "a non-negative number")
 
 
 def column(text: str):
@@ -69,6 +71,31 @@ def add_data_options(p) -> None:
     g.add_argument("--label-field", help="CSV/JSONL field with the label (default label)")
 
 
+def add_decoding_options(p) -> None:
+    g = p.add_argument_group(
+        "seq2seq decoding (saved with the run by train; the default of evaluate, predict, explain)"
+    )
+    g.add_argument("--beam", type=positive_int, help="beam size K; 1 is greedy (default 1)")
+    g.add_argument(
+        "--length-penalty", type=non_negative_float, help="GNMT's α: rank by log P / ((5+|y|)/6)^α (default 0)"
+    )
+    g.add_argument("--max-length-ratio", type=positive_float, help="at most ratio × source + 10 tokens (default 2)")
+    g.add_argument(
+        "--bleu-tokenize",
+        choices=("13a", "none", "char", "intl", "zh"),
+        help="sacrebleu's BLEU tokenizer (default 13a; char at char level); none for pre-tokenized files",
+    )
+
+
+def add_parallel_options(p, dev: bool) -> None:
+    g = p.add_argument_group("seq2seq data: line-aligned parallel files instead of source<TAB>target lines")
+    g.add_argument("--src", help="source file, one sentence per line")
+    g.add_argument("--tgt", help="target file, line i translating line i of --src")
+    if dev:
+        g.add_argument("--dev-src", help="dev source file")
+        g.add_argument("--dev-tgt", help="dev target file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rnnkit", description="Recurrent neural networks for sequences.")
     parser.add_argument("--version", action="version", version=f"rnnkit {_version()}")
@@ -78,9 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="rnnkit-demo", help="folder for the demo data and runs (default rnnkit-demo)")
 
     p = sub.add_parser("train", help="train a model into a run folder")
-    p.add_argument("task", choices=("classify", "tag", "lm"))
-    p.add_argument("--train", required=True, help="training file")
-    p.add_argument("--dev", help="dev file, scored each epoch; the best weights on it are kept")
+    p.add_argument("task", choices=("classify", "tag", "lm", "seq2seq"))
+    p.add_argument(
+        "--train",
+        help="training file, or NAME:SPLIT (classify: or a folder of <class>.txt files; "
+        "seq2seq: source<TAB>target lines, or --src and --tgt)",
+    )
+    p.add_argument("--dev", help="dev file, folder or NAME:SPLIT, scored each epoch; the best weights on it are kept")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -96,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--min-freq", type=positive_int, help="rarer tokens become <unk> (default 1)")
     g.add_argument("--max-size", type=positive_int, help="vocabulary size cap, specials included")
     g.add_argument(
-        "--level", choices=("char", "word"), help="lm: tokens are characters or whitespace-split words (default char)"
+        "--level",
+        choices=("word", "char"),
+        help="tokens are words or characters (classify, lm, seq2seq; default word, lm char)",
     )
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=("rnn", "lstm", "gru"), help="rnn: the seeds' cell (default)")
@@ -110,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--layers", dest="num_layers", type=positive_int, help="stacked layers (default 1)")
     g.add_argument("--bidirectional", action="store_true", default=None, help="read both ways")
+    g.add_argument(
+        "--readout",
+        choices=("last", "max", "mean", "attention"),
+        help="classify: the state after <eos> (default, the seeds'), or max, mean or attention over the steps",
+    )
     g.add_argument(
         "--tie-weights",
         action="store_true",
@@ -155,14 +193,36 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("fp32", "bf16"),
         help="bf16: autocast the forward pass on CUDA, weights stay fp32; CPU trains in fp32 (default fp32)",
     )
+    g = p.add_argument_group("seq2seq")
+    g.add_argument(
+        "--attention",
+        choices=("additive", "dot", "general"),
+        help="score: general (default), dot (Luong), additive (Bahdanau)",
+    )
+    g.add_argument(
+        "--input-feeding",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="feed the attentional state into the next decoder step (default off)",
+    )
+    g.add_argument("--teacher-forcing", type=probability, help="chance of feeding the gold previous token (default 1)")
+    g.add_argument("--label-smoothing", type=fraction, help="ε of the training loss (default 0)")
+    add_parallel_options(p, dev=True)
+    add_decoding_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("evaluate", help="score a run on a labelled file")
     p.add_argument("run", help="run folder")
-    p.add_argument("--data", required=True, help="labelled file to score")
+    p.add_argument(
+        "--data",
+        help="labelled file to score, or NAME:SPLIT (classify: or a folder of <class>.txt files; "
+        "seq2seq: source<TAB>target lines, or --src and --tgt)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plots", help="folder for the confusion-matrix heatmap")
     add_data_options(p)
+    add_parallel_options(p, dev=False)
+    add_decoding_options(p)
 
     p = sub.add_parser("generate", help="write text with a language model (an lm run)")
     p.add_argument("run", help="run folder of an lm run")
@@ -172,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature", type=non_negative_float, default=1.0, help="below 1 sharper, above 1 flatter; 0: greedy"
     )
     p.add_argument("--top-k", type=positive_int, help="draw from the K most likely tokens only")
-    p.add_argument("--top-p", type=probability, help="nucleus: draw from the most likely tokens that make up P")
+    p.add_argument("--top-p", type=positive_probability, help="nucleus: draw from the likeliest tokens that make up P")
     p.add_argument("--seed", type=non_negative_int, help="the same seed gives the same text (default: random)")
     p.add_argument("--label", help="the label to generate for (a conditional generator)")
 
@@ -181,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", help="the sentence")
     p.add_argument("--gold", help="gold labels, space-separated: one per token (tag) or one (classify)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", help="save the gradient-flow heatmap G[t, k] here (PNG)")
+    p.add_argument("--plot", help="save the gradient-flow heatmap G[t, k] here (seq2seq: the attention) (PNG)")
+    add_decoding_options(p)
 
     p = sub.add_parser("gradcheck", help="check the NumPy reference's BPTT against finite differences and PyTorch")
     p.add_argument("--task", choices=("classify", "tag"), default="tag")
@@ -191,12 +252,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict for raw lines (or CoNLL-U)")
     p.add_argument("run", help="run folder")
-    p.add_argument("input", nargs="?", default="-", help="a file, or - for stdin (default)")
+    p.add_argument("input", nargs="?", default="-", help="a file, NAME:SPLIT, or - for stdin (default)")
     p.add_argument("--output", help="write here instead of stdout")
     p.add_argument("--probs", action="store_true", help="classification: add the probability of each label")
     p.add_argument(
         "--format", choices=("text", "conllu"), help="input format (default: conllu for .conllu files, else text)"
     )
+    add_decoding_options(p)
+
+    p = sub.add_parser("datasets", help="public datasets by name (NAME:SPLIT wherever a file is taken)")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=Parser)
+    actions.add_parser("list", help="the datasets: task, splits, size, licence, where they are")
+    q = actions.add_parser("download", help="fetch a dataset into the cache, checking every sha256")
+    q.add_argument("name", help="NAME (every split) or NAME:SPLIT")
+    q = actions.add_parser("path", help="print the local path of a dataset or of one split")
+    q.add_argument("name", help="NAME or NAME:SPLIT")
     return parser
 
 
@@ -218,6 +288,7 @@ TRAIN_OPTIONS = (
     "tie_weights",
     "dropout",
     "word_dropout",
+    "readout",
     "optimizer",
     "lr",
     "batch_size",
@@ -232,6 +303,11 @@ TRAIN_OPTIONS = (
     "device",
     "loss",
     "precision",
+    "attention",
+    "input_feeding",
+    "teacher_forcing",
+    "label_smoothing",
+    *DECODE_OPTIONS,
 )
 READ_OPTIONS = ("format", "column", "text_field", "label_field")
 
@@ -246,8 +322,8 @@ def cmd_train(args) -> int:
 
     rnnkit.train(
         args.task,
-        train=args.train,
-        dev=args.dev,
+        train=_data(args, args.train, args.src, args.tgt, "--train", "--src", "--tgt", args.task),
+        dev=_data(args, args.dev, args.dev_src, args.dev_tgt, "--dev", "--dev-src", "--dev-tgt", args.task, False),
         out=args.out,
         resume=args.resume,
         overwrite=args.overwrite,
@@ -260,14 +336,31 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _data(args, data, src, tgt, data_flag, src_flag, tgt_flag, task, required=True):
+    """The data argument of train and evaluate: a file, or for seq2seq a (source, target) pair."""
+    if src is not None or tgt is not None:
+        if task != "seq2seq":
+            raise UserError(f"{src_flag} and {tgt_flag} are for seq2seq; give {task} data with {data_flag} F")
+        if data is not None or src is None or tgt is None:
+            raise UserError(f"give {data_flag} F (source<TAB>target lines) or both {src_flag} F and {tgt_flag} F")
+        return (src, tgt)
+    if data is None and required:
+        alternative = f" (or {src_flag} F {tgt_flag} F)" if task == "seq2seq" else ""
+        raise UserError(f"{data_flag} F is required{alternative}")
+    return data
+
+
 def cmd_evaluate(args) -> int:
     import rnnkit
     from rnnkit.metrics import format_lm_report, format_report
 
     model = rnnkit.load(args.run)
+    data = _data(args, args.data, args.src, args.tgt, "--data", "--src", "--tgt", model.task)
+    if model.task == "seq2seq":
+        return _evaluate_seq2seq(args, model, data)
     if args.plots and model.task not in ("classify", "tag"):
         raise UserError(f"--plots draws a confusion matrix, and {model.task!r} runs have none")
-    report = model.evaluate(args.data, **_given(args, READ_OPTIONS))
+    report = model.evaluate(data, **_given(args, READ_OPTIONS))
     if args.plots:
         from rnnkit import plots
 
@@ -300,23 +393,45 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _evaluate_seq2seq(args, model, data) -> int:
+    from rnnkit.metrics import format_generation_report
+
+    if args.plots:
+        raise UserError("--plots draws a confusion matrix, which a seq2seq run has not; see 'rnnkit explain --plot'")
+    report = model.evaluate(data, format=args.format, **_given(args, DECODE_OPTIONS))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        shown = data if isinstance(data, str) else " → ".join(data)
+        print(format_generation_report(report, title=f"seq2seq · {shown}"), end="")
+    return 0
+
+
 def cmd_predict(args) -> int:
     import rnnkit
-    from rnnkit.data import readers
+    from rnnkit.data import readers, registry
 
     model = rnnkit.load(args.run)
     if model.task == "lm":
-        raise UserError(f"{args.run}: predict is for classify and tag runs; for a language model use 'rnnkit generate'")
-    fmt = args.format or ("conllu" if args.input.endswith(".conllu") else "text")
-    if fmt == "conllu":
+        raise UserError(f"{args.run}: predict does not cover lm runs; for a language model use 'rnnkit generate'")
+    path = str(registry.resolve(args.input))  # a dataset's split: NAME:SPLIT
+    fmt = args.format or ("conllu" if path.endswith(".conllu") else "text")
+    if model.task == "seq2seq":
+        from rnnkit.data.parallel import read_sources
+
+        if fmt != "text":
+            raise UserError("a seq2seq run translates text lines, not CoNLL-U")
+        pairs = read_sources(sys.stdin if path == "-" else path, model.level)
+        text = "".join(line + "\n" for line in model.predict_pairs(pairs, **_given(args, DECODE_OPTIONS)))
+    elif fmt == "conllu":
         if model.task != "tag":
             raise UserError("CoNLL-U input needs a tagging run")
-        examples = readers.read_tagging(args.input, format="conllu", column="form")
+        examples = readers.read_tagging(path, format="conllu", column="form")
         column = model.data_config.column or "upos"
-        text = readers.fill_conllu(args.input, model.predict_examples(examples), column=column)
+        text = readers.fill_conllu(path, model.predict_examples(examples), column=column)
     else:
-        source = sys.stdin if args.input == "-" else args.input
-        examples = readers.read_lines(source)
+        source = sys.stdin if path == "-" else path
+        examples = readers.read_lines(source, model.data_config.level)
         text = format_predictions(model, examples, model.predict_examples(examples, probs=args.probs), args.probs)
     if args.output:
         from rnnkit.runs import atomic_write_bytes
@@ -330,16 +445,19 @@ def cmd_predict(args) -> int:
 def format_predictions(model, examples, predictions, probs: bool) -> str:
     """Classification: `text<TAB>label` (a TSV rnnkit reads back), with --probs a header and one
     column per label. Tagging: `token<TAB>tag` lines, a blank line after each sentence."""
+    from rnnkit.data.readers import join_tokens
+
     lines = []
     if model.task == "classify":
+        text = lambda ex: join_tokens(ex.tokens, model.data_config.level)  # noqa: E731
         if probs:
             lines.append("\t".join(["text", "label"] + [f"p({label})" for label in model.labels.itos_]))
             lines += [
-                "\t".join([" ".join(ex.tokens), label] + [f"{p[k]:.4f}" for k in model.labels.itos_])
+                "\t".join([text(ex), label] + [f"{p[k]:.4f}" for k in model.labels.itos_])
                 for ex, (label, p) in zip(examples, predictions)
             ]
         else:
-            lines += [f"{' '.join(ex.tokens)}\t{label}" for ex, label in zip(examples, predictions)]
+            lines += [f"{text(ex)}\t{label}" for ex, label in zip(examples, predictions)]
     else:
         for ex, tags in zip(examples, predictions):
             lines += [f"{tok}\t{tag}" for tok, tag in zip(ex.tokens, tags)] + [""]
@@ -350,7 +468,10 @@ def cmd_explain(args) -> int:
     import rnnkit
     from rnnkit.explain import explain
 
-    report = explain(rnnkit.load(args.run), args.text, args.gold.split() if args.gold else None)
+    model = rnnkit.load(args.run)
+    if model.task == "seq2seq":
+        return _explain_seq2seq(args, model)
+    report = explain(model, args.text, args.gold.split() if args.gold else None)
     flow = report["gradient_flow"]
     if args.plot:
         if flow["G"] is None:
@@ -375,6 +496,32 @@ def cmd_explain(args) -> int:
     if flow["G"] is not None:
         print(f"gradient flow G[t, k] = |dL_t/ds_k| ({flow['method']}); share of dL/dW by step k:")
         print("  " + " ".join(f"{v:.2f}" for v in flow["W_share"]))
+    return 0
+
+
+def _explain_seq2seq(args, model) -> int:
+    from rnnkit.explain import explain_seq2seq
+
+    report = explain_seq2seq(model, args.text, args.gold, **_given(args, DECODE_OPTIONS))
+    if args.plot:
+        from rnnkit import plots
+
+        path = plots.attention_heatmap(report["attention"], args.plot, report["source"], report["target"])
+        print(f"attention heatmap: {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    fed = "the gold translation, fed to the decoder" if report["gold"] else "translation"
+    print(f"seq2seq run {args.run}: {' '.join(report['source'])}")
+    print(f"{fed}: {report['translation']}")
+    print(f"{'t':>3}  {'token':<14} {'p':>5}  {'attended':<14} {'top 3':<44} {'loss':>7}")
+    for step in report["steps"]:
+        top = "  ".join(f"{x['label'][:10]} {x['probability']:.2f}" for x in step["top3"])
+        loss = f"{step['loss']:.3f}" if "loss" in step else ""
+        print(
+            f"{step['t']:>3}  {step['token'][:14]:<14} {step['probability']:>5.2f}  {step['attended'][:14]:<14} "
+            f"{top:<44} {loss:>7}"
+        )
     return 0
 
 
@@ -403,6 +550,27 @@ def cmd_gradcheck(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_datasets(args) -> int:
+    from rnnkit.data import registry
+
+    if args.action == "download":
+        registry.download(args.name)
+    elif args.action == "path":
+        print(registry.local_path(args.name))
+    else:
+        rows = [{**r, "size": _bytes(r["size"])} for r in registry.table()]
+        columns = ("name", "task", "splits", "size", "licence", "where")
+        widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+        for r in [dict(zip(columns, columns))] + rows:
+            print("  ".join(f"{r[c]:<{widths[c]}}" for c in columns).rstrip())
+        print(f"mirror (RNNKIT_DATA): {registry.mirror_dir() or 'not set'}; cache: {registry.cache_dir()}")
+    return 0
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
 def cmd_demo(args) -> int:
     from rnnkit.demo import run_demo
 
@@ -418,6 +586,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "gradcheck": cmd_gradcheck,
     "explain": cmd_explain,
+    "datasets": cmd_datasets,
 }
 
 

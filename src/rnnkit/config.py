@@ -11,12 +11,15 @@ from dataclasses import dataclass
 
 from rnnkit.errors import UserError
 
-TASKS = ("classify", "tag", "lm")
+TASKS = ("classify", "tag", "lm", "seq2seq")
 CELLS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
 PRECISIONS = ("fp32", "bf16")
 LEVELS = ("word", "char")
+READOUTS = ("last", "max", "mean", "attention")
+ATTENTIONS = ("additive", "dot", "general")
+BLEU_TOKENIZERS = ("13a", "none", "char", "intl", "zh")
 
 
 def _problems_to_error(cls_name: str, problems: list[str]) -> None:
@@ -46,7 +49,7 @@ class DataConfig:
     lowercase: bool | None = None  # None: the task's default (classify True, tag False; see README)
     min_freq: int = 1  # rarer tokens become <unk>
     max_size: int | None = None  # vocabulary size cap, specials included
-    level: str = "word"  # lm: the tokens are whitespace-split words or characters (newlines included)
+    level: str = "word"  # "char": the tokens are characters (classify: readers.characters; lm: newlines kept)
 
     def __post_init__(self):
         p: list[str] = []
@@ -70,11 +73,13 @@ class ModelConfig:
     bidirectional: bool = False
     dropout: float = 0.25  # on embeddings, between layers and before the output layer
     word_dropout: float = 0.0  # while training, a real token becomes <unk> with this probability
+    readout: str = "last"  # classify: the state after <eos> (the seeds'), or max/mean/attention over steps
     tie_weights: bool = False  # lm: the output matrix V is the embedding E (Press & Wolf 2017); needs E == H
 
     def __post_init__(self):
         p: list[str] = []
         _choice(p, "cell", self.cell, CELLS)
+        _choice(p, "readout", self.readout, READOUTS)
         _choice(p, "activation", self.activation, ACTIVATIONS)
         _positive_int(p, "hidden_size", self.hidden_size)
         _positive_int(p, "embedding_dim", self.embedding_dim, allow_none=True, allow_zero=True)
@@ -152,9 +157,53 @@ class TrainConfig:
         return self.lr if self.lr is not None else (1e-3 if self.optimizer == "adam" else 0.1)
 
 
-def split_options(options: dict) -> tuple[DataConfig, ModelConfig, TrainConfig]:
-    """Route flat keyword options to the three configs; unknown names are rejected all at once."""
-    groups = {cls: {f.name for f in dataclasses.fields(cls)} for cls in (DataConfig, ModelConfig, TrainConfig)}
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    """The sequence-to-sequence task's own options (rnnkit.tasks.seq2seq)."""
+
+    level: str = "word"  # "word": whitespace tokens; "char": characters (transliteration)
+    attention: str = "general"  # the score: general or dot (Luong), additive (Bahdanau; ~4x the cost on CPU)
+    input_feeding: bool = False  # feed the attentional state h̃_{t-1} into the next decoder step (Luong)
+    teacher_forcing: float = 1.0  # while training, the chance of feeding the gold y_{t-1}, else the prediction
+    label_smoothing: float = 0.0  # ε of the training loss; dev loss and perplexity stay the plain NLL
+
+    def __post_init__(self):
+        p: list[str] = []
+        _choice(p, "level", self.level, LEVELS)
+        _choice(p, "attention", self.attention, ATTENTIONS)
+        if not isinstance(self.input_feeding, bool):
+            p.append(f"input_feeding must be True or False, got {self.input_feeding!r}")
+        if not isinstance(self.teacher_forcing, (int, float)) or not 0.0 <= self.teacher_forcing <= 1.0:
+            p.append(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing!r}")
+        if not isinstance(self.label_smoothing, (int, float)) or not 0.0 <= self.label_smoothing < 1.0:
+            p.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        _problems_to_error("seq2seq options", p)
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How a seq2seq run decodes and scores at evaluate and predict; saved, overridable per call."""
+
+    beam: int = 1  # beam size K; 1 is greedy decoding
+    length_penalty: float = 0.0  # GNMT's α: hypotheses ranked by log P / ((5 + |y|) / 6)^α; 0: raw log P
+    max_length_ratio: float = 2.0  # at most ratio × source tokens + 10 target tokens
+    bleu_tokenize: str | None = None  # sacrebleu's tokenizer; None: 13a at word level, char at char level
+
+    def __post_init__(self):
+        p: list[str] = []
+        _positive_int(p, "beam", self.beam)
+        if not isinstance(self.length_penalty, (int, float)) or self.length_penalty < 0:
+            p.append(f"length_penalty must be a non-negative number, got {self.length_penalty!r}")
+        if not isinstance(self.max_length_ratio, (int, float)) or self.max_length_ratio <= 0:
+            p.append(f"max_length_ratio must be a positive number, got {self.max_length_ratio!r}")
+        if self.bleu_tokenize is not None:
+            _choice(p, "bleu_tokenize", self.bleu_tokenize, BLEU_TOKENIZERS)
+        _problems_to_error("decoding options", p)
+
+
+def split_options(options: dict, classes=(DataConfig, ModelConfig, TrainConfig)) -> tuple:
+    """Route flat keyword options to the configs `classes`; unknown names are rejected all at once."""
+    groups = {cls: {f.name for f in dataclasses.fields(cls)} for cls in classes}
     unknown = sorted(k for k in options if not any(k in names for names in groups.values()))
     if unknown:
         known = sorted(set().union(*groups.values()))

@@ -4,6 +4,10 @@ The wrapped, encoded row it reads; the norm of the state s_t at each step; its p
 each step (classification: at the end) with the top 3 probabilities; the loss per step when
 gold labels are given; and the gradient-flow matrix G[t, k] = ‖∂L_t/∂s_k‖ (reference/flow.py),
 with L_t the loss of the gold label, or of the model's own prediction without gold labels.
+
+For a seq2seq run: the translation, and at each target step the probability of its token, the
+top 3, the source token attended most, and the attention matrix α (target × source); with a
+gold translation, the decoder is fed the gold tokens instead and the loss of each is given.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import copy
 import numpy as np
 import torch
 
-from rnnkit.data.readers import tokenize
+from rnnkit.data.readers import join_tokens, split_text
 from rnnkit.errors import UserError
 from rnnkit.reference.flow import gradient_flow, gradient_flow_autograd
 from rnnkit.reference.model import Params
@@ -47,13 +51,17 @@ def _states_and_probs(model, ids: torch.Tensor):
     return states.double().numpy(), probs.double().numpy()
 
 
-def explain(model, text: str | list[str], gold: list[str] | None = None) -> dict:
-    """One dict with everything above. `text`: a string (tokenized) or a list of tokens;
-    `gold`: tags (one per token) or one label."""
+def explain(model, text: str | list[str], gold: list[str] | None = None, **decoding) -> dict:
+    """One dict with everything above. `text`: a string (split as the run's data were: words or
+    characters) or a list of tokens; `gold`: tags (one per token) or one label. For a seq2seq
+    run, see `explain_seq2seq`."""
+    if model.task == "seq2seq":
+        return explain_seq2seq(model, text, gold, **decoding)
     if model.task not in ("classify", "tag"):
-        raise UserError(f"explain covers classify and tag runs, not a {model.task!r} run")
-    tokens = tokenize(text) if isinstance(text, str) else list(text)
-    text = text if isinstance(text, str) else " ".join(tokens)
+        raise UserError(f"explain covers classify, tag and seq2seq runs, not a {model.task!r} run")
+    level = model.data_config.level
+    tokens = split_text(text, level) if isinstance(text, str) else list(text)
+    text = text if isinstance(text, str) else join_tokens(tokens, level)
     if not tokens:
         raise UserError("explain needs a non-empty text")
     ids_list = model.vocab.encode(tokens, wrap=True)
@@ -108,12 +116,12 @@ def _target(model, gold: str | None, p: np.ndarray) -> int:
 def _flow(model, ids: list[int], targets: np.ndarray) -> dict | None:
     """G from the reference for `rnn` runs; from autograd for LSTM and GRU (one layer, one way)."""
     config = model.model_config
-    if config.num_layers != 1 or config.bidirectional:
+    if config.num_layers != 1 or config.bidirectional or config.readout != "last":
         return {
             "G": None,
             "W_share": None,
             "method": None,
-            "note": "gradient flow is computed for one-layer, one-direction runs",
+            "note": "gradient flow is computed for one-layer, one-direction runs that read the last state",
         }
     net = model.net
     if config.cell == "rnn":
@@ -130,4 +138,50 @@ def _flow(model, ids: list[int], targets: np.ndarray) -> dict | None:
         "G": [[None if np.isnan(v) else float(v) for v in row] for row in G],
         "W_share": [float(v) for v in result["W_share"]],
         "method": method,
+    }
+
+
+@torch.inference_mode()
+def explain_seq2seq(model, text: str | list[str], gold: str | list[str] | None = None, **decoding) -> dict:
+    """`text`: the source (a string, split by the run's level, or tokens); `gold`: a reference
+    translation (the same). `decoding`: DecodeConfig fields for the translation."""
+    from rnnkit.data.parallel import Pair, join_tokens, split_tokens
+
+    def tokens_of(x):
+        return split_tokens(x, model.level) if isinstance(x, str) else tuple(x)
+
+    source = tokens_of(text)
+    if not source:
+        raise UserError("explain needs a non-empty text")
+    target = tokens_of(gold) if gold is not None else tuple(model.translate([Pair(source)], **decoding)[0][0])
+    src = model.source_vocab.encode(source, wrap=True)
+    tgt = model.target_vocab.encode(target, wrap=True)
+    net = model.net.eval()
+    as_batch = lambda ids: (torch.tensor([ids], device=model.device), torch.tensor([len(ids)]))  # noqa: E731
+    logits, alpha = net(*as_batch(src), *as_batch(tgt))  # (1, T, K), (1, T, S): teacher-forced on `target`
+    probs = torch.softmax(logits[0].float(), -1).cpu().numpy()  # (T, K)
+    alpha = alpha[0].float().cpu().numpy()  # (T, S)
+    src_row = [model.source_vocab.itos_[i] for i in src]
+    out_row = [model.target_vocab.itos_[i] for i in tgt[1:]]  # y_1 .. y_m <eos>: one per step
+    steps = []
+    for t, y in enumerate(tgt[1:]):
+        step = {
+            "t": t + 1,
+            "token": out_row[t],
+            "probability": float(probs[t, y]),
+            "top3": _top3(probs[t], model.target_vocab),
+            "attended": src_row[int(alpha[t].argmax())],
+        }
+        if gold is not None:
+            step["loss"] = float(-np.log(probs[t, y]))
+        steps.append(step)
+    return {
+        "task": "seq2seq",
+        "text": text if isinstance(text, str) else join_tokens(source, model.level),
+        "source": src_row,
+        "translation": join_tokens(target, model.level),
+        "gold": gold is not None,
+        "target": out_row,
+        "steps": steps,
+        "attention": alpha.tolist(),
     }

@@ -210,6 +210,45 @@ def format_report(report: dict, title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def generation_scores(hypotheses: list[str], references: list[str], tokenize: str, lowercase: bool = False) -> dict:
+    """Corpus BLEU and chrF by sacrebleu (0-100, as sacrebleu reports them) and the share of exact
+    matches, for one reference per hypothesis. `tokenize` is sacrebleu's BLEU tokenizer: "13a"
+    for detokenized text, "none" for text tokenized already, "char" for characters. The
+    signatures say exactly how each figure was computed."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"expected one hypothesis per reference, got {len(hypotheses)} and {len(references)}")
+    # force: text tokenized on purpose ("none") would otherwise draw sacrebleu's detokenization warning
+    bleu = BLEU(tokenize=tokenize, lowercase=lowercase, force=tokenize == "none")
+    chrf = CHRF(lowercase=lowercase)
+    exact = sum(h == r for h, r in zip(hypotheses, references))
+    return {
+        "bleu": bleu.corpus_score(hypotheses, [references]).score,
+        "chrf": chrf.corpus_score(hypotheses, [references]).score,
+        "exact_match": exact / max(len(references), 1),
+        "bleu_tokenize": tokenize,
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
+
+
+def format_generation_report(report: dict, title: str | None = None) -> str:
+    """Render a seq2seq `evaluate` dict as plain text."""
+    lines = [title, "=" * len(title), ""] if title else []
+    n = report["examples"]
+    exact = round(report["exact_match"] * n)
+    lines.append(f"BLEU         {report['bleu']:.2f}  ({report['bleu_signature']})")
+    lines.append(f"chrF         {report['chrf']:.2f}  ({report['chrf_signature']})")
+    lines.append(f"exact match  {report['exact_match']:.3f}  ({exact}/{n} sentences)")
+    if report.get("loss") is not None:
+        lines.append(f"loss         {report['loss']:.4f}  nats per target token, perplexity {report['perplexity']:.2f}")
+    d = report["decoding"]
+    search = "greedy" if d["beam"] == 1 else f"beam {d['beam']}, length penalty α {d['length_penalty']:g}"
+    lines.append(f"decoding     {search}, at most {d['max_length_ratio']:g} × source + 10 tokens")
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # Language models: from the mean cross-entropy L in nats per predicted token
 

@@ -1,4 +1,4 @@
-"""PNG figures for a run: confusion heatmap, learning curves, gradient flow through time.
+"""PNG figures for a run: confusion heatmap, learning curves, gradient flow through time, attention.
 
 Each function renders with matplotlib's Agg backend, writes the PNG atomically (a
 temporary file in the target folder, then `os.replace`, so a reader never sees half a
@@ -13,6 +13,7 @@ GUI session that imported pyplot, and nothing is left open afterwards.
   `classification_report(...)["confusion"]`; colours are row-normalised, C[i, j] / Σ_j C[i, j]
   (the share of true class i predicted as j), so rare classes read as clearly as common ones.
 - `learning_curves`: the rows of history.csv, losses and one dev metric per epoch.
+- `attention_heatmap`: α (T, S) of a seq2seq run, source tokens on x, target tokens on y.
 - `gradient_flow_heatmap`: G (T, T), G[t, k] = ||∂L_t/∂s_k|| for k ≤ t, how much the loss at
   step t reaches back to the state s_k; on a log colour scale, vanishing gradients show as
   colour fading away from the diagonal.
@@ -241,4 +242,30 @@ def gradient_flow_heatmap(G, path, tokens: list[str] | None = None) -> Path:
     ax.set_xlabel("k: step reached (state s_k)")
     ax.set_ylabel("t: loss step (L_t)")
     ax.set_title("gradient flow through time")
+    return _save_png(fig, path)
+
+
+def attention_heatmap(weights, path, source: list[str], target: list[str], title: str | None = None) -> Path:
+    """Draw an attention matrix α and save it as a PNG at `path`.
+
+    weights: (T, S) array, α[t, j] the weight of source position j when target token t was
+    written (each row sums to 1). source: the S source tokens (x axis); target: the T target
+    tokens (y axis, top to bottom). Returns the Path written.
+    """
+    alpha = np.asarray(weights, dtype=np.float64)  # (T, S)
+    if alpha.ndim != 2 or alpha.shape != (len(target), len(source)) or alpha.size == 0:
+        raise ValueError(
+            f"weights must be (len(target), len(source)) = ({len(target)}, {len(source)}), got shape {alpha.shape}"
+        )
+    T, S = alpha.shape
+    fig = _new_figure(min(3.0 + 0.35 * S, 16.0), min(2.0 + 0.3 * T, 14.0))
+    ax = fig.add_subplot()
+    image = ax.imshow(alpha, cmap="Greys", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+    fig.colorbar(image, ax=ax, shrink=0.8, label=r"attention weight $\alpha_{tj}$")
+    size = 9 if max(S, T) <= 30 else 6
+    ax.set_xticks(np.arange(S), [_truncate(str(s), _TICK_LABEL_CHARS) for s in source], rotation=90, fontsize=size)
+    ax.set_yticks(np.arange(T), [_truncate(str(t), _TICK_LABEL_CHARS) for t in target], fontsize=size)
+    ax.set_xlabel("source")
+    ax.set_ylabel("target")
+    ax.set_title(title or "attention")
     return _save_png(fig, path)

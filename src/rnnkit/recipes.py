@@ -16,10 +16,63 @@ from rnnkit.errors import UserError
 class Recipe:
     task: str  # the task it is for: classify | tag | lm | seq2seq
     about: str  # one line: what it is for and what it reaches (docs/benchmarks.md has the table)
-    options: dict = field(default_factory=dict)  # fields of DataConfig, ModelConfig and TrainConfig
+    options: dict = field(default_factory=dict)  # fields of the configs (config.py) the task takes
 
 
 RECIPES: dict[str, Recipe] = {
+    # A bidirectional LSTM max-pooled over the steps (InferSent's encoder, Conneau et al. 2017) on top
+    # of the task's dropout 0.5 and word dropout 0.25; Adam 2e-3 to make the most of a time budget.
+    "sentiment": Recipe(
+        "classify",
+        "sentence sentiment (SST-2, SST-5), words: BiLSTM max-pooled over the steps",
+        dict(cell="lstm", bidirectional=True, readout="max", lr=2e-3, patience=10),
+    ),
+    # The seeds' sigmoid cell, one direction: the state after <eos> stays at chance on SST-2 dev, the
+    # max over the steps does not. A learned embedding (with dropout) before U generalises better than
+    # one-hot columns of U, and sigmoid units need a larger step than Adam's 1e-3 to leave 0.5.
+    "sentiment-rnn": Recipe(
+        "classify",
+        "sentence sentiment with the seeds' sigmoid rnn cell, one direction, max over the steps",
+        dict(cell="rnn", activation="sigmoid", readout="max", embedding_dim=128, lr=5e-3, patience=10),
+    ),
+    # Characters of a name into one of 18 languages: a BiLSTM reading the first and last characters
+    # (prefixes and suffixes tell most), lighter dropout than the word-level default.
+    "names": Recipe(
+        "classify",
+        "a name's language from its characters (the names folder): char-level BiLSTM",
+        dict(
+            level="char",
+            cell="lstm",
+            bidirectional=True,
+            readout="last",
+            embedding_dim=64,
+            dropout=0.3,
+            word_dropout=0.1,
+            batch_size=64,
+            lr=2e-3,
+            patience=10,
+        ),
+    ),
+    "translate": Recipe(
+        "seq2seq",
+        "word-level translation of short sentences, tuned on Multi30k de→en (lowercased, tokenised; "
+        "docs/benchmarks.md); evaluates with beam 5, length penalty 1.0 and BLEU on the given tokens",
+        dict(
+            cell="gru",
+            hidden_size=256,
+            embedding_dim=256,
+            attention="general",
+            dropout=0.3,
+            label_smoothing=0.1,
+            batch_size=64,
+            lr=2e-3,
+            loss="token",
+            min_freq=2,
+            beam=5,
+            length_penalty=1.0,
+            bleu_tokenize="none",
+        ),
+    ),
     "char-lm": Recipe(
         "lm",
         "character LM for plain text (tinyshakespeare): 2-layer LSTM 512, Adam, the rate decayed from epoch 4",

@@ -11,7 +11,8 @@
 
 The trainer knows nothing about RNNs: it needs a model with `loss(batch, reduction)` and an
 `evaluate(model) -> dict` for dev. The data is an `Encoded` set of sequences (length-bucketed
-batches, shuffled by (seed, epoch)) or any object with `epoch(config, epoch) -> keys` and
+batches, shuffled by (seed, epoch); `Bucketed` wraps other sets, such as seq2seq's pairs, with
+their own batch maker) or any object with `epoch(config, epoch) -> keys` and
 `batch(key) -> batch` (a language model's stream: its chunks in order). A model that carries
 state from one batch to the next keeps it in `model.carry`; checkpoints save it.
 
@@ -85,16 +86,18 @@ def epoch_batches(lengths: np.ndarray, config: TrainConfig, epoch: int) -> list[
 
 
 class Bucketed:
-    """Sequences in length-bucketed batches, in an order fixed by (seed, epoch): the default data."""
+    """Sequences in length-bucketed batches, in an order fixed by (seed, epoch): the default data.
+    `data.lengths` is what batches are bucketed by; `make_batch(data, rows, pad_id)` cuts one
+    (default: batching.make_batch; seq2seq passes data.parallel.make_pair_batch for its pairs)."""
 
-    def __init__(self, data: Encoded, pad_id: int):
-        self.data, self.pad_id = data, pad_id
+    def __init__(self, data: Encoded, pad_id: int, make_batch: Callable = make_batch):
+        self.data, self.pad_id, self.make_batch = data, pad_id, make_batch
 
     def epoch(self, config: TrainConfig, epoch: int) -> list[np.ndarray]:
         return epoch_batches(self.data.lengths, config, epoch)
 
     def batch(self, rows: np.ndarray):
-        return make_batch(self.data, rows, self.pad_id)
+        return self.make_batch(self.data, rows, self.pad_id)
 
 
 def batches_per_epoch(num_examples: int, config: TrainConfig) -> int:

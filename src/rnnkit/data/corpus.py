@@ -6,7 +6,10 @@
                text is the vocabulary's <unk>)
     labelled   text<TAB>label lines (.tsv, or --format tsv; an optional "text<TAB>label" header),
                or a folder of one file per label, <Label>.txt with one sequence a line (the names
-               data). Each line is a sequence of its own, chars or words, for a conditional generator
+               data; rnnkit.data.class_folder reads it, as for classification). Each line is a
+               sequence of its own for a conditional generator, split as classification splits a
+               text (readers.split_text: words, or NFC characters with inner whitespace runs as one
+               space)
 
 Files are strict UTF-8 (readers.py's rules: a byte-order mark is dropped, \\r\\n is read as \\n).
 Blank lines are text in a stream (a paragraph break) and skipped in labelled data.
@@ -16,7 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rnnkit.data.readers import Example, _check_file, _read_lines
+from rnnkit.data.class_folder import read_class_folder
+from rnnkit.data.readers import Example, _check_file, _read_lines, split_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import DataError, UserError
 
@@ -29,7 +33,7 @@ def read_lm(path, level: str = "word", format: str | None = None) -> list[Exampl
     if format is not None and format not in LM_FORMATS:
         raise UserError(f"{path}: a language model reads text or tsv files (or a folder), not {format!r}")
     if Path(path).is_dir():
-        return read_folder(path, level)
+        return read_class_folder(path, level=level)
     _check_file(path)
     if format == "tsv" or (format is None and Path(path).suffix.lower() == ".tsv"):
         return read_labelled(path, level)
@@ -63,22 +67,7 @@ def read_labelled(path, level: str) -> list[Example]:
         text, label = fields[0].strip(), fields[1].strip()
         if not text or not label:
             raise DataError(path, lineno, f"expected a text and a label, found an empty {'label' if text else 'text'}")
-        examples.append(Example(sequence_tokens(text, level), label=label, line=lineno))
+        examples.append(Example(tuple(split_text(text, level)), label=label, line=lineno))
     if not examples:
         raise DataError(path, None, "expected at least one text<TAB>label line, found none")
-    return examples
-
-
-def read_folder(path, level: str) -> list[Example]:
-    """A folder of <Label>.txt files, one sequence a line; the label is the file's name."""
-    files = sorted(p for p in Path(path).iterdir() if p.suffix == ".txt" and p.is_file())
-    if not files:
-        raise DataError(path, None, "expected a folder of <Label>.txt files (one sequence a line), found none")
-    examples = []
-    for file in files:
-        for lineno, line in enumerate(_read_lines(file), 1):
-            if line.strip():
-                examples.append(Example(sequence_tokens(line.strip(), level), label=file.stem, line=lineno))
-    if not examples:
-        raise DataError(path, None, "expected at least one sequence in its .txt files, found only blank lines")
     return examples

@@ -1,9 +1,12 @@
 """Readers: user files into `Example`s, with every problem located as `path:line: message`.
 
     classification   tsv (text<TAB>label)  csv (header: text,label)  jsonl ({"text", "label"})
+                     a folder of <class>.txt files, one text per line (class_folder.py)
     tagging          conllu (10 columns)   conll (whitespace columns, CoNLL-2003)
                      jsonl ({"tokens": [...], "tags": [...]})
     prediction       text (one example per non-empty line, tokenized)
+
+Texts become word tokens (`tokenize`), or with level="char" their characters (`characters`).
 
 Files are read as strict UTF-8 (a leading byte-order mark is dropped; \\r\\n is accepted).
 Line numbers are 1-based and count physical lines. `Example.line` is where an example starts:
@@ -17,10 +20,12 @@ import io
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnkit.config import LEVELS
 from rnnkit.errors import DataError, UserError
 
 
@@ -85,6 +90,32 @@ def tokenize(text: str) -> list[str]:
     ['I', 'ca', "n't", 'go', 'to', 'the', 'U.S.', 'with', 'Mr.', '<unk>']
     """
     return _TOKEN_RE.findall(text)
+
+
+def characters(text: str) -> list[str]:
+    """The characters of `text` as tokens, for character-level models.
+
+    The text is put in Unicode NFC form (an accented letter is one character however it was
+    typed), leading and trailing whitespace is dropped, and each run of whitespace inside
+    becomes one space, itself a token: it marks where words meet ("de la Cruz").
+
+    >>> characters("  Ng  Yo ")
+    ['N', 'g', ' ', 'Y', 'o']
+    """
+    return list(" ".join(unicodedata.normalize("NFC", text).split()))
+
+
+def split_text(text: str, level: str = "word") -> list[str]:
+    """The tokens of `text`: words (`tokenize`) or, with level "char", `characters`."""
+    if level not in LEVELS:
+        raise UserError(f"unknown level {level!r}; choose 'word' or 'char'")
+    return characters(text) if level == "char" else tokenize(text)
+
+
+def join_tokens(tokens, level: str = "word") -> str:
+    """The text that `split_text` made `tokens` from, as far as it can tell: words joined by
+    spaces; characters joined as they are (spaces are tokens of their own)."""
+    return "".join(tokens) if level == "char" else " ".join(tokens)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,8 +198,8 @@ def _at_least_one(path, examples: list[Example], what_else: str | None = None) -
     return examples
 
 
-def _tokens_of(path, lineno: int, text: str, where: str) -> tuple[str, ...]:
-    tokens = tuple(tokenize(text))
+def _tokens_of(path, lineno: int, text: str, where: str, level: str = "word") -> tuple[str, ...]:
+    tokens = tuple(split_text(text, level))
     if not tokens:
         raise DataError(path, lineno, f"expected text in {where}, found an empty field")
     return tokens
@@ -178,11 +209,16 @@ def _tokens_of(path, lineno: int, text: str, where: str) -> tuple[str, ...]:
 # Classification: tsv, csv, jsonl
 
 
-def read_classification(path, format=None, text_field="text", label_field="label") -> list[Example]:
-    """Labelled texts from a tsv, csv or jsonl file: Examples with tokens and a label."""
+def read_classification(path, format=None, text_field="text", label_field="label", level="word") -> list[Example]:
+    """Labelled texts from a tsv, csv or jsonl file, or from a folder of one <class>.txt file per
+    class: Examples with tokens (words, or characters with level="char") and a label."""
+    if Path(path).is_dir():
+        from rnnkit.data.class_folder import read_class_folder  # it builds on this module's helpers
+
+        return read_class_folder(path, format, level)
     readers = {"tsv": _read_tsv, "csv": _read_csv, "jsonl": _read_jsonl_classification}
     read = _choose_reader(path, "classify", format, readers, "for classification use tsv, csv or jsonl (pass --format)")
-    return read(path, text_field, label_field)
+    return read(path, text_field, label_field, level)
 
 
 def _is_tsv_header(fields: list[str], label_field: str) -> bool:
@@ -190,7 +226,7 @@ def _is_tsv_header(fields: list[str], label_field: str) -> bool:
     return last == label_field or last.lower() in HEADER_LABELS
 
 
-def _read_tsv(path, text_field: str, label_field: str) -> list[Example]:
+def _read_tsv(path, text_field: str, label_field: str, level: str) -> list[Example]:
     examples, header = [], False
     for lineno, line in enumerate(_read_lines(path), 1):
         if not line.strip():
@@ -201,7 +237,7 @@ def _read_tsv(path, text_field: str, label_field: str) -> list[Example]:
             continue
         if len(fields) != 2:
             raise DataError(path, lineno, f"expected 2 tab-separated columns (text, label), found {len(fields)}")
-        tokens = _tokens_of(path, lineno, fields[0], "column 1")
+        tokens = _tokens_of(path, lineno, fields[0], "column 1", level)
         label = fields[1].strip()
         if not label:
             raise DataError(path, lineno, "expected a label in column 2, found an empty field")
@@ -209,7 +245,7 @@ def _read_tsv(path, text_field: str, label_field: str) -> list[Example]:
     return _at_least_one(path, examples, "a header" if header else None)
 
 
-def _read_csv(path, text_field: str, label_field: str) -> list[Example]:
+def _read_csv(path, text_field: str, label_field: str, level: str) -> list[Example]:
     text = _read_text(path).removeprefix("\ufeff")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = _csv_row(path, reader)
@@ -231,7 +267,7 @@ def _read_csv(path, text_field: str, label_field: str) -> list[Example]:
             raise DataError(
                 path, start, f"expected {len(header)} comma-separated fields as in the header, found {len(row)}"
             )
-        tokens = _tokens_of(path, start, row[columns[0]], f"column {text_field!r}")
+        tokens = _tokens_of(path, start, row[columns[0]], f"column {text_field!r}", level)
         label = row[columns[1]].strip()
         if not label:
             raise DataError(path, start, f"expected a label in column {label_field!r}, found an empty field")
@@ -287,15 +323,15 @@ def _json_objects(path) -> Iterable[tuple[int, dict]]:
             yield lineno, _json_object(path, lineno, line)
 
 
-def _read_jsonl_classification(path, text_field: str, label_field: str) -> list[Example]:
+def _read_jsonl_classification(path, text_field: str, label_field: str, level: str) -> list[Example]:
     examples = []
     for lineno, obj in _json_objects(path):
         text = _json_field(path, lineno, obj, text_field, "--text-field")
         label = _json_field(path, lineno, obj, label_field, "--label-field")
         if isinstance(text, str):
-            tokens = _tokens_of(path, lineno, text, f"{text_field!r}")
+            tokens = _tokens_of(path, lineno, text, f"{text_field!r}", level)
         elif _is_str_list(text) and text:
-            tokens = tuple(text)
+            tokens = tuple(text) if level == "word" else _tokens_of(path, lineno, " ".join(text), text_field, level)
         else:
             raise DataError(
                 path,
@@ -451,16 +487,16 @@ def _read_jsonl_tagging(path, column) -> list[Example]:
 # Prediction input and output
 
 
-def read_lines(path_or_lines) -> list[Example]:
-    """Raw text to predict on: one Example (tokens only) per non-empty line.
+def read_lines(path_or_lines, level: str = "word") -> list[Example]:
+    """Raw text to predict on: one Example (tokens only) per non-empty line, split by `split_text`.
 
     A str or os.PathLike is a file (an empty one is a DataError); anything else is an iterable
     of lines (str, or bytes decoded as strict UTF-8, e.g. stdin), which may yield no examples.
     """
     if isinstance(path_or_lines, (str, os.PathLike)):
-        examples = _examples_of_lines(_read_lines(path_or_lines))
+        examples = _examples_of_lines(_read_lines(path_or_lines), level)
         return _at_least_one(path_or_lines, examples)
-    return _examples_of_lines(_decoded(path_or_lines))
+    return _examples_of_lines(_decoded(path_or_lines), level)
 
 
 def _decoded(lines: Iterable[str | bytes]) -> Iterable[str]:
@@ -473,8 +509,10 @@ def _decoded(lines: Iterable[str | bytes]) -> Iterable[str]:
         yield line
 
 
-def _examples_of_lines(lines: Iterable[str]) -> list[Example]:
-    return [Example(tuple(tokenize(line)), line=lineno) for lineno, line in enumerate(lines, 1) if line.strip()]
+def _examples_of_lines(lines: Iterable[str], level: str = "word") -> list[Example]:
+    return [
+        Example(tuple(split_text(line, level)), line=lineno) for lineno, line in enumerate(lines, 1) if line.strip()
+    ]
 
 
 def fill_conllu(path, predictions: list[list[str]], column="upos") -> str:

@@ -43,12 +43,15 @@ class Encoder(nn.Module):
         return self.rnn.output_size
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        return self.encode(ids, lengths)[0]
+
+    def encode(self, ids: Tensor, lengths: Tensor):
+        """The states (B, T, dirs*H) and the RNN's final state (L*dirs, B, H), (h, c) for LSTM."""
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids >= self.first_token_id)
             ids = ids.masked_fill(drop, self.unk_id)  # specials (ids < 4) are never dropped
         x = ids if self.embedding is None else F.dropout(self.embedding(ids), self.dropout, self.training)
-        states, _ = self.rnn(x, lengths)  # (B, T, dirs*H)
-        return states
+        return self.rnn(x, lengths)  # (B, T, dirs*H), final
 
 
 class Output(nn.Module):

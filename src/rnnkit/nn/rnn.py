@@ -186,6 +186,8 @@ class RNN(nn.Module):
 
     def _forward_kernel(self, x: Tensor, lengths: Tensor, state):
         T = x.shape[1]
+        if T == 1:  # one step (a decoder's): every length is 1, there is nothing to pack
+            return self.kernel(x, state)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, final = self.kernel(packed, state)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, dirs*H)

@@ -1,11 +1,13 @@
 """Sequence classification, many-to-one.
 
     s_t = σ(U x_t + W s_{t-1} + b)  over <sos> x_1 ... x_n <eos>
-    ŷ   = softmax(V s_T + c)         s_T: the state at the true last step (after <eos>), never after padding
+    r   = readout(s_1 ... s_T)       `last` (the seeds'): s_T, the state at the true last step (after <eos>);
+                                     or max, mean, attention over the true steps (rnnkit.nn.readout)
+    ŷ   = softmax(V r + c)           never anything after padding
     L   = -1/m Σ_i log ŷ_i[c_i]      cross-entropy averaged over the m sequences of a batch
 
-Bidirectional reading concatenates the left-to-right state at the last step with the
-right-to-left state after reading back to <sos>.
+Bidirectional reading with `last` concatenates the left-to-right state at the last step with
+the right-to-left state after reading back to <sos>; the other readouts pool both directions.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rnnkit.config import ModelConfig
 from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, Batch
 from rnnkit.nn import Encoder, Output
+from rnnkit.nn.readout import Readout
 
 TARGET = "label"  # one target per sequence
 DEFAULT_LOWERCASE = True  # sentiment and topic do not depend on case; one entry per word form
@@ -28,23 +31,16 @@ DEFAULTS = {"dropout": 0.5, "word_dropout": 0.25, "hidden_size": 128}
 
 def read(path, data_config) -> list:
     return readers.read_classification(
-        path, format=data_config.format, text_field=data_config.text_field, label_field=data_config.label_field
+        path,
+        format=data_config.format,
+        text_field=data_config.text_field,
+        label_field=data_config.label_field,
+        level=data_config.level,
     )
 
 
 def gold(example) -> list[str]:
     return [example.label]
-
-
-def readout(states: Tensor, lengths: Tensor, bidirectional: bool) -> Tensor:
-    """The state at each sequence's true last step. states (B, T, dirs*H) -> (B, dirs*H)."""
-    B = states.shape[0]
-    rows = torch.arange(B, device=states.device)
-    last = states[rows, lengths.to(states.device) - 1]  # (B, dirs*H)
-    if not bidirectional:
-        return last
-    H = states.shape[-1] // 2
-    return torch.cat([last[:, :H], states[:, 0, H:]], dim=-1)  # right-to-left ends at step 0
 
 
 class Classifier(nn.Module):
@@ -53,13 +49,14 @@ class Classifier(nn.Module):
     def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0):
         super().__init__()
         self.encoder = Encoder(vocab_size, config, pad_id)
+        self.readout = Readout(config.readout, self.encoder.output_size, config.bidirectional)
         self.output = Output(self.encoder.output_size, num_labels)
-        self.dropout, self.bidirectional = config.dropout, config.bidirectional
+        self.dropout = config.dropout
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         states = self.encoder(ids, lengths)  # (B, T, dirs*H)
-        s_T = readout(states, lengths, self.bidirectional)  # (B, dirs*H)
-        return self.output(F.dropout(s_T, self.dropout, self.training))  # (B, K)
+        r = self.readout(states, lengths)  # (B, dirs*H)
+        return self.output(F.dropout(r, self.dropout, self.training))  # (B, K)
 
     def loss(self, batch: Batch, reduction: str = "sequence") -> tuple[Tensor, int]:
         """Mean cross-entropy over the batch's sequences (both reductions agree here),

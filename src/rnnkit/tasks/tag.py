@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, Batch
+from rnnkit.errors import UserError
 from rnnkit.nn import Encoder, Output
 
 TARGET = "tags"  # one target per token
@@ -25,6 +26,8 @@ DEFAULTS = {"batch_size": 64, "lr": 2e-3}
 
 
 def read(path, data_config) -> list:
+    if data_config.level != "word":
+        raise UserError(f"tagging reads words (one tag per token); level {data_config.level!r} is for classify")
     return readers.read_tagging(path, format=data_config.format, column=data_config.column)
 
 
