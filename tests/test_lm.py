@@ -231,8 +231,20 @@ def test_lm_option_errors_name_the_fix(text_file, tmp_path):
         rnnkit.train("lm", train=text_file, out=tmp_path / "a", bidirectional=True, cell="lstm")
     with pytest.raises(rnnkit.UserError, match="needs embedding_dim == hidden_size, got 16 and 32"):
         rnnkit.train("lm", train=text_file, out=tmp_path / "b", tie_weights=True, embedding_dim=16, hidden_size=32)
+    with pytest.raises(rnnkit.UserError, match="the lm task does not have it"):
+        rnnkit.train("lm", train=text_file, out=tmp_path / "b", locked_dropout=True)
     tsv = tmp_path / "l.tsv"
     tsv.write_text("abc\tx\n", encoding="utf-8")
     with pytest.raises(rnnkit.UserError, match="train is labelled lines and dev is a text stream"):
         rnnkit.train("lm", train=tsv, dev=text_file, out=tmp_path / "c")
     assert not any((tmp_path / p).exists() for p in "abc")
+
+
+def test_word_vectors_start_the_lm_embedding(text_file, tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("to 1 2 3\nbe 4 5 6\n", encoding="utf-8")
+    options = {**FAST_LM, "embedding_dim": None, "optimizer": "sgd", "lr": 1e-9}
+    model = rnnkit.train("lm", train=text_file, out=tmp_path / "r", log=quiet, epochs=1, level="word",
+                         vectors=str(vectors), **options)  # fmt: skip
+    E = model.net.embedding.weight.detach()  # (K, 3)
+    torch.testing.assert_close(E[model.vocab.index("be")], torch.tensor([4.0, 5.0, 6.0]), atol=1e-6, rtol=0)

@@ -156,7 +156,10 @@ def test_bad_seq2seq_options_are_user_errors(reverse_files, tmp_path):
         rnnkit.train("seq2seq", train=reverse_files, out=tmp_path / "b", **(FAST | dict(embedding_dim=0, cell="rnn")))
     with pytest.raises(rnnkit.UserError, match="attention must be one of 'additive', 'dot', 'general', got 'x'"):
         rnnkit.train("seq2seq", train=reverse_files, out=tmp_path / "c", **(FAST | dict(attention="x")))
-    assert not any((tmp_path / n).exists() for n in "abc")
+    for name, tagger_option in zip("de", (dict(char_embedding_dim=8), dict(crf=True))):
+        with pytest.raises(rnnkit.UserError, match="crf and vectors are not options of seq2seq"):
+            rnnkit.train("seq2seq", train=reverse_files, out=tmp_path / name, **(FAST | tagger_option))
+    assert not any((tmp_path / n).exists() for n in "abcde")
 
 
 # the command line

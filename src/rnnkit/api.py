@@ -24,14 +24,17 @@ from rnnkit import distributed
 from rnnkit.config import TASKS, DataConfig, ModelConfig, TrainConfig, from_dict, split_options
 from rnnkit.data import readers, registry
 from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
+from rnnkit.data.chars import fit_chars
+from rnnkit.data.vectors import Vectors, read_vectors
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.metrics import classification_report
 from rnnkit.recipes import recipe_options
 from rnnkit.runs import RunFolder, config_record
+from rnnkit.spans import entity_report, looks_like_bio
 from rnnkit.tasks import MODELS
 from rnnkit.tasks import TASKS as TASK_MODULES
-from rnnkit.training import Trainer, batches_per_epoch, pick_device
+from rnnkit.training import Trainer, batches_per_epoch, metric_column, pick_device
 
 RESUME_OVERRIDES = ("epochs", "max_minutes", "device", "precision")  # what a resumed run may change
 
@@ -58,8 +61,9 @@ class Model:
         model_config: ModelConfig,
         train_config: TrainConfig,
         path: Path | None = None,
+        chars: Vocab | None = None,
     ):
-        self.task, self.net, self.vocab, self.labels = task, net, vocab, labels
+        self.task, self.net, self.vocab, self.labels, self.chars = task, net, vocab, labels, chars
         self.data_config, self.model_config, self.train_config = data_config, model_config, train_config
         self.path = path
         self.module = TASK_MODULES[task]
@@ -71,7 +75,7 @@ class Model:
     # running the network
     def encode(self, examples: Sequence) -> Encoded:
         target = self.module.TARGET if examples and self._has_gold(examples[0]) else None
-        return encode(examples, self.vocab, self.labels, target)
+        return encode(examples, self.vocab, self.labels, target, self.chars)
 
     def _has_gold(self, example) -> bool:
         return (example.label if self.task == "classify" else example.tags) is not None
@@ -104,7 +108,7 @@ class Model:
         return self.predict_examples(examples, probs)
 
     def predict_examples(self, examples: Sequence, probs: bool = False) -> list:
-        outs, _ = self.outputs(encode(examples, self.vocab))
+        outs, _ = self.outputs(encode(examples, self.vocab, chars=self.chars))
         decoded = [self.module.decode(o, self.labels) for o in outs]
         if probs and self.task == "classify":
             return [(d, dict(zip(self.labels.itos_, map(float, o)))) for d, o in zip(decoded, outs)]
@@ -116,9 +120,12 @@ class Model:
         if hasattr(self.module, "evaluate"):
             return self.module.evaluate(self, examples)
         outs, loss = self.outputs(self.encode(examples))
-        gold = [g for ex in examples for g in self.module.gold(ex)]
-        pred = [p for o in outs for p in _as_list(self.module.decode(o, self.labels))]
+        golds = [self.module.gold(ex) for ex in examples]
+        preds = [_as_list(self.module.decode(o, self.labels)) for o in outs]
+        gold, pred = [g for gs in golds for g in gs], [p for ps in preds for p in ps]
         report = score(gold, pred, self.labels.itos_, source=str(data) if not isinstance(data, list) else "data")
+        if self.task == "tag" and looks_like_bio(self.labels.itos_):
+            report["entity"] = entity_report(golds, preds)  # chunk P/R/F1, as conlleval
         tokens = sum(len(ex.tokens) for ex in examples)
         return {"task": self.task, "examples": len(examples), "tokens": tokens, **report, "loss": loss}
 
@@ -154,6 +161,20 @@ def score(gold: list[str], pred: list[str], known: list[str], source: str = "dat
     y_true = np.fromiter((index[g] for g in gold), dtype=np.int64, count=len(gold))
     y_pred = np.fromiter((index[p] for p in pred), dtype=np.int64, count=len(pred))
     return classification_report(y_true, y_pred, labels)
+
+
+def dev_metric(task: str, labels: Vocab) -> str:
+    """What picks the best epoch: the task's METRIC if it names one (lm: the dev loss), entity F1
+    for BIO-style tags (NER, chunking), else accuracy."""
+    if hasattr(TASK_MODULES[task], "METRIC"):
+        return TASK_MODULES[task].METRIC
+    return "entity.f1" if task == "tag" and looks_like_bio(labels.itos_) else "accuracy"
+
+
+def build_net(task: str, vocab: Vocab, labels: Vocab, chars: Vocab | None, model_config: ModelConfig):
+    """The task's network for these vocabularies (character features need the character vocabulary)."""
+    extra = {} if chars is None else {"num_chars": len(chars)}
+    return MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id, **extra)
 
 
 def _read(module, source, data_config: DataConfig) -> list:
@@ -227,6 +248,8 @@ def train(
             raise UserError(f"{run.path}: exists and is not a folder")
     if data_config.lowercase is None:
         data_config = dataclasses.replace(data_config, lowercase=module.DEFAULT_LOWERCASE)
+    if task != "tag" and (model_config.char_embedding_dim or model_config.crf):
+        raise UserError("character features (char_embedding_dim) and crf are options of the tag task")
 
     sets = _read_all(module, {"train": train, "dev": dev}, data_config)  # every input error before any write
     _check_processes(len(sets["train"]), train_config)
@@ -236,26 +259,34 @@ def train(
         main = distributed.is_main()  # under torchrun only rank 0 writes and logs
         log = log if main else _quiet
         if resume:
-            vocabs = run.read_json("vocab.json")
-            vocab, labels = Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"])
+            vocab, labels, chars = _read_vocabs(run, model_config)
+            vectors = None  # the checkpoint holds the embedding
         else:
             vocab = Vocab(
                 lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size
             ).fit(ex.tokens for ex in sets["train"])
             labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
-        train_data = _training_data(module, sets, vocab, labels, train_config)  # its errors before any write
+            model_config, vectors = _pretrained(model_config, vocab, log)
+            chars = fit_chars(ex.tokens for ex in sets["train"]) if model_config.char_embedding_dim else None
+        train_data = _training_data(module, sets, vocab, labels, chars, train_config)  # its errors before any write
         if main and not resume:
             files = {"train": str(train), "dev": None if dev is None else str(dev)}
             run.write_json("config.json", config_record(task, data_config, model_config, train_config, files))
-            run.write_json("vocab.json", {"tokens": vocab.to_dict(), "labels": labels.to_dict()})
+            vocabs = {"tokens": vocab.to_dict(), "labels": labels.to_dict()}
+            run.write_json("vocab.json", vocabs if chars is None else {**vocabs, "chars": chars.to_dict()})
 
-        net = MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id).to(device)
-        model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.path)
+        net = build_net(task, vocab, labels, chars, model_config)
+        if vectors is not None:
+            with torch.no_grad():
+                embedding = net.encoder.embedding if hasattr(net, "encoder") else net.embedding  # lm: its own E
+                embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
+        net = net.to(device)
+        model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.path, chars)
         evaluate = None
         if "dev" in sets:
             dev_examples = sets["dev"]
             evaluate = lambda _net: model.evaluate(dev_examples)  # noqa: E731
-        metric = getattr(module, "METRIC", "accuracy")
+        metric = dev_metric(task, labels)
         trainer = Trainer(net, train_config, run, evaluate, metric, vocab.pad_id, device, log, progress)
         trainer.on_batch.extend(callbacks)
         if resume:
@@ -270,18 +301,36 @@ def train(
             + (f", {world} processes (data-parallel)" if world > 1 else "")
         )
         state = trainer.fit(train_data)
-        return finish(model, run, sets.get("dev"), state["history"])
+        return finish(model, run, sets.get("dev"), state["history"], metric_column(metric))
+
+
+def _pretrained(model_config: ModelConfig, vocab: Vocab, log) -> tuple[ModelConfig, Vectors | None]:
+    """The vectors of the vocabulary's words in the file model_config.vectors, whose size becomes
+    the embedding size; logs the share of the vocabulary they cover."""
+    if model_config.vectors is None:
+        return model_config, None
+    vectors = read_vectors(model_config.vectors, vocab)
+    if model_config.embedding_dim not in (None, vectors.dim):
+        raise UserError(
+            f"{model_config.vectors}: vectors of size {vectors.dim}, but embedding_dim {model_config.embedding_dim} "
+            "was given; leave the embedding size out to take the vectors' size"
+        )
+    log(
+        f"vectors: {len(vectors.rows):,} of {len(vocab) - len(vocab.SPECIALS):,} vocabulary words "
+        f"({vectors.coverage(len(vocab)):.1%}) found in {model_config.vectors}"
+    )
+    return dataclasses.replace(model_config, embedding_dim=vectors.dim), vectors
 
 
 def _quiet(message: str) -> None:
     pass
 
 
-def _training_data(module, sets: dict, vocab: Vocab, labels: Vocab, train_config: TrainConfig):
+def _training_data(module, sets: dict, vocab: Vocab, labels: Vocab, chars: Vocab | None, train_config: TrainConfig):
     """What the Trainer fits: the task's own (a language model's stream), else the encoded train set."""
     if hasattr(module, "training_data"):
         return module.training_data(sets, vocab, labels, train_config)
-    return encode(sets["train"], vocab, labels, module.TARGET)
+    return encode(sets["train"], vocab, labels, module.TARGET, chars)
 
 
 def _check_processes(num_examples: int, train_config: TrainConfig) -> None:
@@ -297,7 +346,7 @@ def _check_processes(num_examples: int, train_config: TrainConfig) -> None:
         )
 
 
-def finish(model: Model, run: RunFolder, dev_examples, history: list[dict]) -> Model:
+def finish(model: Model, run: RunFolder, dev_examples, history: list[dict], column: str = "dev_accuracy") -> Model:
     """Load the best weights, score dev once more and write metrics.json and the plots.
     Under torchrun rank 0 reads the weights and sends them to the others, and writes alone."""
     from rnnkit import plots
@@ -308,7 +357,7 @@ def finish(model: Model, run: RunFolder, dev_examples, history: list[dict]) -> M
     if not distributed.is_main():
         return model
     if history:
-        plots.learning_curves(history, run / "learning_curves.png")
+        plots.learning_curves(history, run / "learning_curves.png", metric=column)
     if dev_examples is not None:
         report = model.evaluate(dev_examples)
         run.write_json("metrics.json", report)
@@ -329,11 +378,10 @@ def load(path, task: str | None = None, device: str = "cpu") -> Model:
         data_config = from_dict(DataConfig, config["data"])
         model_config = from_dict(ModelConfig, config["model"])
         train_config = from_dict(TrainConfig, config["train"])
-        vocabs = run.read_json("vocab.json")
-        vocab, labels = Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"])
+        vocab, labels, chars = _read_vocabs(run, model_config)
     except (KeyError, TypeError) as e:
         raise UserError(f"{run.path}: corrupt run folder (config or vocabulary lacks {e})") from None
-    net = MODELS[config["task"]](len(vocab), len(labels), model_config, vocab.pad_id)
+    net = build_net(config["task"], vocab, labels, chars, model_config)
     try:
         net.load_state_dict(run.load_weights())
     except RuntimeError as e:
@@ -341,4 +389,11 @@ def load(path, task: str | None = None, device: str = "cpu") -> Model:
             f"{run.path / 'model.safetensors'}: weights do not fit the config ({str(e).splitlines()[0]})"
         ) from None
     net.to(pick_device(device))
-    return Model(config["task"], net, vocab, labels, data_config, model_config, train_config, run.path)
+    return Model(config["task"], net, vocab, labels, data_config, model_config, train_config, run.path, chars)
+
+
+def _read_vocabs(run: RunFolder, model_config: ModelConfig) -> tuple[Vocab, Vocab, Vocab | None]:
+    """The token, label and (with character features) character vocabularies of vocab.json."""
+    vocabs = run.read_json("vocab.json")
+    chars = Vocab.from_dict(vocabs["chars"]) if model_config.char_embedding_dim else None
+    return Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"]), chars

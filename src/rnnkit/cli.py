@@ -164,6 +164,34 @@ def build_parser() -> argparse.ArgumentParser:
         type=fraction,
         help="while training, replace real tokens by <unk> with this probability (default 0; classify 0.25)",
     )
+    g.add_argument(
+        "--locked-dropout",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one dropout mask per sentence, the same at every step (variational dropout; default off)",
+    )
+    g.add_argument(
+        "--char-embed",
+        dest="char_embedding_dim",
+        type=non_negative_int,
+        help="tag: character embedding size of a char CNN whose word features join the embedding (default 0: none)",
+    )
+    g.add_argument(
+        "--char-hidden",
+        dest="char_hidden_size",
+        type=positive_int,
+        help="tag: char CNN filters, the size of each word's character features (default 50)",
+    )
+    g.add_argument(
+        "--vectors",
+        help="pretrained word vectors (word2vec text or GloVe) that the word embedding starts from; its size too",
+    )
+    g.add_argument(
+        "--crf",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tag: a linear-chain CRF output layer, trained on -log p(tags), decoded by Viterbi (default off)",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--optimizer", choices=("sgd", "adam"), help="default adam")
     g.add_argument("--lr", type=positive_float, help="learning rate (default: adam 1e-3, tag 2e-3; sgd 0.1)")
@@ -288,6 +316,11 @@ TRAIN_OPTIONS = (
     "tie_weights",
     "dropout",
     "word_dropout",
+    "locked_dropout",
+    "char_embedding_dim",
+    "char_hidden_size",
+    "crf",
+    "vectors",
     "readout",
     "optimizer",
     "lr",

@@ -73,6 +73,11 @@ class ModelConfig:
     bidirectional: bool = False
     dropout: float = 0.25  # on embeddings, between layers and before the output layer
     word_dropout: float = 0.0  # while training, a real token becomes <unk> with this probability
+    locked_dropout: bool = False  # one dropout mask per sequence, the same at every step (variational)
+    char_embedding_dim: int = 0  # character embedding size of the char CNN word features; 0: none
+    char_hidden_size: int = 50  # filters of the char CNN: the size of each word's character vector
+    crf: bool = False  # tagging: a linear-chain CRF output layer (Viterbi decoding) instead of softmax
+    vectors: str | None = None  # pretrained word vectors (word2vec text or GloVe) that E starts from
     readout: str = "last"  # classify: the state after <eos> (the seeds'), or max/mean/attention over steps
     tie_weights: bool = False  # lm: the output matrix V is the embedding E (Press & Wolf 2017); needs E == H
 
@@ -84,6 +89,12 @@ class ModelConfig:
         _positive_int(p, "hidden_size", self.hidden_size)
         _positive_int(p, "embedding_dim", self.embedding_dim, allow_none=True, allow_zero=True)
         _positive_int(p, "num_layers", self.num_layers)
+        _positive_int(p, "char_embedding_dim", self.char_embedding_dim, allow_zero=True)
+        _positive_int(p, "char_hidden_size", self.char_hidden_size)
+        if self.vectors is not None and not isinstance(self.vectors, str):
+            p.append(f"vectors must be a file path, got {self.vectors!r}")
+        if self.char_embedding_dim and self.input_embedding_dim == 0:
+            p.append("character features need a learned word embedding to join; give an embedding size (--embed N)")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             p.append(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not isinstance(self.word_dropout, (int, float)) or not 0.0 <= self.word_dropout < 1.0:

@@ -17,6 +17,7 @@ import copy
 import numpy as np
 import torch
 
+from rnnkit.data.chars import char_table, gather
 from rnnkit.data.readers import join_tokens, split_text
 from rnnkit.errors import UserError
 from rnnkit.reference.flow import gradient_flow, gradient_flow_autograd
@@ -39,14 +40,23 @@ def _top3(probs: np.ndarray, labels) -> list[dict]:
     return [{"label": labels.itos_[i], "probability": float(probs[i])} for i in order]
 
 
+def _chars(model, tokens: list[str]) -> torch.Tensor | None:
+    """The character ids (1, T, L) of the wrapped row, for runs with character features."""
+    if model.chars is None:
+        return None
+    forms, table = char_table([tokens], model.chars)
+    return torch.from_numpy(gather(table, forms[None, :]))
+
+
 @torch.inference_mode()
-def _states_and_probs(model, ids: torch.Tensor):
+def _states_and_probs(model, ids: torch.Tensor, chars: torch.Tensor | None):
     net = model.net.eval()
     lengths = torch.tensor([ids.shape[1]])
-    states = net.encoder(ids, lengths)[0]  # (T, dirs*H)
     if model.task == "tag":
+        states = net.encoder(ids, lengths, chars)[0]  # (T, dirs*H)
         probs = torch.softmax(net.output(states), -1)  # (T, K)
     else:
+        states = net.encoder(ids, lengths)[0]  # (T, dirs*H)
         probs = torch.softmax(net(ids, lengths), -1)  # (1, K)
     return states.double().numpy(), probs.double().numpy()
 
@@ -66,7 +76,8 @@ def explain(model, text: str | list[str], gold: list[str] | None = None, **decod
         raise UserError("explain needs a non-empty text")
     ids_list = model.vocab.encode(tokens, wrap=True)
     ids = torch.tensor([ids_list])
-    states, probs = _states_and_probs(model, ids)
+    chars = _chars(model, tokens)
+    states, probs = _states_and_probs(model, ids, chars)
     T = len(ids_list)
     steps = [
         {"t": t, "token": model.vocab.itos_[i], "id": i, "state_norm": float(np.linalg.norm(states[t]))}
@@ -94,7 +105,7 @@ def explain(model, text: str | list[str], gold: list[str] | None = None, **decod
         if gold:
             steps[-1]["gold"] = gold[0]
             steps[-1]["loss"] = float(-np.log(p[targets[-1]])) if targets[-1] >= 0 else None
-    flow = _flow(model, ids_list, targets)
+    flow = _flow(model, ids_list, targets, chars)
     return {
         "task": model.task,
         "text": text,
@@ -107,29 +118,32 @@ def explain(model, text: str | list[str], gold: list[str] | None = None, **decod
     }
 
 
+def _no_flow(note: str) -> dict:
+    return {"G": None, "W_share": None, "method": None, "note": note}
+
+
 def _target(model, gold: str | None, p: np.ndarray) -> int:
     if gold is None:
         return int(p.argmax())
     return model.labels.stoi_.get(gold, -1)
 
 
-def _flow(model, ids: list[int], targets: np.ndarray) -> dict | None:
+def _flow(model, ids: list[int], targets: np.ndarray, chars: torch.Tensor | None) -> dict | None:
     """G from the reference for `rnn` runs; from autograd for LSTM and GRU (one layer, one way)."""
     config = model.model_config
-    if config.num_layers != 1 or config.bidirectional or config.readout != "last":
-        return {
-            "G": None,
-            "W_share": None,
-            "method": None,
-            "note": "gradient flow is computed for one-layer, one-direction runs that read the last state",
-        }
+    if config.num_layers != 1 or config.bidirectional:
+        return _no_flow("gradient flow is computed for one-layer, one-direction runs")
+    if model.task == "classify" and config.readout != "last":
+        return _no_flow("gradient flow is computed for classifiers that read the last state (the reference's BPTT)")
     net = model.net
+    if config.cell == "rnn" and chars is not None:
+        return _no_flow("gradient flow of `rnn` runs comes from the reference, which has no character features")
     if config.cell == "rnn":
         result = gradient_flow(reference_params(net), np.array(ids), targets, config.activation)
         method = "reference (exact BPTT)"
     else:
         with torch.enable_grad():  # on float64 copies: the caller's model is left as it is
-            x = net.encoder.embedding(torch.tensor(ids)).detach().double()  # (T, D)
+            x = net.encoder.embed(torch.tensor([ids]), chars)[0].detach().double()  # (T, D)
             rnn, output = copy.deepcopy(net.encoder.rnn).double(), copy.deepcopy(net.output).double()
             result = gradient_flow_autograd(rnn, x, targets, output)
         method = "autograd"

@@ -183,6 +183,10 @@ def format_report(report: dict, title: str | None = None) -> str:
     lines.append(f"accuracy  {report['accuracy']:.3f}  ({correct}/{N} correct)")
     lines.append(f"macro-F1  {report['macro_f1']:.3f}  (mean over {present} labels present)")
     lines.append("")
+    if "entity" in report:  # tagging with BIO-style labels
+        from rnnkit.spans import format_entities
+
+        lines += [format_entities(report["entity"])]
 
     rows = [["label", "support", "accuracy", "precision", "recall", "f1"]]
     for name in names:

@@ -142,10 +142,22 @@ def _quiet(message: str) -> None:
     pass
 
 
+def metric_column(metric: str) -> str:
+    """The history.csv column of a dev metric: "accuracy" -> dev_accuracy, "entity.f1" -> dev_entity_f1."""
+    return "dev_" + metric.replace(".", "_")
+
+
+def _lookup(report: dict, metric: str) -> float:
+    """report["entity"]["f1"] for "entity.f1"."""
+    for key in metric.split("."):
+        report = report[key]
+    return report
+
+
 class Trainer:
     """Fits `model` on `train` data. `evaluate(model) -> dict` scores dev (or None: no dev);
-    `metric` names the key in that dict to maximise (minimise: LOWER_IS_BETTER). `log` receives
-    one line per epoch.
+    `metric` names the key in that dict to maximise ("entity.f1": a key inside a key; minimise:
+    LOWER_IS_BETTER). `log` receives one line per epoch.
 
     Under torchrun, construct it inside `distributed.session` on every rank: it reseeds each
     rank's dropout noise, and only rank 0 logs, shows progress and writes the run folder."""
@@ -371,8 +383,8 @@ class Trainer:
         if self.evaluate is not None:
             report = distributed.from_main(lambda: self.evaluate(self.model))  # one answer for every rank
             row["dev_loss"] = report.get("loss")
-            row[f"dev_{self.metric}"] = report[self.metric]
-            score = -report[self.metric] if self.metric in LOWER_IS_BETTER else report[self.metric]
+            row[metric_column(self.metric)] = value = _lookup(report, self.metric)
+            score = -value if self.metric in LOWER_IS_BETTER else value
         else:
             score = -row["train_loss"]
         improved = st["best"] is None or score > st["best"]
@@ -388,7 +400,7 @@ class Trainer:
         st["history"].append(row)
         if self.main:
             self.run.write_csv("history.csv", st["history"])
-        dev = f"  dev {self.metric} {row[f'dev_{self.metric}']:.4f}" if self.evaluate else ""
+        dev = f"  dev {self.metric} {row[metric_column(self.metric)]:.4f}" if self.evaluate else ""
         self.log(
             f"epoch {st['epoch']:>3}  train loss {row['train_loss']:.4f}{dev}  "
             f"{row['tokens_per_s']:,} tok/s  {elapsed / 60:.1f} min" + ("  *" if improved else "")

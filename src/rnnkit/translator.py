@@ -179,6 +179,8 @@ def _configs(run: RunFolder, resume: bool, recipe: str | None, options: dict) ->
     model = configs["model"]
     if model.input_embedding_dim == 0:
         raise UserError("seq2seq needs learned embeddings; give --embed N (N > 0)")
+    if model.char_embedding_dim or model.crf or model.vectors:
+        raise UserError("character features (char_embedding_dim), crf and vectors are not options of seq2seq")
     if model.bidirectional and model.hidden_size % 2:
         raise UserError(
             f"a bidirectional encoder runs hidden_size/2 units each way; give an even --hidden, not {model.hidden_size}"

@@ -13,6 +13,9 @@ IGNORE at `<sos>`, `<eos>` and padding so that no loss and no score ever touches
 label that training never saw is encoded as UNSEEN: it takes no part in the loss, and scoring
 counts it as an error.
 
+With a character vocabulary, each token also carries the row of its word form in a table of
+character ids (`rnnkit.data.chars`), and a batch gathers those rows: chars (B, T, L).
+
 Batches are length-bucketed: shuffled indices are cut into pools of many batches, each pool is
 sorted by length and split, and the batches are shuffled, so padding stays a small share.
 """
@@ -35,11 +38,14 @@ UNSEEN = -1  # a gold label that is not in the label vocabulary
 @dataclass(frozen=True)
 class Encoded:
     """A dataset encoded once. tokens (N_tok,) int64; offsets (N+1,) int64;
-    targets: None, (N,) per sequence, or (N_tok,) per token aligned with tokens."""
+    targets: None, (N,) per sequence, or (N_tok,) per token aligned with tokens;
+    forms (N_tok,) int64 rows of char_table (n_forms, L) int64, or None without character features."""
 
     tokens: np.ndarray
     offsets: np.ndarray
     targets: np.ndarray | None
+    forms: np.ndarray | None = None
+    char_table: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -53,10 +59,11 @@ class Encoded:
         return self.targets is not None and len(self.targets) == len(self.tokens)
 
 
-def encode(examples: Sequence, vocab, labels=None, target: str | None = None) -> Encoded:
+def encode(examples: Sequence, vocab, labels=None, target: str | None = None, chars=None) -> Encoded:
     """Encode examples with `vocab` (tokens, wrapped) and `labels` (the label vocabulary).
 
     target: None (no targets), "label" (one per example) or "tags" (one per token).
+    chars: a character vocabulary, to spell every token out too (rnnkit.data.chars), or None.
     """
     seqs = [vocab.encode(ex.tokens, wrap=True) for ex in examples]
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
@@ -69,13 +76,19 @@ def encode(examples: Sequence, vocab, labels=None, target: str | None = None) ->
     elif target == "tags":
         ids = [[IGNORE] + [labels.stoi_.get(t, UNSEEN) for t in ex.tags] + [IGNORE] for ex in examples]
         targets = np.fromiter((i for s in ids for i in s), dtype=np.int64, count=int(offsets[-1]))
-    return Encoded(tokens, offsets, targets)
+    if chars is None:
+        return Encoded(tokens, offsets, targets)
+    from rnnkit.data.chars import char_table
+
+    forms, table = char_table([ex.tokens for ex in examples], chars)
+    return Encoded(tokens, offsets, targets, forms, table)
 
 
 @dataclass
 class Batch:
     """ids (B, T) int64 padded with pad_id; lengths (B,) int64; targets None, (B,) or (B, T)
-    with IGNORE/UNSEEN where nothing is scored; index (B,) rows of the dataset.
+    with IGNORE/UNSEEN where nothing is scored; index (B,) rows of the dataset; chars None or
+    (B, T, L) int64, each token's character ids (rnnkit.data.chars; <pad> = 0 past its end).
 
     The counts `num_tokens` and `num_scored` are taken once, while the batch is still on the
     host, so reading them later never waits for a GPU."""
@@ -86,6 +99,7 @@ class Batch:
     index: Tensor
     num_tokens: int = -1  # real tokens, <sos>/<eos> included; -1: count at construction
     num_scored: int = -1  # targets with a known gold label
+    chars: Tensor | None = None
 
     def __post_init__(self):
         if self.num_tokens < 0:
@@ -98,9 +112,10 @@ class Batch:
         if str(device) == "cpu":
             return self
         t = None if self.targets is None else self.targets.to(device, non_blocking=True)
+        c = None if self.chars is None else self.chars.to(device, non_blocking=True)
         return Batch(
             self.ids.to(device, non_blocking=True), self.lengths.to(device), t, self.index,
-            self.num_tokens, self.num_scored,
+            self.num_tokens, self.num_scored, c,
         )  # fmt: skip
 
 
@@ -122,8 +137,21 @@ def pad_rows(data: Encoded, rows: np.ndarray, pad_id: int):
     return ids, lengths, targets
 
 
+def pad_chars(data: Encoded, rows: np.ndarray) -> np.ndarray:
+    """The character ids (B, T, L) of the sequences `rows`; padding positions have none."""
+    from rnnkit.data.chars import PAD_FORM, gather
+
+    starts, lengths = data.offsets[rows], data.lengths[rows]  # (B,), (B,)
+    T = int(lengths.max())
+    pos = starts[:, None] + np.arange(T)[None, :]  # (B, T)
+    real = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
+    forms = np.full((len(rows), T), PAD_FORM, dtype=np.int64)
+    forms[real] = data.forms[pos[real]]
+    return gather(data.char_table, forms)  # (B, T, L)
+
+
 def make_batch(data: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
-    """`pad_rows` as a Batch of tensors."""
+    """`pad_rows` (and `pad_chars` when the data has characters) as a Batch of tensors."""
     import torch  # lazily: the NumPy reference pads with this module too
 
     ids, lengths, targets = pad_rows(data, rows, pad_id)
@@ -133,6 +161,7 @@ def make_batch(data: Encoded, rows: np.ndarray, pad_id: int) -> Batch:
         as_t(lengths.copy()),
         None if targets is None else as_t(targets),
         as_t(np.asarray(rows, dtype=np.int64)),
+        chars=None if data.forms is None else as_t(pad_chars(data, rows)),
     )
 
 

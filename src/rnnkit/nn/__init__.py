@@ -1,6 +1,9 @@
-"""Recurrent layers: `RNN` (the seeds' cell, LSTM, GRU), and the `Encoder` every task starts with."""
+"""Recurrent layers: `RNN` (the seeds' cell, LSTM, GRU), and the `Encoder` every task starts with;
+`CharCNN` (character-level word features) and `CRF` (a linear-chain CRF output layer)."""
 
-from rnnkit.nn.encoder import Encoder, Output
+from rnnkit.nn.chars import CharCNN
+from rnnkit.nn.crf import CRF
+from rnnkit.nn.encoder import Encoder, Output, sequence_dropout
 from rnnkit.nn.rnn import RNN
 
-__all__ = ["RNN", "Encoder", "Output"]
+__all__ = ["RNN", "Encoder", "Output", "CharCNN", "CRF", "sequence_dropout"]

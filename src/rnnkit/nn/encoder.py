@@ -3,9 +3,14 @@ embedding before U) followed by `rnnkit.nn.RNN`. Every task model starts with on
 
     x_t = onehot(id_t)            (embedding_dim 0)   so U x_t = U[:, id_t], a column lookup
     x_t = E[id_t]                 (embedding_dim N)   E (vocab_size, N), then U (H, N)
+    x_t = [E[id_t]; w_t]          (char_embedding_dim > 0)   w_t from the word's characters (nn.chars)
 
 Word dropout (training only) replaces real tokens by <unk> at random, so that <unk>, the input
-of every word training never saw, is learned rather than left at its random start.
+of every word training never saw, is learned rather than left at its random start; a dropped
+word keeps its character features, so the model learns to read a word from its spelling.
+
+Dropout on x_t (and before the output layer, in the task models): either independent per step,
+or locked (variational, Gal & Ghahramani 2016): one mask per sequence, the same at every step.
 """
 
 from __future__ import annotations
@@ -15,18 +20,42 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.config import ModelConfig
+from rnnkit.nn.chars import CharCNN
 from rnnkit.nn.rnn import RNN
 
 
-class Encoder(nn.Module):
-    """ids (B, T) int64 padded, lengths (B,) -> states (B, T, dirs*H) zero past each length."""
+def sequence_dropout(x: Tensor, p: float, training: bool, locked: bool = False) -> Tensor:
+    """Dropout on x (B, T, D): independent per element, or locked: one mask (B, 1, D) for all steps."""
+    if not training or p == 0:
+        return x
+    if not locked:
+        return F.dropout(x, p, True)
+    mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - p) / (1 - p)  # (B, 1, D)
+    return x * mask
 
-    def __init__(self, vocab_size: int, config: ModelConfig, pad_id: int = 0, unk_id: int = 1, first_token_id: int = 4):
+
+class Encoder(nn.Module):
+    """ids (B, T) int64 padded, lengths (B,), chars (B, T, L) with character features
+    -> states (B, T, dirs*H) zero past each length."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        config: ModelConfig,
+        pad_id: int = 0,
+        unk_id: int = 1,
+        first_token_id: int = 4,
+        num_chars: int = 0,
+    ):
         super().__init__()
         self.unk_id, self.first_token_id = unk_id, first_token_id
-        self.word_dropout = config.word_dropout
+        self.word_dropout, self.locked = config.word_dropout, config.locked_dropout
         e = config.input_embedding_dim
         self.embedding = nn.Embedding(vocab_size, e, padding_idx=pad_id) if e else None
+        self.chars = None
+        if config.char_embedding_dim:
+            self.chars = CharCNN(num_chars, config.char_embedding_dim, config.char_hidden_size)
+            e += config.char_hidden_size
         self.rnn = RNN(
             e or vocab_size,
             config.hidden_size,
@@ -42,15 +71,28 @@ class Encoder(nn.Module):
     def output_size(self) -> int:
         return self.rnn.output_size
 
-    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
-        return self.encode(ids, lengths)[0]
+    def embed(self, ids: Tensor, chars: Tensor | None = None) -> Tensor:
+        """x_t for every step: ids (B, T) -> (B, T, D) float; the ids themselves for one-hot input."""
+        if self.embedding is None:
+            return ids
+        x = self.embedding(ids)  # (B, T, E)
+        if self.chars is None:
+            return x
+        if chars is None:
+            raise ValueError("this encoder reads words' characters too: pass chars (B, T, L)")
+        return torch.cat([x, self.chars(chars)], dim=-1)  # (B, T, E + H_c)
 
-    def encode(self, ids: Tensor, lengths: Tensor):
+    def forward(self, ids: Tensor, lengths: Tensor, chars: Tensor | None = None) -> Tensor:
+        return self.encode(ids, lengths, chars)[0]
+
+    def encode(self, ids: Tensor, lengths: Tensor, chars: Tensor | None = None):
         """The states (B, T, dirs*H) and the RNN's final state (L*dirs, B, H), (h, c) for LSTM."""
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids >= self.first_token_id)
             ids = ids.masked_fill(drop, self.unk_id)  # specials (ids < 4) are never dropped
-        x = ids if self.embedding is None else F.dropout(self.embedding(ids), self.dropout, self.training)
+        x = self.embed(ids, chars)  # (B, T, D)
+        if self.embedding is not None:
+            x = sequence_dropout(x, self.dropout, self.training, self.locked)
         return self.rnn(x, lengths)  # (B, T, dirs*H), final
 
 

@@ -29,6 +29,8 @@ def load_run(path) -> tuple[Params, dict, Vocab, Vocab]:
             f"one direction); this run has cell {model['cell']!r}, {model['num_layers']} layer(s)"
             + (", bidirectional" if model["bidirectional"] else "")
         )
+    if model.get("char_embedding_dim") or model.get("crf"):
+        raise UserError(f"{run.path}: the reference runs the seeds' model only, without character features or a CRF")
     w = {k: v.astype(np.float64) for k, v in run.load_weights(numpy=True).items()}
     U = w[TORCH_NAMES["U"]]
     if "encoder.embedding.weight" in w:

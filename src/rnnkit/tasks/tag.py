@@ -4,6 +4,11 @@ s_t = σ(U x_t + W s_{t-1} + b)   over <sos> x_1 ... x_n <eos>
 ŷ_t = softmax(V s_t + c)          for t = 1..n only: never at <sos>, <eos> or padding
 L   = -1/m Σ_i Σ_t log ŷ_it[c_it] summed over true steps, averaged over sequences
                                   (loss="token" averages over tokens instead)
+
+Options: character features of each word beside its embedding (nn.chars, --char-embed), and a
+linear-chain CRF output layer (nn.crf, --crf): the scores V s_t + c of the real tokens are the
+CRF's emissions, the loss is the CRF's -log p(tags | x) per sentence (summed over sentences and
+averaged like L), and prediction is the Viterbi path. <sos> and <eos> are never part of the chain.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from torch import Tensor, nn
 
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
-from rnnkit.data.batching import IGNORE, Batch
+from rnnkit.data.batching import IGNORE, UNSEEN, Batch
 from rnnkit.errors import UserError
-from rnnkit.nn import Encoder, Output
+from rnnkit.nn import CRF, Encoder, Output, sequence_dropout
 
 TARGET = "tags"  # one target per token
 DEFAULT_LOWERCASE = False  # capitals mark proper nouns and sentence starts: keep them
@@ -36,33 +41,51 @@ def gold(example) -> list[str]:
 
 
 class Tagger(nn.Module):
-    """ids (B, T), lengths (B,) -> logits (B, T, K)."""
+    """ids (B, T), lengths (B,), chars (B, T, L) with character features -> logits (B, T, K)."""
 
-    def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0):
+    def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0, num_chars: int = 0):
         super().__init__()
-        self.encoder = Encoder(vocab_size, config, pad_id)
+        self.encoder = Encoder(vocab_size, config, pad_id, num_chars=num_chars)
         self.output = Output(self.encoder.output_size, num_labels)
-        self.dropout = config.dropout
+        self.crf = CRF(num_labels) if config.crf else None
+        self.dropout, self.locked = config.dropout, config.locked_dropout
 
-    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
-        states = self.encoder(ids, lengths)  # (B, T, dirs*H)
-        return self.output(F.dropout(states, self.dropout, self.training))  # (B, T, K)
+    def forward(self, ids: Tensor, lengths: Tensor, chars: Tensor | None = None) -> Tensor:
+        states = self.encoder(ids, lengths, chars)  # (B, T, dirs*H)
+        return self.output(sequence_dropout(states, self.dropout, self.training, self.locked))  # (B, T, K)
 
     def loss(self, batch: Batch, reduction: str = "sequence") -> tuple[Tensor, int]:
-        """Cross-entropy over the real tokens whose gold tag is known, and their number."""
-        logits = self(batch.ids, batch.lengths)  # (B, T, K)
+        """The loss over the real tokens whose gold tag is known, and their number."""
+        logits = self(batch.ids, batch.lengths, batch.chars)  # (B, T, K)
         y = batch.targets  # (B, T), IGNORE at <sos>/<eos>/padding, UNSEEN for unknown tags
         n = batch.num_scored  # counted on the host: no wait for the device here
-        y = torch.where(y >= 0, y, IGNORE)  # (B, T): UNSEEN takes no part either
-        total = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE, reduction="sum")
+        if self.crf is None:
+            y = torch.where(y >= 0, y, IGNORE)  # (B, T): UNSEEN takes no part either
+            total = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE, reduction="sum")
+        else:
+            total = self._crf_loss(logits, y, batch.lengths)
         if reduction == "token":
             return total / max(n, 1), n
         return total / batch.ids.shape[0], n
 
+    def _crf_loss(self, logits: Tensor, y: Tensor, lengths: Tensor) -> Tensor:
+        """Σ over sentences of -log p(tags | x), the chain being the real tokens 1..n-2 of each
+        wrapped row. A sentence with a gold tag that training never saw (UNSEEN; dev data only)
+        has no path to score and takes no part."""
+        emissions, tags = logits[:, 1:-1], y[:, 1:-1]  # (B, T-2, K), (B, T-2): no <sos>
+        known = (tags != UNSEEN).all(dim=1)  # (B,)
+        nll = self.crf.nll(emissions, tags.clamp(min=0), lengths.to(logits.device) - 2)  # (B,)
+        return torch.where(known, nll, torch.zeros_like(nll)).sum()
+
     def predict(self, batch: Batch) -> list:
-        """One array of tag ids per sequence, for its real tokens only."""
-        best = self(batch.ids, batch.lengths).argmax(-1).cpu().numpy()  # (B, T)
-        return [best[i, 1 : n - 1] for i, n in enumerate(batch.lengths.tolist())]
+        """One array of tag ids per sequence, for its real tokens only (the Viterbi path with a CRF)."""
+        logits = self(batch.ids, batch.lengths, batch.chars)  # (B, T, K)
+        if self.crf is None:
+            best = logits.argmax(-1)[:, 1:-1]  # (B, T-2)
+        else:
+            best = self.crf.decode(logits[:, 1:-1], batch.lengths.to(logits.device) - 2)  # (B, T-2)
+        best = best.cpu().numpy()
+        return [best[i, : n - 2] for i, n in enumerate(batch.lengths.tolist())]
 
 
 def decode(output, labels) -> list[str]:
