@@ -33,3 +33,14 @@ def test_an_unknown_recipe_or_one_for_another_task_is_a_user_error(classify_file
     assert main(["train", "tag", "--train", str(classify_file), "--out", str(tmp_path / "c"), "--recipe", "tiny"]) == 2
     assert "recipe 'tiny' is for" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_the_generation_recipes_are_valid_lm_options_and_imply_their_level():
+    from rnnkit.config import split_options
+    from rnnkit.tasks import lm
+
+    for name, level in (("char-lm", "char"), ("word-lm", "word"), ("names-gen", "char")):
+        recipe = recipes.RECIPES[name]
+        data, model, train = split_options({**lm.DEFAULTS, **recipe.options})
+        assert recipe.task == "lm" and data.level == level
+    assert recipes.RECIPES["word-lm"].options["tie_weights"] is True

@@ -1,4 +1,4 @@
-"""rnnkit: recurrent neural networks for sequence classification and labelling.
+"""rnnkit: recurrent neural networks for sequence classification, labelling and generation.
 
     import rnnkit
     model = rnnkit.train("classify", train="train.tsv", dev="dev.tsv", out="runs/sst2", cell="lstm")

@@ -4,6 +4,7 @@
     model = rnnkit.load("runs/pos")
     model.predict(["The movie was great ."])   # [["DET", "NOUN", "AUX", "ADJ", "PUNCT"]]
     model.evaluate("dev.conllu")               # the dict that `rnnkit evaluate --json` prints
+    rnnkit.load("runs/lm").generate("ROMEO:", 300, seed=1)   # a language model's text
 
 Everything a user can get wrong (files, options, the output folder) is checked before anything
 is written, so a failed call leaves an existing run folder as it was.
@@ -116,6 +117,8 @@ class Model:
     def evaluate(self, data, **read_options) -> dict:
         """Score a labelled file (or a list of Examples): the dict of DESIGN.md's `evaluate --json`."""
         examples = data if isinstance(data, list) else self.read(data, **read_options)
+        if hasattr(self.module, "evaluate"):
+            return self.module.evaluate(self, examples)
         outs, loss = self.outputs(self.encode(examples))
         golds = [self.module.gold(ex) for ex in examples]
         preds = [_as_list(self.module.decode(o, self.labels)) for o in outs]
@@ -125,6 +128,13 @@ class Model:
             report["entity"] = entity_report(golds, preds)  # chunk P/R/F1, as conlleval
         tokens = sum(len(ex.tokens) for ex in examples)
         return {"task": self.task, "examples": len(examples), "tokens": tokens, **report, "loss": loss}
+
+    def generate(self, prompt: str = "", length: int = 200, **sampling) -> str:
+        """Text from a language model: the prompt, then `length` sampled tokens (see
+        rnnkit.generate.generate for temperature, top_k, top_p, seed, label and on_text)."""
+        from rnnkit.generate import generate
+
+        return generate(self, prompt, length, **sampling)
 
     def read(self, path, **read_options) -> list:
         config = dataclasses.replace(self.data_config, **read_options) if read_options else self.data_config
@@ -154,7 +164,10 @@ def score(gold: list[str], pred: list[str], known: list[str], source: str = "dat
 
 
 def dev_metric(task: str, labels: Vocab) -> str:
-    """What picks the best epoch: entity F1 for BIO-style tags (NER, chunking), else accuracy."""
+    """What picks the best epoch: the task's METRIC if it names one (lm: the dev loss), entity F1
+    for BIO-style tags (NER, chunking), else accuracy."""
+    if hasattr(TASK_MODULES[task], "METRIC"):
+        return TASK_MODULES[task].METRIC
     return "entity.f1" if task == "tag" and looks_like_bio(labels.itos_) else "accuracy"
 
 
@@ -186,7 +199,7 @@ def train(
     recipe: str | None = None,
     **options,
 ) -> Model:
-    """Train a model for `task` ("classify" or "tag") on the file `train`, scoring `dev` each
+    """Train a model for `task` ("classify", "tag", "lm" or "seq2seq") on the file `train`, scoring `dev` each
     epoch, into the run folder `out`. `options` are the fields of DataConfig, ModelConfig and
     TrainConfig (cell, hidden_size, embedding_dim, lr, max_minutes, ...). Returns the Model with
     the best weights. With resume=True, continues the run in `out` from its checkpoint.
@@ -225,6 +238,8 @@ def train(
         if {**tuned, **options}.get("optimizer", "adam") != "adam":
             defaults.pop("lr", None)  # a task's lr is tuned for Adam; SGD keeps its own default
         data_config, model_config, train_config = split_options({**defaults, **tuned, **options})
+        if hasattr(module, "check_options"):
+            module.check_options(data_config, model_config, train_config)
         if run.exists() and not overwrite:
             raise UserError(
                 f"{run.path}: a run folder is already there; use --resume to continue it or --overwrite to replace it"
@@ -253,19 +268,20 @@ def train(
             labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
             model_config, vectors = _pretrained(model_config, vocab, log)
             chars = fit_chars(ex.tokens for ex in sets["train"]) if model_config.char_embedding_dim else None
+        train_data = _training_data(module, sets, vocab, labels, chars, train_config)  # its errors before any write
+        if main and not resume:
             files = {"train": str(train), "dev": None if dev is None else str(dev)}
-            if main:
-                run.write_json("config.json", config_record(task, data_config, model_config, train_config, files))
-                vocabs = {"tokens": vocab.to_dict(), "labels": labels.to_dict()}
-                run.write_json("vocab.json", vocabs if chars is None else {**vocabs, "chars": chars.to_dict()})
+            run.write_json("config.json", config_record(task, data_config, model_config, train_config, files))
+            vocabs = {"tokens": vocab.to_dict(), "labels": labels.to_dict()}
+            run.write_json("vocab.json", vocabs if chars is None else {**vocabs, "chars": chars.to_dict()})
 
         net = build_net(task, vocab, labels, chars, model_config)
         if vectors is not None:
             with torch.no_grad():
-                net.encoder.embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
+                embedding = net.encoder.embedding if hasattr(net, "encoder") else net.embedding  # lm: its own E
+                embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
         net = net.to(device)
         model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.path, chars)
-        train_data = encode(sets["train"], vocab, labels, module.TARGET, chars)
         evaluate = None
         if "dev" in sets:
             dev_examples = sets["dev"]
@@ -310,6 +326,13 @@ def _quiet(message: str) -> None:
     pass
 
 
+def _training_data(module, sets: dict, vocab: Vocab, labels: Vocab, chars: Vocab | None, train_config: TrainConfig):
+    """What the Trainer fits: the task's own (a language model's stream), else the encoded train set."""
+    if hasattr(module, "training_data"):
+        return module.training_data(sets, vocab, labels, train_config)
+    return encode(sets["train"], vocab, labels, module.TARGET, chars)
+
+
 def _check_processes(num_examples: int, train_config: TrainConfig) -> None:
     """Data-parallel training gives each process whole batches: it needs a batch for each."""
     world = distributed.world_size()
@@ -338,7 +361,8 @@ def finish(model: Model, run: RunFolder, dev_examples, history: list[dict], colu
     if dev_examples is not None:
         report = model.evaluate(dev_examples)
         run.write_json("metrics.json", report)
-        plots.confusion_heatmap(report["confusion"], run / "confusion.png", title="dev")
+        if "confusion" in report:
+            plots.confusion_heatmap(report["confusion"], run / "confusion.png", title="dev")
     return model
 
 

@@ -38,7 +38,9 @@ positive_int = number(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = number(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = number(float, lambda v: v > 0, "a positive number")
 fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+open_fraction = number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
 probability = number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+positive_probability = number(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
 non_negative_float = number(float, lambda v: v >= 0, "a non-negative number")
 
 
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="rnnkit-demo", help="folder for the demo data and runs (default rnnkit-demo)")
 
     p = sub.add_parser("train", help="train a model into a run folder")
-    p.add_argument("task", choices=("classify", "tag", "seq2seq"))
+    p.add_argument("task", choices=("classify", "tag", "lm", "seq2seq"))
     p.add_argument(
         "--train",
         help="training file, or NAME:SPLIT (classify: or a folder of <class>.txt files; "
@@ -125,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--min-freq", type=positive_int, help="rarer tokens become <unk> (default 1)")
     g.add_argument("--max-size", type=positive_int, help="vocabulary size cap, specials included")
     g.add_argument(
-        "--level", choices=("word", "char"), help="tokens are words (default) or characters (classify, seq2seq)"
+        "--level",
+        choices=("word", "char"),
+        help="tokens are words or characters (classify, lm, seq2seq; default word, lm char)",
     )
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=("rnn", "lstm", "gru"), help="rnn: the seeds' cell (default)")
@@ -143,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--readout",
         choices=("last", "max", "mean", "attention"),
         help="classify: the state after <eos> (default, the seeds'), or max, mean or attention over the steps",
+    )
+    g.add_argument(
+        "--tie-weights",
+        action="store_true",
+        default=None,
+        help="lm: the output matrix V is the embedding (needs --embed equal to --hidden, or no --embed)",
     )
     g.add_argument(
         "--dropout",
@@ -190,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-minutes", type=positive_float, help="time budget for training")
     g.add_argument("--clip", type=positive_float, help="gradient-norm clipping (default 5)")
     g.add_argument(
+        "--lr-decay", type=open_fraction, help="multiply the lr by this after each epoch without a better dev score"
+    )
+    g.add_argument(
+        "--lr-decay-start", type=positive_int, help="with --lr-decay: decay after every epoch from this one on instead"
+    )
+    g.add_argument("--bptt", type=positive_int, help="lm: steps per chunk of truncated BPTT (default 35)")
+    g.add_argument(
         "--patience", type=positive_int, help="early stopping after this many epochs without gain (default 5)"
     )
     g.add_argument("--seed", type=non_negative_int, help="random seed (default 0)")
@@ -234,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_options(p)
     add_parallel_options(p, dev=False)
     add_decoding_options(p)
+
+    p = sub.add_parser("generate", help="write text with a language model (an lm run)")
+    p.add_argument("run", help="run folder of an lm run")
+    p.add_argument("--prompt", default="", help="text to continue (default: none, start at a line break)")
+    p.add_argument("--length", type=positive_int, default=200, help="tokens to generate (default 200)")
+    p.add_argument(
+        "--temperature", type=non_negative_float, default=1.0, help="below 1 sharper, above 1 flatter; 0: greedy"
+    )
+    p.add_argument("--top-k", type=positive_int, help="draw from the K most likely tokens only")
+    p.add_argument("--top-p", type=positive_probability, help="nucleus: draw from the likeliest tokens that make up P")
+    p.add_argument("--seed", type=non_negative_int, help="the same seed gives the same text (default: random)")
+    p.add_argument("--label", help="the label to generate for (a conditional generator)")
 
     p = sub.add_parser("explain", help="what a run sees and does with one sentence, step by step")
     p.add_argument("run", help="run folder")
@@ -284,6 +313,7 @@ TRAIN_OPTIONS = (
     "embedding_dim",
     "num_layers",
     "bidirectional",
+    "tie_weights",
     "dropout",
     "word_dropout",
     "locked_dropout",
@@ -298,6 +328,9 @@ TRAIN_OPTIONS = (
     "epochs",
     "max_minutes",
     "clip",
+    "lr_decay",
+    "lr_decay_start",
+    "bptt",
     "patience",
     "seed",
     "device",
@@ -352,13 +385,14 @@ def _data(args, data, src, tgt, data_flag, src_flag, tgt_flag, task, required=Tr
 
 def cmd_evaluate(args) -> int:
     import rnnkit
+    from rnnkit.metrics import format_lm_report, format_report
 
     model = rnnkit.load(args.run)
     data = _data(args, args.data, args.src, args.tgt, "--data", "--src", "--tgt", model.task)
     if model.task == "seq2seq":
         return _evaluate_seq2seq(args, model, data)
-    from rnnkit.metrics import format_report
-
+    if args.plots and model.task not in ("classify", "tag"):
+        raise UserError(f"--plots draws a confusion matrix, and {model.task!r} runs have none")
     report = model.evaluate(data, **_given(args, READ_OPTIONS))
     if args.plots:
         from rnnkit import plots
@@ -370,7 +404,25 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(format_report(report, title=f"{model.task} · {args.data}"))
+        render = format_lm_report if model.task == "lm" else format_report
+        print(render(report, title=f"{model.task} · {args.data}"))
+    return 0
+
+
+def cmd_generate(args) -> int:
+    """The text goes to stdout piece by piece, flushed, as it is generated."""
+    import rnnkit
+
+    def write(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    text = rnnkit.load(args.run).generate(
+        args.prompt, args.length, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        seed=args.seed, label=args.label, on_text=write,
+    )  # fmt: skip
+    if not text.endswith("\n"):
+        write("\n")
     return 0
 
 
@@ -393,6 +445,8 @@ def cmd_predict(args) -> int:
     from rnnkit.data import readers, registry
 
     model = rnnkit.load(args.run)
+    if model.task == "lm":
+        raise UserError(f"{args.run}: predict does not cover lm runs; for a language model use 'rnnkit generate'")
     path = str(registry.resolve(args.input))  # a dataset's split: NAME:SPLIT
     fmt = args.format or ("conllu" if path.endswith(".conllu") else "text")
     if model.task == "seq2seq":
@@ -561,6 +615,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "generate": cmd_generate,
     "demo": cmd_demo,
     "gradcheck": cmd_gradcheck,
     "explain": cmd_explain,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from rnnkit.errors import UserError
 
-TASKS = ("classify", "tag", "seq2seq")
+TASKS = ("classify", "tag", "lm", "seq2seq")
 CELLS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
@@ -49,7 +49,7 @@ class DataConfig:
     lowercase: bool | None = None  # None: the task's default (classify True, tag False; see README)
     min_freq: int = 1  # rarer tokens become <unk>
     max_size: int | None = None  # vocabulary size cap, specials included
-    level: str = "word"  # "char": the tokens are a text's characters (classify; readers.characters)
+    level: str = "word"  # "char": the tokens are characters (classify: readers.characters; lm: newlines kept)
 
     def __post_init__(self):
         p: list[str] = []
@@ -79,6 +79,7 @@ class ModelConfig:
     crf: bool = False  # tagging: a linear-chain CRF output layer (Viterbi decoding) instead of softmax
     vectors: str | None = None  # pretrained word vectors (word2vec text or GloVe) that E starts from
     readout: str = "last"  # classify: the state after <eos> (the seeds'), or max/mean/attention over steps
+    tie_weights: bool = False  # lm: the output matrix V is the embedding E (Press & Wolf 2017); needs E == H
 
     def __post_init__(self):
         p: list[str] = []
@@ -103,13 +104,21 @@ class ModelConfig:
                 f"one-hot input (embedding_dim 0) needs cell 'rnn', got cell {self.cell!r}; "
                 "give an embedding size for lstm and gru"
             )
+        if self.tie_weights and self.embedding_dim is not None and self.embedding_dim != self.hidden_size:
+            p.append(
+                f"tie_weights makes V (vocab_size x hidden_size) the embedding (vocab_size x embedding_dim), so it "
+                f"needs embedding_dim == hidden_size, got {self.embedding_dim} and {self.hidden_size}"
+            )
         _problems_to_error("model options", p)
 
     @property
     def input_embedding_dim(self) -> int:
-        """The embedding size actually used; 0 means the seeds' one-hot input into U."""
+        """The embedding size actually used; 0 means the seeds' one-hot input into U.
+        With tied weights and no size given, the embedding takes the hidden size."""
         if self.embedding_dim is not None:
             return self.embedding_dim
+        if self.tie_weights:
+            return self.hidden_size
         return 0 if self.cell == "rnn" else 128
 
 
@@ -128,6 +137,9 @@ class TrainConfig:
         "sequence"  # "sequence": summed over true steps, mean over sequences (the seeds'); "token": mean over tokens
     )
     precision: str = "fp32"  # "bf16": autocast the forward pass on CUDA (weights stay fp32); CPU trains in fp32
+    bptt: int = 35  # lm: truncated BPTT, the steps of one chunk of the stream (Zaremba et al. 2014 use 35)
+    lr_decay: float | None = None  # multiply the lr by this after each epoch without a better dev score; None: off
+    lr_decay_start: int | None = None  # with lr_decay: decay after every epoch from this one on (Zaremba et al. 2014)
 
     def __post_init__(self):
         p: list[str] = []
@@ -145,6 +157,10 @@ class TrainConfig:
         _choice(p, "device", self.device, ("auto", "cpu", "cuda"))
         _choice(p, "loss", self.loss, ("sequence", "token"))
         _choice(p, "precision", self.precision, PRECISIONS)
+        _positive_int(p, "bptt", self.bptt)
+        if self.lr_decay is not None and not (isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay < 1):
+            p.append(f"lr_decay must be a number in (0, 1), got {self.lr_decay!r}")
+        _positive_int(p, "lr_decay_start", self.lr_decay_start, allow_none=True)
         _problems_to_error("training options", p)
 
     @property

@@ -67,6 +67,8 @@ def explain(model, text: str | list[str], gold: list[str] | None = None, **decod
     run, see `explain_seq2seq`."""
     if model.task == "seq2seq":
         return explain_seq2seq(model, text, gold, **decoding)
+    if model.task not in ("classify", "tag"):
+        raise UserError(f"explain covers classify, tag and seq2seq runs, not a {model.task!r} run")
     level = model.data_config.level
     tokens = split_text(text, level) if isinstance(text, str) else list(text)
     text = text if isinstance(text, str) else join_tokens(tokens, level)

@@ -19,10 +19,13 @@ model and is left out, as in scikit-learn's default `labels=unique(y_true ∪ y_
 
 `classification_report` returns the `per_class`, `accuracy`, `macro_f1` and `confusion`
 fields of `evaluate --json` (see DESIGN.md) as plain Python numbers; `format_report`
-renders that dict as plain text.
+renders that dict as plain text. A language model's loss gives its `perplexity` and
+`bits_per_char` (`format_lm_report`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -247,4 +250,28 @@ def format_generation_report(report: dict, title: str | None = None) -> str:
     d = report["decoding"]
     search = "greedy" if d["beam"] == 1 else f"beam {d['beam']}, length penalty α {d['length_penalty']:g}"
     lines.append(f"decoding     {search}, at most {d['max_length_ratio']:g} × source + 10 tokens")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Language models: from the mean cross-entropy L in nats per predicted token
+
+
+def perplexity(loss: float) -> float:
+    """exp(L): the number of equally likely choices that would leave the model as uncertain."""
+    return math.exp(loss)
+
+
+def bits_per_char(loss: float) -> float:
+    """L / ln 2: the same loss in bits, for a model whose tokens are characters."""
+    return loss / math.log(2)
+
+
+def format_lm_report(report: dict, title: str | None = None) -> str:
+    """Render a language model's `evaluate` dict as plain text."""
+    lines = [title, "=" * len(title), ""] if title else []
+    lines.append(f"loss        {report['loss']:.4f} nats per token  ({report['tokens']} tokens predicted)")
+    lines.append(f"perplexity  {report['perplexity']:.2f}")
+    if "bits_per_char" in report:
+        lines.append(f"bits/char   {report['bits_per_char']:.4f}")
     return "\n".join(lines) + "\n"

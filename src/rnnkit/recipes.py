@@ -114,7 +114,29 @@ RECIPES: dict[str, Recipe] = {
         "named entities (CoNLL-2003, BIO tags in the last column): word + char CNN BiLSTM-CRF, dropout 0.5",
         {**_TAGGER, "dropout": 0.5, "crf": True},
     ),
-}
+    "char-lm": Recipe(
+        "lm",
+        "character LM for plain text (tinyshakespeare): 2-layer LSTM 512, Adam, the rate decayed from epoch 4",
+        dict(
+            level="char", cell="lstm", num_layers=2, hidden_size=512, embedding_dim=64, dropout=0.2,
+            batch_size=32, bptt=64, lr=2e-3, lr_decay=0.6, lr_decay_start=4, epochs=50,
+        ),
+    ),
+    "word-lm": Recipe(
+        "lm",
+        "word LM for PTB: Zaremba et al.'s small LSTM (2 x 200, SGD lr 1, halved after epoch 3 and each after), tied",
+        dict(
+            level="word", cell="lstm", num_layers=2, hidden_size=200, tie_weights=True, dropout=0.0,
+            optimizer="sgd", lr=1.0, loss="sequence", clip=5.0, batch_size=20, bptt=20,
+            lr_decay=0.5, lr_decay_start=3, epochs=13,
+        ),
+    ),
+    "names-gen": Recipe(
+        "lm",
+        "names by label (a folder of <Language>.txt): a GRU 256 whose initial state is the label's",
+        dict(level="char", cell="gru", hidden_size=256, embedding_dim=32, dropout=0.1, lr=3e-3, batch_size=64),
+    ),
+}  # fmt: skip
 
 
 def recipe_options(task: str, name: str) -> dict:

@@ -6,11 +6,19 @@
             L.backward()                 BPTT by autograd
             clip ‖∇‖ to `clip`; step     SGD (the seeds' w <- w - η ∇w) or Adam
         evaluate on dev; keep the best weights; stop early after `patience` epochs without gain
+        with lr_decay: multiply the learning rate by it after each epoch without gain, or after
+        every epoch from lr_decay_start on (Zaremba et al. 2014)
 
 The trainer knows nothing about RNNs: it needs a model with `loss(batch, reduction)` and an
-`evaluate(model) -> dict` for dev. Ctrl-C or SIGTERM finishes the current batch and writes a
-checkpoint; `resume=True` continues from it, skipping the batches already done, and ends in the
-same weights as an uninterrupted run with the same seed.
+`evaluate(model) -> dict` for dev. The data is an `Encoded` set of sequences (length-bucketed
+batches, shuffled by (seed, epoch); `Bucketed` wraps other sets, such as seq2seq's pairs, with
+their own batch maker) or any object with `epoch(config, epoch) -> keys` and
+`batch(key) -> batch` (a language model's stream: its chunks in order). A model that carries
+state from one batch to the next keeps it in `model.carry`; checkpoints save it.
+
+Ctrl-C or SIGTERM finishes the current batch and writes a checkpoint; `resume=True` continues
+from it, skipping the batches already done, and ends in the same weights as an uninterrupted
+run with the same seed.
 
 The loop never waits on the device for a number it does not need yet: the running loss is summed
 on the device and read back only for the progress bar (at most every half second) and at the end
@@ -39,6 +47,7 @@ from rnnkit.data.batching import Encoded, bucket_batches, make_batch
 from rnnkit.runs import RunFolder
 
 PROGRESS_EVERY = 0.5  # seconds between progress-bar updates, each one reads the loss off the device
+LOWER_IS_BETTER = ("loss", "perplexity", "bits_per_char")  # dev metrics to minimise; the others are maximised
 
 
 class Interrupted(Exception):
@@ -74,6 +83,21 @@ def _fused(params: list[torch.Tensor]) -> dict:
 def epoch_batches(lengths: np.ndarray, config: TrainConfig, epoch: int) -> list[np.ndarray]:
     """The batches of one epoch, in an order that depends only on (seed, epoch)."""
     return bucket_batches(lengths, config.batch_size, np.random.default_rng([config.seed, epoch]))
+
+
+class Bucketed:
+    """Sequences in length-bucketed batches, in an order fixed by (seed, epoch): the default data.
+    `data.lengths` is what batches are bucketed by; `make_batch(data, rows, pad_id)` cuts one
+    (default: batching.make_batch; seq2seq passes data.parallel.make_pair_batch for its pairs)."""
+
+    def __init__(self, data: Encoded, pad_id: int, make_batch: Callable = make_batch):
+        self.data, self.pad_id, self.make_batch = data, pad_id, make_batch
+
+    def epoch(self, config: TrainConfig, epoch: int) -> list[np.ndarray]:
+        return epoch_batches(self.data.lengths, config, epoch)
+
+    def batch(self, rows: np.ndarray):
+        return self.make_batch(self.data, rows, self.pad_id)
 
 
 def batches_per_epoch(num_examples: int, config: TrainConfig) -> int:
@@ -132,10 +156,8 @@ def _lookup(report: dict, metric: str) -> float:
 
 class Trainer:
     """Fits `model` on `train` data. `evaluate(model) -> dict` scores dev (or None: no dev);
-    `metric` names the key in that dict to maximise ("entity.f1": a key inside a key). `log`
-    receives one line per epoch.
-    `make_batch(data, rows, pad_id)` cuts a batch (default: batching.make_batch; seq2seq cuts
-    source-target pairs); `data.lengths` is what batches are bucketed by.
+    `metric` names the key in that dict to maximise ("entity.f1": a key inside a key; minimise:
+    LOWER_IS_BETTER). `log` receives one line per epoch.
 
     Under torchrun, construct it inside `distributed.session` on every rank: it reseeds each
     rank's dropout noise, and only rank 0 logs, shows progress and writes the run folder."""
@@ -151,10 +173,8 @@ class Trainer:
         device: torch.device | None = None,
         log: Callable[[str], None] = print,
         progress: bool = False,
-        make_batch: Callable = make_batch,
     ):
         self.model, self.config, self.run = model, config, run
-        self.make_batch = make_batch
         self.evaluate, self.metric, self.pad_id = evaluate, metric, pad_id
         self.device = device or torch.device("cpu")
         if distributed.launched() and not distributed.active():
@@ -207,6 +227,8 @@ class Trainer:
             "torch_rng": own["torch_rng"],
             "state": dict(self.state),
         }
+        if getattr(self.model, "carry", None) is not None:
+            ckpt["carry"] = self.model.carry
         if "cuda_rng" in own:
             ckpt["cuda_rng"] = own["cuda_rng"]
         if self.world > 1:
@@ -233,6 +255,8 @@ class Trainer:
             )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if hasattr(self.model, "carry"):
+            self.model.carry = _to_device(ckpt.get("carry"), self.device)
         ranks = ckpt.get("ranks") or [{"torch_rng": ckpt["torch_rng"], "cuda_rng": ckpt.get("cuda_rng")}]
         if self.rank < len(ranks):
             own = ranks[self.rank]
@@ -248,9 +272,11 @@ class Trainer:
             self.state["done"] = False
 
     # the loop
-    def fit(self, train: Encoded) -> dict:
-        """Train until the epochs, the time budget or the patience run out; returns the state."""
+    def fit(self, train) -> dict:
+        """Train until the epochs, the time budget or the patience run out; returns the state.
+        `train`: an Encoded set of sequences, or data with `epoch` and `batch` (see the module)."""
         cfg, st = self.config, self.state
+        train = train if hasattr(train, "batch") else Bucketed(train, self.pad_id)
         self.model.to(self.device)
         if cfg.precision != self.precision:
             self.log(f"bf16 applies on a CUDA device with bf16 only; training on {self.device} in fp32")
@@ -268,7 +294,7 @@ class Trainer:
             raise Interrupted(f"training stopped in epoch {st['epoch']}; continue it with --resume")
         return st
 
-    def _epochs(self, train: Encoded, started: float) -> None:
+    def _epochs(self, train, started: float) -> None:
         """Epoch after epoch until done or stopped; every process takes the same decisions."""
         cfg, st = self.config, self.state
         budget = math.inf if cfg.max_minutes is None else cfg.max_minutes * 60.0
@@ -281,10 +307,10 @@ class Trainer:
             elif out_of_time:
                 self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
             else:
-                batches = epoch_batches(train.lengths, cfg, st["epoch"])
+                batches = train.epoch(cfg, st["epoch"])
                 out_of_time = self._run_epoch(train, distributed.shard(batches, self.rank, self.world), started, budget)
                 self._end_epoch(started, partial=out_of_time)
-                if out_of_time:
+                if out_of_time and not st["done"]:  # an early stop in that last epoch stays the reason
                     self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
 
     def _finish(self, reason: str, message: str | None = None) -> None:
@@ -292,7 +318,7 @@ class Trainer:
         if message:
             self.log(message)
 
-    def _run_epoch(self, train: Encoded, batches, started: float, budget: float) -> bool:
+    def _run_epoch(self, train, batches, started: float, budget: float) -> bool:
         """Train on this epoch's remaining batches; True when the time budget ran out."""
         cfg, st = self.config, self.state
         self.model.train()
@@ -304,7 +330,7 @@ class Trainer:
         out_of_time = False
         try:
             for rows in batches[st["batch"] :]:
-                batch = self.make_batch(train, rows, self.pad_id).to(self.device)
+                batch = train.batch(rows).to(self.device)
                 with autocast(self.precision, self.device):
                     loss, n = self._loss(batch, cfg.loss)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -312,7 +338,7 @@ class Trainer:
                 if cfg.clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
                 self.optimizer.step()
-                items = n if cfg.loss == "token" else len(rows)
+                items = n if cfg.loss == "token" else batch.ids.shape[0]
                 loss_sum += loss.detach().double() * items
                 st["batch"] += 1
                 st["items"] += items
@@ -332,6 +358,15 @@ class Trainer:
                 bar.close()
         return out_of_time
 
+    def _decay_lr(self, improved: bool) -> None:
+        """lr <- lr * lr_decay after an epoch without gain, or after every epoch from lr_decay_start
+        on. The rate lives in the optimizer's state, so checkpoints carry it."""
+        cfg = self.config
+        due = not improved if cfg.lr_decay_start is None else self.state["epoch"] >= cfg.lr_decay_start
+        if due:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= cfg.lr_decay
+
     def _end_epoch(self, started: float, partial: bool) -> None:
         cfg, st = self.config, self.state
         if self._stop and not partial:
@@ -348,7 +383,8 @@ class Trainer:
         if self.evaluate is not None:
             report = distributed.from_main(lambda: self.evaluate(self.model))  # one answer for every rank
             row["dev_loss"] = report.get("loss")
-            score = row[metric_column(self.metric)] = _lookup(report, self.metric)
+            row[metric_column(self.metric)] = value = _lookup(report, self.metric)
+            score = -value if self.metric in LOWER_IS_BETTER else value
         else:
             score = -row["train_loss"]
         improved = st["best"] is None or score > st["best"]
@@ -358,6 +394,9 @@ class Trainer:
                 self.run.save_weights(self.model.state_dict())
         else:
             st["bad_epochs"] += 1
+        if cfg.lr_decay is not None:
+            row["lr"] = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+            self._decay_lr(improved)
         st["history"].append(row)
         if self.main:
             self.run.write_csv("history.csv", st["history"])
@@ -370,6 +409,15 @@ class Trainer:
         if cfg.patience is not None and st["bad_epochs"] >= cfg.patience:
             self._finish("patience", f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
         self._save_checkpoint()
+
+
+def _to_device(state, device: torch.device):
+    """A carried state (a tensor, a tuple of them, or None) on `device`."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.to(device) for s in state)
+    return state.to(device)
 
 
 class _ProgressBar:

@@ -35,7 +35,7 @@ from rnnkit.recipes import recipe_options
 from rnnkit.runs import RunFolder, config_record
 from rnnkit.tasks import seq2seq
 from rnnkit.tasks.decoding import beam_search, greedy_search, max_target_lengths
-from rnnkit.training import Trainer, pick_device
+from rnnkit.training import Bucketed, Trainer, pick_device
 
 TASK = "seq2seq"
 CONFIGS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "seq2seq": Seq2SeqConfig}
@@ -247,8 +247,7 @@ def train(
             dev_pairs = sets["dev"]
             evaluate = lambda _net: model.evaluate(dev_pairs, beam=1)  # noqa: E731  greedy: cheap
         trainer = Trainer(
-            net, train_config, run, evaluate, "bleu", source_vocab.pad_id, device, log, progress,
-            make_batch=make_pair_batch,
+            net, train_config, run, evaluate, "bleu", source_vocab.pad_id, device, log, progress
         )  # fmt: skip
         trainer.on_batch.extend(callbacks)
         if resume:
@@ -260,7 +259,7 @@ def train(
             f"seq2seq: {len(sets['train'])} train pairs, vocabulary {len(source_vocab)} source / "
             f"{len(target_vocab)} target, {sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
         )
-        state = trainer.fit(train_data)
+        state = trainer.fit(Bucketed(train_data, source_vocab.pad_id, make_pair_batch))
         return _finish(model, run, sets.get("dev"), state["history"])
 
 

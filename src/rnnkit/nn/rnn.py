@@ -8,6 +8,8 @@ CUDA) run on packed sequences; their gates keep PyTorch's row order (LSTM i, f, 
 Every cell is packed by lengths: what follows a sequence's end changes none of its outputs and
 none of its gradients, outputs are zero past each length, and the returned state is the one at
 each sequence's true last step (for the reverse direction, after reading back to step 0).
+With lengths=None every sequence is T steps long (a language model's stream chunks): LSTM and
+GRU then run unpacked, which spares the packing's sort and copies.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class RNN(nn.Module):
 
     forward(x, lengths, state=None):
         x (B, T, D) float, or (B, T) int64 token ids (one-hot input, cell="rnn");
-        lengths (B,) int64, each in 1..T: the true lengths, real steps first;
+        lengths (B,) int64, each in 1..T: the true lengths, real steps first; None: all T;
         state: optional initial state, (L*dirs, B, H) (a pair of them for LSTM), zero by default.
         Returns out (B, T, dirs*H), zero past each length, and the final state in PyTorch's
         layout: (L*dirs, B, H), or (h, c) for LSTM, taken at each sequence's last real step.
@@ -138,12 +140,16 @@ class RNN(nn.Module):
     def output_size(self) -> int:
         return self.hidden_size * self.num_directions
 
-    def forward(self, x: Tensor, lengths: Tensor, state=None):
+    def forward(self, x: Tensor, lengths: Tensor | None, state=None):
         B, T = x.shape[:2]
-        if lengths.shape != (B,):
-            raise ValueError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
         if x.dtype in (torch.int64, torch.int32) and self.cell != "rnn":
             raise ValueError("token-id (one-hot) input needs cell='rnn'; embed the ids for lstm or gru")
+        if lengths is None and self.cell != "rnn":
+            return self.kernel(x, state)  # every row T steps long: nothing to pack
+        if lengths is None:
+            lengths = torch.full((B,), T, dtype=torch.int64)
+        if lengths.shape != (B,):
+            raise ValueError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
         if self.cell == "rnn":
             return self._forward_rnn(x, lengths, state)
         return self._forward_kernel(x, lengths, state)

@@ -1,0 +1,241 @@
+"""Language models: next-token prediction over a stream, and one-to-many generation from a label.
+
+    s_t = σ(U x_t + W s_{t-1} + b)      x_t the token at step t (one-hot, or its embedding E[x_t])
+    ŷ_t = softmax(V s_t + c)            the distribution of x_{t+1}
+    L   = -1/n Σ_t log ŷ_t[x_{t+1}]     nats per token; perplexity exp(L), bits per char L / ln 2
+
+A stream (a text file) is read by B parallel rows cut into chunks of `bptt` steps
+(data/streams.py). The state at the end of chunk k is where chunk k + 1 starts: its value is
+carried, its history is cut (`truncate_bptt`), so backpropagation reaches back `bptt` steps at
+most while the state sees the whole stream. Every epoch starts every row from s_0 = 0.
+
+Labelled lines (a tsv, or a folder of <Label>.txt) train a conditional generator: each line is
+its own sequence <sos> x_1 ... x_n <eos>, and the label y enters as the initial state,
+
+    s_0 = S0[y]        (an LSTM's cell state too: c_0 = C0[y]), one learned vector per layer
+
+the seeds' one-to-many picture: one input sets up the state, the state unrolls the sequence.
+The initial state rather than an extra input at every step, because it leaves the input layer
+as it is (the seeds' one-hot U x_t works unchanged), costs nothing per step, and for sequences
+as short as names the state keeps the label's information to the end.
+
+Weight tying (Press & Wolf 2017; Inan et al. 2017) makes V the embedding matrix E (K, E = H).
+Dropout applies to the embeddings, between layers and to s_t before V.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.config import DataConfig, ModelConfig, TrainConfig
+from rnnkit.data import corpus
+from rnnkit.data.batching import IGNORE, Batch, bucket_batches, encode, make_batch
+from rnnkit.data.streams import Chunk, Stream, stream_of
+from rnnkit.errors import UserError
+from rnnkit.metrics import bits_per_char, perplexity
+from rnnkit.nn import RNN
+
+TARGET = "label"  # labelled data: one label per sequence, the condition; the targets are the next tokens
+DEFAULT_LOWERCASE = False  # a generator should write capitals where the text has them
+METRIC = "loss"  # dev loss in nats per token, lower is better
+# Characters need no vocabulary and never meet <unk>; per-token loss so that the step size does not
+# grow with bptt; Adam at 2e-3 (docs/benchmarks.md)
+DEFAULTS = {"level": "char", "loss": "token", "lr": 2e-3}
+
+
+def read(path, data_config: DataConfig) -> list:
+    return corpus.read_lm(path, data_config.level, data_config.format)
+
+
+def gold(example) -> list[str]:
+    """The condition of a labelled sequence; none in a stream."""
+    return [] if example.label is None else [example.label]
+
+
+def check_options(data_config: DataConfig, model_config: ModelConfig, train_config: TrainConfig) -> None:
+    if model_config.bidirectional:
+        raise UserError(
+            "a language model predicts each token from the ones before it, so it reads left to right; "
+            "drop --bidirectional"
+        )
+    if model_config.locked_dropout:
+        raise UserError("--locked-dropout is an option of the classify and tag encoders; the lm task does not have it")
+
+
+def training_data(sets: dict, vocab, labels, train_config: TrainConfig):
+    """The train set as the Trainer takes it: a Stream of chunks, or Encoded labelled sequences.
+    Train and dev must both be streams or both labelled, and dev may use only labels train has."""
+    from rnnkit import distributed
+
+    train, dev = sets["train"], sets.get("dev")
+    labelled = train[0].label is not None
+    if dev is not None and (dev[0].label is not None) != labelled:
+        kinds = ("labelled lines", "a text stream")
+        raise UserError(
+            f"train is {kinds[not labelled]} and dev is {kinds[labelled]}; give both as text files "
+            "(a language model of the stream) or both labelled (a tsv or a folder of <Label>.txt)"
+        )
+    if dev is not None and labelled:
+        _check_labels(dev, labels, "dev")
+    if labelled:
+        return encode(train, vocab, labels, TARGET)
+    if distributed.world_size() > 1:
+        raise UserError(
+            "a language model of a stream trains in one process: each chunk starts from the state the "
+            "previous one ended in; run it without torchrun"
+        )
+    return stream_of(stream_ids(train, vocab), train_config.batch_size, train_config.bptt, vocab.pad_id)
+
+
+def stream_ids(examples, vocab) -> np.ndarray:
+    """The token ids of a stream's lines laid end to end, (N,) int64."""
+    return np.fromiter((i for ex in examples for i in vocab.encode(ex.tokens)), dtype=np.int64)
+
+
+def _check_labels(examples, labels, source: str) -> None:
+    unseen = sorted({ex.label for ex in examples} - set(labels.itos_))
+    if unseen:
+        known = ", ".join(map(repr, labels.itos_))
+        raise UserError(
+            f"{source}: label(s) {', '.join(map(repr, unseen))} are not among those the generator was trained on "
+            f"({known}); it generates only for these"
+        )
+
+
+def truncate_bptt(state):
+    """The truncated-BPTT boundary: the state keeps its value and loses its history, so the
+    gradient of the next chunk stops here. state: (L, B, H), an LSTM's (h, c), or None."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()
+
+
+class LanguageModel(nn.Module):
+    """ids (B, T), state -> logits (B, T, K) over the next token, and the state after step T.
+
+    Args:
+        vocab_size: K. num_labels: labels to condition on (0: an unconditional model of a stream).
+        config: the cell, sizes, dropout and tie_weights. pad_id: the <pad> id (never embedded).
+    """
+
+    def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0):
+        super().__init__()
+        E, H, L = config.input_embedding_dim, config.hidden_size, config.num_layers
+        self.pad_id, self.dropout, self.tied, self.cell = pad_id, config.dropout, config.tie_weights, config.cell
+        self.embedding = nn.Embedding(vocab_size, E, padding_idx=pad_id) if E else None
+        if self.embedding is not None and self.tied:  # V's rows: small, as nn.Linear's would be
+            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+            self.embedding.weight.data[pad_id] = 0.0
+        self.rnn = RNN(
+            E or vocab_size, H, cell=config.cell, activation=config.activation, num_layers=L, dropout=config.dropout
+        )
+        k = 1.0 / math.sqrt(H)  # nn.Linear's initialisation
+        self.V = None if self.tied else nn.Parameter(torch.empty(vocab_size, H).uniform_(-k, k))  # (K, H)
+        self.c = nn.Parameter(torch.zeros(vocab_size))  # (K,)
+        self.S0 = nn.Parameter(0.1 * torch.randn(num_labels, L, H)) if num_labels else None  # s_0 of each label
+        self.C0 = nn.Parameter(0.1 * torch.randn(num_labels, L, H)) if num_labels and self.cell == "lstm" else None
+        self.carry = None  # the state carried from one training chunk to the next
+
+    def forward(self, ids: Tensor, state=None, lengths: Tensor | None = None):
+        """ids (B, T) int64; state as nn.RNN takes it, None for s_0 = 0; lengths (B,) or None
+        when every row is T long. Returns logits (B, T, K) and the state after each row's end."""
+        if self.embedding is None:
+            x = ids  # (B, T): the seeds' one-hot input, U x_t a column of U
+        else:
+            x = F.dropout(self.embedding(ids), self.dropout, self.training)  # (B, T, E)
+        s, state = self.rnn(x, lengths, state)  # (B, T, H)
+        s = F.dropout(s, self.dropout, self.training)
+        V = self.embedding.weight if self.tied else self.V  # (K, H)
+        return F.linear(s, V, self.c), state  # (B, T, K)
+
+    def initial_state(self, labels: Tensor):
+        """labels (B,) int64 -> s_0 (L, B, H), or (s_0, c_0) for an LSTM."""
+        s0 = self.S0[labels].transpose(0, 1).contiguous()  # (L, B, H)
+        if self.C0 is None:
+            return s0
+        return s0, self.C0[labels].transpose(0, 1).contiguous()
+
+    def loss(self, batch, reduction: str = "token") -> tuple[Tensor, int]:
+        """Cross-entropy over the next tokens, and their number: a stream's chunk carries the
+        state over from the previous chunk; a batch of labelled sequences starts from s_0 = S0[y]."""
+        if isinstance(batch, Chunk):
+            return self._chunk_loss(batch, reduction)
+        return self._sequence_loss(batch, reduction)
+
+    def _chunk_loss(self, chunk: Chunk, reduction: str) -> tuple[Tensor, int]:
+        if chunk.k == 0:
+            self.carry = None  # a new epoch: every row starts from s_0 = 0
+        logits, state = self(chunk.ids, self.carry)  # (B, n, K)
+        self.carry = truncate_bptt(state)
+        total = F.cross_entropy(logits.flatten(0, 1), chunk.targets.flatten(), ignore_index=IGNORE, reduction="sum")
+        n = chunk.num_scored
+        return (total / max(n, 1) if reduction == "token" else total / chunk.ids.shape[0]), n
+
+    def sequence_logits(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Labelled sequences <sos> x_1 .. x_n <eos>: logits (B, T-1, K) at every step but the last,
+        and the targets (B, T-1), the next tokens, IGNORE past each end."""
+        inputs, nxt = batch.ids[:, :-1], batch.ids[:, 1:]  # (B, T-1) each
+        logits, _ = self(inputs, self.initial_state(batch.targets), batch.lengths - 1)
+        return logits, nxt.masked_fill(nxt == self.pad_id, IGNORE)
+
+    def _sequence_loss(self, batch: Batch, reduction: str) -> tuple[Tensor, int]:
+        logits, y = self.sequence_logits(batch)
+        n = batch.num_tokens - batch.ids.shape[0]  # every token but <sos> is a target; counted on the host
+        total = F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE, reduction="sum")
+        return (total / max(n, 1) if reduction == "token" else total / batch.ids.shape[0]), n
+
+
+@torch.inference_mode()
+def stream_loss(net: LanguageModel, stream: Stream, device) -> tuple[float, int]:
+    """Σ -log ŷ over every target of `stream`, read chunk after chunk with the state carried."""
+    net.eval()
+    total, state = torch.zeros((), dtype=torch.float64, device=device), None
+    for k in range(stream.num_chunks):
+        chunk = stream.chunk(k).to(device)
+        logits, state = net(chunk.ids, state)  # (B, n, K)
+        y = chunk.targets.flatten()  # (B*n,)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), y, ignore_index=IGNORE, reduction="sum").double()
+    return float(total), stream.num_targets
+
+
+@torch.inference_mode()
+def sequences_loss(net: LanguageModel, data, pad_id: int, device, batch_size: int = 256) -> tuple[float, int]:
+    """Σ -log ŷ over every next token of labelled sequences (the <eos> after each included)."""
+    net.eval()
+    total, n = torch.zeros((), dtype=torch.float64, device=device), 0
+    for rows in bucket_batches(data.lengths, batch_size):
+        batch = make_batch(data, rows, pad_id).to(device)
+        logits, y = net.sequence_logits(batch)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE, reduction="sum")
+        n += batch.num_tokens - len(rows)
+    return float(total), n
+
+
+def evaluate(model, examples: list) -> dict:
+    """The report of `evaluate --json` for a language model: loss in nats per predicted token,
+    perplexity, and bits per character at char level. A stream is read with the chunking it was
+    trained with (batch_size rows, bptt steps, the state carried)."""
+    labelled = examples[0].label is not None
+    if labelled != (len(model.labels) > 0):
+        trained = "labelled sequences" if len(model.labels) else "a text stream"
+        raise UserError(f"this generator was trained on {trained}; evaluate it on data of the same kind")
+    if labelled:
+        _check_labels(examples, model.labels, "data")
+        data = encode(examples, model.vocab, model.labels, TARGET)
+        total, n = sequences_loss(model.net, data, model.vocab.pad_id, model.device)
+    else:
+        cfg = model.train_config
+        stream = stream_of(stream_ids(examples, model.vocab), cfg.batch_size, cfg.bptt, model.vocab.pad_id)
+        total, n = stream_loss(model.net, stream, model.device)
+    loss = total / n
+    report = {"task": "lm", "examples": len(examples), "tokens": n, "loss": loss, "perplexity": perplexity(loss)}
+    if model.data_config.level == "char":
+        report["bits_per_char"] = bits_per_char(loss)
+    return report
