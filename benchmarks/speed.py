@@ -176,9 +176,9 @@ def headline(device: torch.device) -> dict:
     }
 
 
-def grid(device: torch.device, sizes: dict, n: int = 100) -> list[dict]:
+def grid(device: torch.device, sizes: dict, cells=CELLS, n: int = 100) -> list[dict]:
     rows = []
-    for cell in CELLS:
+    for cell in cells:
         for H in sizes["hidden"]:
             for T in sizes["steps"]:
                 for B in sizes["batch"]:
@@ -317,6 +317,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke run")
     parser.add_argument("--only", nargs="+", choices=["headline", "grid", "loop"], default=["headline", "grid", "loop"])
+    parser.add_argument("--cells", nargs="+", choices=CELLS, default=CELLS, help="the grid's cells (default all)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -329,7 +330,7 @@ def main(argv=None) -> int:
     if "loop" in args.only:
         result["loop"] = train_loop(args.data if args.data.exists() else None, device)
     if "grid" in args.only:
-        result["grid"] = grid(device, QUICK_GRID if args.quick else GRID)
+        result["grid"] = grid(device, QUICK_GRID if args.quick else GRID, args.cells)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(tables(result))

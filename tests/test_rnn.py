@@ -141,3 +141,17 @@ def test_token_ids_into_an_lstm_are_refused():
     layer = RNN(10, H, cell="lstm")
     with pytest.raises(ValueError, match="one-hot.*needs cell='rnn'"):
         layer(torch.zeros(2, 3, dtype=torch.long), torch.tensor([3, 2]))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_batch_of_equal_lengths_runs_unpacked_with_the_packed_result(cell):
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    layer = RNN(D, H, cell=cell, num_layers=2, bidirectional=True)
+    x = torch.randn(B, T, D)
+    out, final = layer(x, torch.full((B,), T))
+    packed, packed_final = layer.kernel(pack_padded_sequence(x, torch.full((B,), T), batch_first=True))
+    torch.testing.assert_close(out, pad_packed_sequence(packed, batch_first=True)[0])
+    for got, want in zip(final if cell == "lstm" else [final], packed_final if cell == "lstm" else [packed_final]):
+        torch.testing.assert_close(got, want)

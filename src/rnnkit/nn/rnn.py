@@ -186,9 +186,13 @@ class RNN(nn.Module):
 
     def _forward_kernel(self, x: Tensor, lengths: Tensor, state):
         T = x.shape[1]
-        if T == 1:  # one step (a decoder's): every length is 1, there is nothing to pack
+        lengths = lengths.cpu()
+        if T == 1 or bool((lengths == T).all()):
+            # every row runs all T steps (a decoder's single step, a batch of equal lengths):
+            # nothing to pack, and PyTorch's CPU kernels run packed input far slower (GRU
+            # forward+backward, B 256, T 100, H 256: 0.10x of the unpacked call)
             return self.kernel(x, state)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, final = self.kernel(packed, state)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, dirs*H)
         return out, final
