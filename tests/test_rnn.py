@@ -155,3 +155,51 @@ def test_a_batch_of_equal_lengths_runs_unpacked_with_the_packed_result(cell):
     torch.testing.assert_close(out, pad_packed_sequence(packed, batch_first=True)[0])
     for got, want in zip(final if cell == "lstm" else [final], packed_final if cell == "lstm" else [packed_final]):
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_padded_cpu_path_equals_packed_kernels(cell, bidirectional):
+    """Varying lengths on CPU without a final LSTM state run padded, a layer and direction at a
+    time: outputs, the GRU's final state and every gradient equal PyTorch's packed call."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    layer = RNN(D, H, cell=cell, num_layers=2, bidirectional=bidirectional)
+    dirs = 2 if bidirectional else 1
+    x = torch.randn(B, T + 2, D, requires_grad=True)  # two steps past the longest length
+    h0 = torch.randn(2 * dirs, B, H)
+    state = (h0, torch.randn(2 * dirs, B, H)) if cell == "lstm" else h0
+
+    def run(fn):
+        x.grad = None
+        layer.zero_grad()
+        out, final = fn()
+        loss = out.pow(2).sum() + (final.sum() if final is not None else 0)
+        loss.backward()
+        return out, final, x.grad.clone(), {n: p.grad.clone() for n, p in layer.named_parameters()}
+
+    def packed():
+        p = pack_padded_sequence(x, LENGTHS, batch_first=True, enforce_sorted=False)
+        out, final = layer.kernel(p, state)
+        out = pad_packed_sequence(out, batch_first=True, total_length=T + 2)[0]
+        return out, (final if cell == "gru" else None)
+
+    out, final, gx, gp = run(lambda: layer(x, LENGTHS, state, final=False))
+    out_ref, final_ref, gx_ref, gp_ref = run(packed)
+    torch.testing.assert_close(out, out_ref)
+    assert (out * ~_mask(LENGTHS, T + 2)).abs().max() == 0, "outputs past a length must be zero"
+    if cell == "gru":
+        torch.testing.assert_close(final, final_ref)
+    else:
+        assert final is None, "an LSTM on the padded path has no final cell state to return"
+    torch.testing.assert_close(gx, gx_ref)
+    for name in gp:
+        torch.testing.assert_close(gp[name], gp_ref[name], msg=name)
+
+
+def test_an_lstm_asked_for_its_final_state_still_returns_h_and_c():
+    torch.manual_seed(0)
+    layer = RNN(D, H, cell="lstm", bidirectional=True)
+    out, (h, c) = layer(torch.randn(B, T, D), LENGTHS)
+    assert h.shape == c.shape == (2, B, H)

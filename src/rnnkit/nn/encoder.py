@@ -83,17 +83,18 @@ class Encoder(nn.Module):
         return torch.cat([x, self.chars(chars)], dim=-1)  # (B, T, E + H_c)
 
     def forward(self, ids: Tensor, lengths: Tensor, chars: Tensor | None = None) -> Tensor:
-        return self.encode(ids, lengths, chars)[0]
+        return self.encode(ids, lengths, chars, final=False)[0]
 
-    def encode(self, ids: Tensor, lengths: Tensor, chars: Tensor | None = None):
-        """The states (B, T, dirs*H) and the RNN's final state (L*dirs, B, H), (h, c) for LSTM."""
+    def encode(self, ids: Tensor, lengths: Tensor, chars: Tensor | None = None, final: bool = True):
+        """The states (B, T, dirs*H) and the RNN's final state (L*dirs, B, H), (h, c) for LSTM
+        (final=False: the caller needs only the states, and the final state may be None)."""
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids >= self.first_token_id)
             ids = ids.masked_fill(drop, self.unk_id)  # specials (ids < 4) are never dropped
         x = self.embed(ids, chars)  # (B, T, D)
         if self.embedding is not None:
             x = sequence_dropout(x, self.dropout, self.training, self.locked)
-        return self.rnn(x, lengths)  # (B, T, dirs*H), final
+        return self.rnn(x, lengths, final=final)  # (B, T, dirs*H), final
 
 
 class Output(nn.Module):
