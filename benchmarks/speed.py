@@ -10,6 +10,8 @@ Three sections, each timed in this one process so that machine noise hits both s
             machine's large-matrix-product GFLOP/s.
   grid      rnn (sigmoid, tanh, relu), LSTM, GRU: rnnkit.nn.RNN against torch.nn, forward+backward
             and forward only, over batch (1, 16, 64, 256) x steps (20, 100) x hidden (128, 256, 1024).
+  lengths   a tagger's bidirectional LSTM and GRU layer over varying lengths: rnnkit.nn.RNN (padded on
+            CPU) against torch.nn's packed call with the same weights, forward+backward.
   loop      `rnnkit.train` end to end (tokens/s of its second epoch, from history.csv) against a
             minimal loop over pre-built batches with the same model, optimiser, clipping and batches.
 Each time is the median of repeated runs, ours and theirs alternating. Writes
@@ -38,6 +40,7 @@ HEADLINE = dict(B=64, T=50, n=100, H=256)
 GRID = dict(batch=(1, 16, 64, 256), steps=(20, 100), hidden=(128, 256, 1024))
 QUICK_GRID = dict(batch=(16, 64), steps=(20,), hidden=(128, 256))
 CELLS = ("rnn-sigmoid", "rnn-tanh", "rnn-relu", "lstm", "gru")
+SECTIONS = ("headline", "grid", "lengths", "loop")
 
 
 # timing
@@ -265,6 +268,41 @@ def train_loop(data: Path | None, device: torch.device, epochs: int = 2, rounds:
     }
 
 
+def varying_lengths(device: torch.device, B: int = 32, T: int = 30, n: int = 150, H: int = 200) -> list[dict]:
+    """A tagger's bidirectional layer over a batch of varying lengths, within a sixth of the
+    longest (rnnkit's length bucketing leaves batches closer than that): rnnkit.nn.RNN(final=False),
+    padded on CPU, against torch.nn's packed call with the same weights, forward+backward."""
+    rows = []
+    for cell in ("lstm", "gru"):
+        torch.manual_seed(0)
+        lengths = torch.randint(T - T // 6, T + 1, (B,))  # (B,) within a sixth of the longest
+        lengths[0] = T
+        o, t = timed_pair(*_packed_pair(cell, B, T, n, H, lengths, device), device)
+        tokens = int(lengths.sum())
+        rows.append(
+            dict(cell=cell, batch=B, steps=T, input=n, hidden=H, tok_s=tokens / o, torch_tok_s=tokens / t, ratio=t / o)
+        )
+    return rows
+
+
+def _packed_pair(cell: str, B: int, T: int, n: int, H: int, lengths: torch.Tensor, device: torch.device):
+    """One forward+backward pass of rnnkit's layer, and of its own torch.nn kernel on packed input."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    ours = rnnkit.nn.RNN(n, H, cell=cell, bidirectional=True).to(device)
+    x = torch.randn(B, T, n, device=device, requires_grad=True)
+
+    def run_ours():
+        ours(x, lengths, final=False)[0].sum().backward()
+
+    def run_theirs():
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out = pad_packed_sequence(ours.kernel(packed)[0], batch_first=True, total_length=T)[0]
+        out.sum().backward()
+
+    return run_ours, run_theirs
+
+
 # report
 def tables(result: dict) -> str:
     lines = []
@@ -297,6 +335,17 @@ def tables(result: dict) -> str:
                 f"| {r['cell']} | {r['batch']} | {r['steps']} | {r['hidden']} | {r['fwd_bwd_tok_s']:,.0f} | "
                 f"{r['fwd_bwd_ratio']:.2f}x | {r['fwd_tok_s']:,.0f} | {r['fwd_ratio']:.2f}x |"
             )
+    if "lengths" in result:
+        lines += [
+            "",
+            "| bidirectional cell, varying lengths | B | T | n | H | rnnkit tok/s | torch.nn packed tok/s | ratio |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in result["lengths"]:
+            lines.append(
+                f"| {r['cell']} | {r['batch']} | {r['steps']} | {r['input']} | {r['hidden']} | {r['tok_s']:,.0f} | "
+                f"{r['torch_tok_s']:,.0f} | {r['ratio']:.2f}x |"
+            )
     if "loop" in result:
         lp = result["loop"]
         lines += [
@@ -316,7 +365,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="datasets folder (for the loop)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke run")
-    parser.add_argument("--only", nargs="+", choices=["headline", "grid", "loop"], default=["headline", "grid", "loop"])
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--cells", nargs="+", choices=CELLS, default=CELLS, help="the grid's cells (default all)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
     args = parser.parse_args(argv)
@@ -327,6 +376,8 @@ def main(argv=None) -> int:
     result: dict = {"machine": machine(device)}
     if "headline" in args.only:
         result["headline"] = headline(device)
+    if "lengths" in args.only:
+        result["lengths"] = varying_lengths(device)
     if "loop" in args.only:
         result["loop"] = train_loop(args.data if args.data.exists() else None, device)
     if "grid" in args.only:
