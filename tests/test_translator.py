@@ -208,3 +208,15 @@ def test_cli_trains_from_parallel_files_and_reports_bad_data_in_one_line(reverse
     }  # fmt: skip
     assert config["decode"]["beam"] == 2 and config["decode"]["length_penalty"] == 0.6
     assert config["files"]["train"] == [str(src), str(tgt)]
+
+
+def test_beam_search_never_ends_below_the_greedy_hypothesis(trained):
+    """With α = 0 both rank by log P; a beam that keeps going until no live prefix can win
+    finds a hypothesis at least as probable as greedy's, for every source."""
+    from rnnkit.data.parallel import Pair
+
+    pairs = [Pair(tuple(w)) for w in WORDS]
+    greedy = trained.translate(pairs, beam=1)
+    beam = trained.translate(pairs, beam=3, length_penalty=0.0)
+    for word, (_, g), (_, b) in zip(WORDS, greedy, beam):
+        assert b >= g - 1e-4, f"{word}: beam log P {b:.4f} below greedy's {g:.4f}"

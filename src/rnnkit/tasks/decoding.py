@@ -12,9 +12,11 @@ sentence in one (B*K, ...) batch, row b*K + k holding beam k of sentence b, as f
         top 2K      of them; those ending in <eos> among the top K are finished,
                     ranked by score / lp(|y|) with GNMT's lp(n) = ((5 + n) / 6)^α (α = 0: raw log P)
         live        the first K of the top 2K that do not end in <eos>; the states follow them
-    a sentence is done when it has K finished hypotheses, or when no live prefix can still beat
-    its best one (a prefix's log P only falls, so its best is score / lp(max length)), or at its
-    max length. The answer is its best finished hypothesis.
+    a sentence is done when no live prefix can still beat its best finished hypothesis (a
+    prefix's log P only falls, so its best is score / lp(max length)), or at its max length.
+    The answer is its best finished hypothesis. (Stopping at K finished hypotheses, as fairseq
+    does, let three poor short ones end the search while a far better live prefix was one step
+    from <eos>: beam 3 fell below greedy search on a small reversal model.)
 
 With K = 1 this is greedy search. Everything is deterministic: no sampling, ties go to the lower
 index (torch.topk on CPU).
@@ -136,7 +138,7 @@ def beam_search(
         state = state.select(chosen)
 
         hopeless = fin_score[:, 0] >= live[:, 0] / lp_max  # no live prefix can beat the best finished
-        done |= (t + 1 >= max_lengths) | torch.isfinite(fin_score[:, K - 1]) | hopeless
+        done |= (t + 1 >= max_lengths) | hopeless
         live = live.masked_fill(done.unsqueeze(1), -math.inf)
         if bool(done.all()):
             break
