@@ -165,31 +165,43 @@ class RNN(nn.Module):
             return self._forward_rnn(x, lengths, state)
         return self._forward_kernel(x, lengths, state, final)
 
+    def _stack(self, layer_in: Tensor, lengths: Tensor, last: Tensor, rows: Tensor, direction) -> tuple:
+        """The layers and directions around one direction's scan, `direction(inp, layer, d) -> (T', B, H)`.
+        layer_in (T', B, D) time-major; right to left, each row is reversed within its length and
+        back. Returns the top layer's states (T', B, dirs*H) and each layer and direction's state
+        at each row's last real step (`last`, `rows`: (B,) indices), in PyTorch's order."""
+        finals = []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                inp = reverse_padded(layer_in, lengths) if d == 1 else layer_in
+                out = direction(inp, layer, d)  # (T', B, H)
+                finals.append(out[last, rows])  # (B, H)
+                outs.append(reverse_padded(out, lengths) if d == 1 else out)
+            layer_in = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]  # (T', B, dirs*H)
+            if layer < self.num_layers - 1 and self.dropout > 0:
+                layer_in = F.dropout(layer_in, self.dropout, self.training)
+        return layer_in, finals
+
     def _forward_rnn(self, x: Tensor, lengths: Tensor, state):
         """The seeds' cell on the fused kernel: sorted longest first, time-major inside."""
         B, T = x.shape[:2]
         pack = Packing(lengths, x.device)
         Tp = pack.steps
+
+        def direction(inp: Tensor, layer: int, d: int) -> Tensor:
+            U, W, b = (getattr(self, p + self._suffixes(layer)[d]) for p in "UWb")
+            if inp.dtype in (torch.int64, torch.int32):
+                a = U_columns(U, inp) + b  # (T', B, H): the one-hot input is a column of U
+            else:
+                a = F.linear(inp, U, b)  # (T', B, H): U x_t + b for all steps in one product
+            s0 = None if state is None else pack.sort(state[layer * self.num_directions + d])
+            return fused_scan(a, W, pack.batch_sizes, self.activation, s0)  # (T', B, H)
+
         layer_in = pack.sort(x).transpose(0, 1)[:Tp]  # (T', B, D) or (T', B) ids
-        finals = []
-        for layer in range(self.num_layers):
-            outs = []
-            for d, suffix in enumerate(self._suffixes(layer)):
-                U, W, b = (getattr(self, p + suffix) for p in "UWb")
-                inp = reverse_padded(layer_in, pack.lengths) if d == 1 else layer_in
-                if inp.dtype in (torch.int64, torch.int32):
-                    a = U_columns(U, inp) + b  # (T', B, H): the one-hot input is a column of U
-                else:
-                    a = F.linear(inp, U, b)  # (T', B, H): U x_t + b for all steps in one product
-                s0 = None if state is None else pack.sort(state[layer * self.num_directions + d])
-                out = fused_scan(a, W, pack.batch_sizes, self.activation, s0)  # (T', B, H)
-                finals.append(out[pack.last, pack.rows])  # (B, H), each row's state at its last step
-                outs.append(reverse_padded(out, pack.lengths) if d == 1 else out)
-            layer_in = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]  # (T', B, dirs*H)
-            if layer < self.num_layers - 1 and self.dropout > 0:
-                layer_in = F.dropout(layer_in, self.dropout, self.training)
+        top, finals = self._stack(layer_in, pack.lengths, pack.last, pack.rows, direction)
         # (B, T', dirs*H): a view when the batch is in order, as torch.nn.RNN(batch_first=True) returns
-        out = pack.unsort(layer_in.transpose(0, 1))
+        out = pack.unsort(top.transpose(0, 1))
         if Tp < T:
             out = F.pad(out, (0, 0, 0, T - Tp))  # steps past every length: zero
         final = torch.stack([pack.unsort(f) for f in finals])  # (L*dirs, B, H)
@@ -197,11 +209,12 @@ class RNN(nn.Module):
 
     def _forward_kernel(self, x: Tensor, lengths: Tensor, state, final: bool = True):
         T = x.shape[1]
+        if T == 1:  # a decoder's single step: nothing to pack (and no host sync for the lengths)
+            return self.kernel(x, state)
         lengths = lengths.cpu()
-        if T == 1 or bool((lengths == T).all()):
-            # every row runs all T steps (a decoder's single step, a batch of equal lengths):
-            # nothing to pack, and PyTorch's CPU kernels run packed input far slower (GRU
-            # forward+backward, B 256, T 100, H 256: 0.10x of the unpacked call)
+        if bool((lengths == T).all()):
+            # every row runs all T steps: nothing to pack, and PyTorch's CPU kernels run packed
+            # input far slower (GRU forward+backward, B 256, T 100, H 256: 0.10x of the unpacked call)
             return self.kernel(x, state)
         if x.device.type == "cpu" and (self.cell == "gru" or not final) and not torch.is_autocast_enabled():
             return self._forward_padded(x, lengths, state)
@@ -211,38 +224,28 @@ class RNN(nn.Module):
         return out, final
 
     def _forward_padded(self, x: Tensor, lengths: Tensor, state):
-        """LSTM or GRU over padded, time-major steps, one layer and direction per kernel call (see
-        the module docstring). Returns out (B, T, dirs*H) and the final state (GRU), or None (LSTM)."""
+        """LSTM or GRU over padded, time-major steps on CPU, one layer and direction per kernel
+        call (see the module docstring). Returns out (B, T, dirs*H) and the final state (GRU),
+        or None (LSTM)."""
         B, T = x.shape[:2]
         Tp = int(lengths.max())  # steps past every length are left out, and zero in the output
         step = torch.lstm if self.cell == "lstm" else torch.gru  # the functions nn.LSTM and nn.GRU call
         h0 = state[0] if isinstance(state, tuple) else state  # (L*dirs, B, H) or None
         c0 = state[1] if isinstance(state, tuple) else None
-        rows, last = torch.arange(B), lengths - 1  # (B,), (B,)
-        layer_in = x.transpose(0, 1)[:Tp]  # (T', B, D)
-        finals = []
-        for layer in range(self.num_layers):
-            outs = []
-            for d, suffix in enumerate(["", "_reverse"][: self.num_directions]):
-                k = layer * self.num_directions + d
-                params = [
-                    getattr(self.kernel, f"{w}_l{layer}{suffix}")
-                    for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-                ]
-                h = x.new_zeros(1, B, self.hidden_size) if h0 is None else h0[k : k + 1]  # (1, B, H)
-                inp = reverse_padded(layer_in, lengths) if d == 1 else layer_in
-                if self.cell == "lstm":
-                    c = torch.zeros_like(h) if c0 is None else c0[k : k + 1]
-                    out = step(inp, (h, c), params, True, 1, 0.0, self.training, False, False)[0]  # (T', B, H)
-                else:
-                    out = step(inp, h, params, True, 1, 0.0, self.training, False, False)[0]  # (T', B, H)
-                finals.append(out[last, rows])  # (B, H): h at each row's last real step
-                outs.append(reverse_padded(out, lengths) if d == 1 else out)
-            layer_in = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]  # (T', B, dirs*H)
-            if layer < self.num_layers - 1 and self.dropout > 0:
-                layer_in = F.dropout(layer_in, self.dropout, self.training)
-        real = lengths_mask(lengths, Tp).t().unsqueeze(-1).to(x.device)  # (T', B, 1)
-        out = (layer_in * real).transpose(0, 1)  # (B, T', dirs*H), zero past each length
+
+        def direction(inp: Tensor, layer: int, d: int) -> Tensor:
+            suffix, k = ("_reverse" if d == 1 else ""), layer * self.num_directions + d
+            params = [
+                getattr(self.kernel, f"{w}_l{layer}{suffix}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            ]
+            h = x.new_zeros(1, B, self.hidden_size) if h0 is None else h0[k : k + 1]  # (1, B, H)
+            if self.cell == "lstm":
+                h = (h, torch.zeros_like(h) if c0 is None else c0[k : k + 1])
+            return step(inp, h, params, True, 1, 0.0, self.training, False, False)[0]  # (T', B, H)
+
+        top, finals = self._stack(x.transpose(0, 1)[:Tp], lengths, lengths - 1, torch.arange(B), direction)
+        real = lengths_mask(lengths, Tp).t().unsqueeze(-1)  # (T', B, 1)
+        out = (top * real).transpose(0, 1)  # (B, T', dirs*H), zero past each length
         if Tp < T:
             out = F.pad(out, (0, 0, 0, T - Tp))
         return out, (torch.stack(finals) if self.cell == "gru" else None)  # (L*dirs, B, H)
