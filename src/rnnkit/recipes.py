@@ -99,6 +99,7 @@ RECIPES: dict[str, Recipe] = {
             lr=2e-3,
             loss="token",
             min_freq=2,
+            lr_decay=0.5,
             beam=5,
             length_penalty=1.0,
             bleu_tokenize="none",
@@ -114,12 +115,16 @@ RECIPES: dict[str, Recipe] = {
         "named entities (CoNLL-2003, BIO tags in the last column): word + char CNN BiLSTM-CRF, dropout 0.5",
         {**_TAGGER, "dropout": 0.5, "crf": True},
     ),
+    # One layer, not two: a 1 x LSTM 512 trains ~3.5x as many characters a second (9,200-9,600 tok/s
+    # on 2 threads against ~2,600), and within a 30-minute budget more epochs beat more depth: dev
+    # loss 1.474 after 10 minutes against 1.566 for the 2-layer recipe after 30 (one thread).
+    # The rate decays from epoch 6 so that a 30-minute run (~16 epochs) ends with a small step.
     "char-lm": Recipe(
         "lm",
-        "character LM for plain text (tinyshakespeare): 2-layer LSTM 512, Adam, the rate decayed from epoch 4",
+        "character LM for plain text (tinyshakespeare): LSTM 512, Adam, the rate decayed from epoch 6",
         dict(
-            level="char", cell="lstm", num_layers=2, hidden_size=512, embedding_dim=64, dropout=0.2,
-            batch_size=32, bptt=64, lr=2e-3, lr_decay=0.6, lr_decay_start=4, epochs=50,
+            level="char", cell="lstm", num_layers=1, hidden_size=512, embedding_dim=64, dropout=0.25,
+            batch_size=32, bptt=64, lr=2e-3, lr_decay=0.7, lr_decay_start=6, epochs=50,
         ),
     ),
     "word-lm": Recipe(
