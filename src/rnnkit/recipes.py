@@ -87,7 +87,8 @@ RECIPES: dict[str, Recipe] = {
     "translate": Recipe(
         "seq2seq",
         "word-level translation of short sentences, tuned on Multi30k de→en (lowercased, tokenised; "
-        "docs/benchmarks.md); evaluates with beam 5, length penalty 1.0 and BLEU on the given tokens",
+        "docs/benchmarks.md), the rate halved after an epoch without a better dev BLEU; evaluates with "
+        "beam 5, length penalty 1.0 and BLEU on the given tokens",
         dict(
             cell="gru",
             hidden_size=256,
