@@ -116,9 +116,10 @@ RECIPES: dict[str, Recipe] = {
         "named entities (CoNLL-2003, BIO tags in the last column): word + char CNN BiLSTM-CRF, dropout 0.5",
         {**_TAGGER, "dropout": 0.5, "crf": True},
     ),
-    # One layer, not two: a 1 x LSTM 512 trains ~3.5x as many characters a second (9,200-9,600 tok/s
-    # on 2 threads against ~2,600), and within a 30-minute budget more epochs beat more depth: dev
-    # loss 1.474 after 10 minutes against 1.566 for the 2-layer recipe after 30 (one thread).
+    # One layer, not two: a 1 x LSTM 512 trains ~2.3x as many characters per CPU second (bare loop,
+    # one thread: 5,802 against 2,548 tok/s), and within a 30-minute budget more epochs beat more
+    # depth: dev loss 1.474 after 10 minutes on 2 threads against 1.566 for the 2-layer recipe
+    # after 30 minutes on one thread.
     # The rate decays from epoch 6 so that a 30-minute run (~16 epochs) ends with a small step.
     "char-lm": Recipe(
         "lm",
