@@ -220,3 +220,56 @@ def test_dev_evaluation_during_training_runs_in_inference_mode(classify_file, tm
     )
     assert {mode for training, mode in forwards if not training} == {True}
     assert {mode for training, mode in forwards if training} == {False}
+
+
+def test_ema_scores_and_keeps_the_moving_average_and_leaves_training_unchanged(classify_file, tmp_path):
+    decay, epochs = 0.8, 3
+    options = FAST | dict(epochs=epochs, batch_size=1, dropout=0.3)
+    steps, ends = [], []  # the live weights after every step; the expected average at each epoch's end
+
+    def record(trainer):
+        steps.append({k: p.detach().clone() for k, p in trainer.model.named_parameters()})
+        if trainer.state["batch"] == 4:  # 4 examples, batch 1: the epoch's last step
+            ends.append(_moving_average(steps, decay))
+
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "plain", log=quiet, **options)
+    rnnkit.train(
+        "classify", train=classify_file, out=tmp_path / "ema", log=quiet, callbacks=[record], ema=decay, **options
+    )
+    ckpt = RunFolder(tmp_path / "ema").load_checkpoint()
+    best = ckpt["state"]["best_epoch"]
+    kept = RunFolder(tmp_path / "ema").load_weights()
+    plain = _weights(tmp_path / "plain")
+    for name, average in ends[best - 1].items():
+        torch.testing.assert_close(kept[name], average, msg=name)  # the run keeps the average...
+        # ...while training follows the same path as without it, and the live weights are swapped back
+        torch.testing.assert_close(ckpt["model"][name], plain[name], rtol=0, atol=0, msg=name)
+        assert not torch.equal(kept[name], ckpt["model"][name]) or name.endswith("bias")
+
+
+def _moving_average(steps: list[dict], decay: float) -> dict:
+    """The EMA of the weights after each step, its decay warmed up as min(decay, (1+n)/(10+n))."""
+    average = {k: v.clone() for k, v in steps[0].items()}
+    for n, weights in enumerate(steps[1:], start=1):
+        d = min(decay, (1 + n) / (10 + n))
+        average = {k: d * average[k] + (1 - d) * weights[k] for k in average}
+    return average
+
+
+def test_resume_with_ema_ends_in_the_same_average(classify_file, tmp_path):
+    options = FAST | dict(epochs=3, batch_size=1, ema=0.9)
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "straight", log=quiet, **options)
+
+    def stop_in_epoch_two(trainer):
+        if trainer.state["epoch"] == 2 and trainer.state["batch"] == 2:
+            trainer.request_stop()
+
+    with pytest.raises(Interrupted):
+        rnnkit.train(
+            "classify", train=classify_file, out=tmp_path / "cut", log=quiet, callbacks=[stop_in_epoch_two], **options
+        )
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "cut", resume=True, log=quiet)
+    straight = RunFolder(tmp_path / "straight").load_checkpoint()["average"]
+    resumed = RunFolder(tmp_path / "cut").load_checkpoint()["average"]
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0, msg=name)

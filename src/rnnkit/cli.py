@@ -205,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--lr-decay-start", type=positive_int, help="with --lr-decay: decay after every epoch from this one on instead"
     )
+    g.add_argument(
+        "--ema",
+        type=open_fraction,
+        help="score dev with, and keep, an exponential moving average of the weights with this decay (e.g. 0.999)",
+    )
     g.add_argument("--bptt", type=positive_int, help="lm: steps per chunk of truncated BPTT (default 35)")
     g.add_argument(
         "--patience", type=positive_int, help="early stopping after this many epochs without gain (default 5)"
@@ -330,6 +335,7 @@ TRAIN_OPTIONS = (
     "clip",
     "lr_decay",
     "lr_decay_start",
+    "ema",
     "bptt",
     "patience",
     "seed",

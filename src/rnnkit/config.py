@@ -140,6 +140,7 @@ class TrainConfig:
     bptt: int = 35  # lm: truncated BPTT, the steps of one chunk of the stream (Zaremba et al. 2014 use 35)
     lr_decay: float | None = None  # multiply the lr by this after each epoch without a better dev score; None: off
     lr_decay_start: int | None = None  # with lr_decay: decay after every epoch from this one on (Zaremba et al. 2014)
+    ema: float | None = None  # score dev with, and keep, a moving average of the weights with this decay; None: off
 
     def __post_init__(self):
         p: list[str] = []
@@ -161,6 +162,8 @@ class TrainConfig:
         if self.lr_decay is not None and not (isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay < 1):
             p.append(f"lr_decay must be a number in (0, 1), got {self.lr_decay!r}")
         _positive_int(p, "lr_decay_start", self.lr_decay_start, allow_none=True)
+        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
+            p.append(f"ema must be a number in (0, 1), got {self.ema!r}")
         _problems_to_error("training options", p)
 
     @property

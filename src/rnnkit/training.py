@@ -6,6 +6,8 @@
             L.backward()                 BPTT by autograd
             clip ‖∇‖ to `clip`; step     SGD (the seeds' w <- w - η ∇w) or Adam
         evaluate on dev; keep the best weights; stop early after `patience` epochs without gain
+        with ema: dev scores, and the run keeps, an exponential moving average of the weights
+        (Polyak averaging), updated after every step
         with lr_decay: multiply the learning rate by it after each epoch without gain, or after
         every epoch from lr_decay_start on (Zaremba et al. 2014)
 
@@ -40,6 +42,7 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from rnnkit import distributed
 from rnnkit.config import TrainConfig
@@ -184,6 +187,7 @@ class Trainer:
         self.log, self.progress = (log, progress) if self.main else (_quiet, False)
         self.precision = effective_precision(config.precision, self.device)
         self.optimizer = make_optimizer(model.parameters(), config)
+        self.average = None if config.ema is None else AveragedModel(model, multi_avg_fn=ema_update(config.ema))
         self.on_batch: list[Callable[[Trainer], None]] = []
         self._stop = False
         if self.world > 1:  # the same weights everywhere (seeded before), different dropout masks
@@ -227,6 +231,8 @@ class Trainer:
             "torch_rng": own["torch_rng"],
             "state": dict(self.state),
         }
+        if self.average is not None:
+            ckpt["average"] = self.average.state_dict()
         if getattr(self.model, "carry", None) is not None:
             ckpt["carry"] = self.model.carry
         if "cuda_rng" in own:
@@ -255,6 +261,8 @@ class Trainer:
             )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.average is not None and "average" in ckpt:
+            self.average.load_state_dict(ckpt["average"])
         if hasattr(self.model, "carry"):
             self.model.carry = _to_device(ckpt.get("carry"), self.device)
         ranks = ckpt.get("ranks") or [{"torch_rng": ckpt["torch_rng"], "cuda_rng": ckpt.get("cuda_rng")}]
@@ -338,6 +346,8 @@ class Trainer:
                 if cfg.clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
                 self.optimizer.step()
+                if self.average is not None:
+                    self.average.update_parameters(self.model)
                 items = n if cfg.loss == "token" else batch.ids.shape[0]
                 loss_sum += loss.detach().double() * items
                 st["batch"] += 1
@@ -367,6 +377,23 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] *= cfg.lr_decay
 
+    @contextmanager
+    def _kept_weights(self):
+        """Within it, the model holds the weights the run keeps: its own, or with ema their moving
+        average, swapped in place (so `evaluate`, which may hold the model, sees them) and back."""
+        if self.average is None:
+            yield
+            return
+        params = list(self.model.parameters())
+        own = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            torch._foreach_copy_(params, list(self.average.module.parameters()))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(params, own)
+
     def _end_epoch(self, started: float, partial: bool) -> None:
         cfg, st = self.config, self.state
         if self._stop and not partial:
@@ -380,20 +407,21 @@ class Trainer:
             "seconds": round(elapsed, 1),
             "steps": st["batch"],  # optimizer steps this epoch (each process takes as many)
         }
-        if self.evaluate is not None:
-            report = distributed.from_main(lambda: self.evaluate(self.model))  # one answer for every rank
-            row["dev_loss"] = report.get("loss")
-            row[metric_column(self.metric)] = value = _lookup(report, self.metric)
-            score = -value if self.metric in LOWER_IS_BETTER else value
-        else:
-            score = -row["train_loss"]
-        improved = st["best"] is None or score > st["best"]
-        if improved:
-            st["best"], st["best_epoch"], st["bad_epochs"] = score, st["epoch"], 0
-            if self.main:
-                self.run.save_weights(self.model.state_dict())
-        else:
-            st["bad_epochs"] += 1
+        with self._kept_weights():  # the averaged weights, with ema: those are scored and saved
+            if self.evaluate is not None:
+                report = distributed.from_main(lambda: self.evaluate(self.model))  # one answer for every rank
+                row["dev_loss"] = report.get("loss")
+                row[metric_column(self.metric)] = value = _lookup(report, self.metric)
+                score = -value if self.metric in LOWER_IS_BETTER else value
+            else:
+                score = -row["train_loss"]
+            improved = st["best"] is None or score > st["best"]
+            if improved:
+                st["best"], st["best_epoch"], st["bad_epochs"] = score, st["epoch"], 0
+                if self.main:
+                    self.run.save_weights(self.model.state_dict())
+            else:
+                st["bad_epochs"] += 1
         if cfg.lr_decay is not None:
             row["lr"] = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
             self._decay_lr(improved)
@@ -409,6 +437,19 @@ class Trainer:
         if cfg.patience is not None and st["bad_epochs"] >= cfg.patience:
             self._finish("patience", f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
         self._save_checkpoint()
+
+
+def ema_update(decay: float) -> Callable:
+    """AveragedModel's update for an exponential moving average whose decay warms up as
+    min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's ExponentialMovingAverage with
+    num_updates), so that the first epochs' average is not held back by the initial weights."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+        n = float(n)
+        torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+
+    return update
 
 
 def _to_device(state, device: torch.device):
