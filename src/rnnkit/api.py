@@ -29,6 +29,7 @@ from rnnkit.data.vectors import Vectors, read_vectors
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.metrics import classification_report
+from rnnkit.nn import Ensemble
 from rnnkit.recipes import recipe_options
 from rnnkit.runs import RunFolder, config_record
 from rnnkit.spans import entity_report, looks_like_bio
@@ -172,9 +173,12 @@ def dev_metric(task: str, labels: Vocab) -> str:
 
 
 def build_net(task: str, vocab: Vocab, labels: Vocab, chars: Vocab | None, model_config: ModelConfig):
-    """The task's network for these vocabularies (character features need the character vocabulary)."""
+    """The task's network for these vocabularies (character features need the character vocabulary);
+    with ensemble N > 1, N of them side by side (nn.Ensemble)."""
     extra = {} if chars is None else {"num_chars": len(chars)}
-    return MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id, **extra)
+    make = lambda: MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id, **extra)  # noqa: E731
+    nets = [make() for _ in range(model_config.ensemble)]
+    return nets[0] if len(nets) == 1 else Ensemble(nets)
 
 
 def _read(module, source, data_config: DataConfig) -> list:
@@ -278,8 +282,9 @@ def train(
         net = build_net(task, vocab, labels, chars, model_config)
         if vectors is not None:
             with torch.no_grad():
-                embedding = net.encoder.embedding if hasattr(net, "encoder") else net.embedding  # lm: its own E
-                embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
+                for member in net.members if isinstance(net, Ensemble) else [net]:
+                    embedding = member.encoder.embedding if hasattr(member, "encoder") else member.embedding  # lm: E
+                    embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
         net = net.to(device)
         model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.path, chars)
         evaluate = None

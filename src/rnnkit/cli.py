@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="learned embedding size before U; 0: one-hot into U (default: 0 for rnn, 128 for lstm/gru)",
     )
     g.add_argument("--layers", dest="num_layers", type=positive_int, help="stacked layers (default 1)")
+    g.add_argument(
+        "--ensemble",
+        type=positive_int,
+        help="classify, tag: train N networks side by side and average their predictions (default 1)",
+    )
     g.add_argument("--bidirectional", action="store_true", default=None, help="read both ways")
     g.add_argument(
         "--readout",
@@ -319,6 +324,7 @@ TRAIN_OPTIONS = (
     "num_layers",
     "bidirectional",
     "tie_weights",
+    "ensemble",
     "dropout",
     "word_dropout",
     "locked_dropout",

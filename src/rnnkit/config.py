@@ -79,6 +79,7 @@ class ModelConfig:
     crf: bool = False  # tagging: a linear-chain CRF output layer (Viterbi decoding) instead of softmax
     vectors: str | None = None  # pretrained word vectors (word2vec text or GloVe) that E starts from
     readout: str = "last"  # classify: the state after <eos> (the seeds'), or max/mean/attention over steps
+    ensemble: int = 1  # classify, tag: N networks trained side by side that predict together (nn.ensemble)
     tie_weights: bool = False  # lm: the output matrix V is the embedding E (Press & Wolf 2017); needs E == H
 
     def __post_init__(self):
@@ -89,6 +90,7 @@ class ModelConfig:
         _positive_int(p, "hidden_size", self.hidden_size)
         _positive_int(p, "embedding_dim", self.embedding_dim, allow_none=True, allow_zero=True)
         _positive_int(p, "num_layers", self.num_layers)
+        _positive_int(p, "ensemble", self.ensemble)
         _positive_int(p, "char_embedding_dim", self.char_embedding_dim, allow_zero=True)
         _positive_int(p, "char_hidden_size", self.char_hidden_size)
         if self.vectors is not None and not isinstance(self.vectors, str):

@@ -8,6 +8,9 @@ with L_t the loss of the gold label, or of the model's own prediction without go
 For a seq2seq run: the translation, and at each target step the probability of its token, the
 top 3, the source token attended most, and the attention matrix α (target × source); with a
 gold translation, the decoder is fed the gold tokens instead and the loss of each is given.
+
+An ensemble (--ensemble N) is explained through its first member: the states and gradients are
+one network's, and so are the probabilities shown.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from rnnkit.data.readers import join_tokens, split_text
 from rnnkit.errors import UserError
 from rnnkit.reference.flow import gradient_flow, gradient_flow_autograd
 from rnnkit.reference.model import Params
+
+
+def one_net(model):
+    """The network to look inside: the model's, or the first member of an ensemble."""
+    return model.net.members[0] if hasattr(model.net, "members") else model.net
 
 
 def reference_params(net) -> Params:
@@ -50,7 +58,7 @@ def _chars(model, tokens: list[str]) -> torch.Tensor | None:
 
 @torch.inference_mode()
 def _states_and_probs(model, ids: torch.Tensor, chars: torch.Tensor | None):
-    net = model.net.eval()
+    net = one_net(model).eval()
     lengths = torch.tensor([ids.shape[1]])
     if model.task == "tag":
         states = net.encoder(ids, lengths, chars)[0]  # (T, dirs*H)
@@ -106,8 +114,10 @@ def explain(model, text: str | list[str], gold: list[str] | None = None, **decod
             steps[-1]["gold"] = gold[0]
             steps[-1]["loss"] = float(-np.log(p[targets[-1]])) if targets[-1] >= 0 else None
     flow = _flow(model, ids_list, targets, chars)
+    members = model.model_config.ensemble
     return {
         "task": model.task,
+        **({"network": f"member 1 of an ensemble of {members}"} if members > 1 else {}),
         "text": text,
         "tokens": tokens,
         "ids": ids_list,
@@ -135,7 +145,7 @@ def _flow(model, ids: list[int], targets: np.ndarray, chars: torch.Tensor | None
         return _no_flow("gradient flow is computed for one-layer, one-direction runs")
     if model.task == "classify" and config.readout != "last":
         return _no_flow("gradient flow is computed for classifiers that read the last state (the reference's BPTT)")
-    net = model.net
+    net = one_net(model)
     if config.cell == "rnn" and chars is not None:
         return _no_flow("gradient flow of `rnn` runs comes from the reference, which has no character features")
     if config.cell == "rnn":

@@ -187,6 +187,8 @@ class Trainer:
         self.log, self.progress = (log, progress) if self.main else (_quiet, False)
         self.precision = effective_precision(config.precision, self.device)
         self.optimizer = make_optimizer(model.parameters(), config)
+        # the parameters clipped together: all of them, or each member's of an ensemble (nn.Ensemble)
+        self._clip_groups = model.clip_groups() if hasattr(model, "clip_groups") else [list(model.parameters())]
         self.average = None if config.ema is None else AveragedModel(model, multi_avg_fn=ema_update(config.ema))
         self.on_batch: list[Callable[[Trainer], None]] = []
         self._stop = False
@@ -344,7 +346,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip is not None:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+                    for params in self._clip_groups:
+                        torch.nn.utils.clip_grad_norm_(params, cfg.clip)
                 self.optimizer.step()
                 if self.average is not None:
                     self.average.update_parameters(self.model)

@@ -217,6 +217,8 @@ def train(
     if configs["data"].lowercase is None:
         configs["data"] = dataclasses.replace(configs["data"], lowercase=seq2seq.DEFAULT_LOWERCASE)
     data_config, model_config, train_config = configs["data"], configs["model"], configs["train"]
+    if model_config.ensemble > 1:
+        raise UserError("--ensemble is an option of the classify and tag tasks; seq2seq does not have it")
     level = configs["seq2seq"].level
     sets = {name: read_pairs(d, level, data_config.format) for name, d in (("train", train), ("dev", dev)) if d}
     _check_processes(len(sets["train"]), train_config)

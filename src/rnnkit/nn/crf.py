@@ -81,6 +81,16 @@ class CRF(nn.Module):
         """-log p(tags | x) = log Z - score(tags) per sequence: (B,)."""
         return self.log_partition(emissions, lengths) - self.score(emissions, tags, lengths)
 
+    @classmethod
+    def mean(cls, crfs: list[CRF]) -> CRF:
+        """A CRF whose transition, start and end scores are the mean of those of `crfs`: decoding
+        the mean of their emissions with it finds the path of the highest summed score."""
+        mean = cls(crfs[0].transitions.shape[0]).to(crfs[0].transitions.device)
+        with torch.no_grad():
+            for name, param in mean.named_parameters():
+                param.copy_(torch.stack([dict(crf.named_parameters())[name] for crf in crfs]).mean(0))
+        return mean
+
     @torch.no_grad()
     def decode(self, emissions: Tensor, lengths: Tensor) -> Tensor:
         """The best path of each sequence by Viterbi: (B, T) int64; past each length the values

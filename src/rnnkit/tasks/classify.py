@@ -70,8 +70,13 @@ class Classifier(nn.Module):
 
     def predict(self, batch: Batch) -> list:
         """One probability vector (K,) per sequence."""
-        probs = torch.softmax(self(batch.ids, batch.lengths), dim=-1).float().cpu().numpy()
-        return list(probs)
+        return Classifier.combine([self], batch)
+
+    @staticmethod
+    def combine(members: list[Classifier], batch: Batch) -> list:
+        """The mean of the members' probability vectors (K,), one per sequence."""
+        probs = sum(torch.softmax(m(batch.ids, batch.lengths), dim=-1) for m in members) / len(members)  # (B, K)
+        return list(probs.float().cpu().numpy())
 
 
 def decode(output, labels) -> str:

@@ -79,11 +79,21 @@ class Tagger(nn.Module):
 
     def predict(self, batch: Batch) -> list:
         """One array of tag ids per sequence, for its real tokens only (the Viterbi path with a CRF)."""
-        logits = self(batch.ids, batch.lengths, batch.chars)  # (B, T, K)
-        if self.crf is None:
-            best = logits.argmax(-1)[:, 1:-1]  # (B, T-2)
+        return Tagger.combine([self], batch)
+
+    @staticmethod
+    def combine(members: list[Tagger], batch: Batch) -> list:
+        """The tags of several taggers together: softmax, the most probable tag under the mean of
+        their probabilities; CRF, the Viterbi path of the mean of their potentials (emissions and
+        transitions). One tagger alone: its argmax, or its Viterbi path."""
+        logits = [m(batch.ids, batch.lengths, batch.chars) for m in members]  # N x (B, T, K)
+        if members[0].crf is None:
+            scores = logits[0] if len(members) == 1 else sum(torch.softmax(x, -1) for x in logits)  # (B, T, K)
+            best = scores.argmax(-1)[:, 1:-1]  # (B, T-2)
         else:
-            best = self.crf.decode(logits[:, 1:-1], batch.lengths.to(logits.device) - 2)  # (B, T-2)
+            crf = members[0].crf if len(members) == 1 else CRF.mean([m.crf for m in members])
+            emissions = sum(logits) / len(members)  # (B, T, K)
+            best = crf.decode(emissions[:, 1:-1], batch.lengths.to(emissions.device) - 2)  # (B, T-2)
         best = best.cpu().numpy()
         return [best[i, : n - 2] for i, n in enumerate(batch.lengths.tolist())]
 
