@@ -104,3 +104,15 @@ def test_explain_looks_inside_the_first_member_and_says_so(tag_file, tmp_path):
     with torch.no_grad():
         first = model.net.members[0].eval()(ids, torch.tensor([ids.shape[1]]))[0, 1:-1].argmax(-1)
     assert report["prediction"] == [model.labels.itos_[int(i)] for i in first]
+
+
+def test_every_member_starts_its_embedding_from_the_vectors(tag_file, tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("the 0.1 0.2 0.3\nmovie 1 2 3\n", encoding="utf-8")
+    model = rnnkit.train(
+        "tag", train=tag_file, out=tmp_path / "r", cell="lstm", vectors=str(vectors), ensemble=2,
+        optimizer="sgd", lr=1e-9, epochs=1, log=quiet,
+    )  # fmt: skip
+    for member in model.net.members:
+        E = member.encoder.embedding.weight.detach()
+        torch.testing.assert_close(E[model.vocab.index("movie")], torch.tensor([1.0, 2.0, 3.0]))
