@@ -106,11 +106,11 @@ RECIPES: dict[str, Recipe] = {
             bleu_tokenize="none",
         ),
     ),
-    # Two taggers side by side, their probabilities averaged: one plateaus at 0.9536-0.9538 UPOS dev
-    # (seeds 0 and 1; a CRF, a wider or a second BiLSTM layer and weight averaging did not move it),
-    # while the mean of those two runs' probabilities scores 0.9575. Each epoch costs twice as much;
-    # on 2 cores one tagger trains 28 epochs in 13 minutes and peaks at the 18th, so the 20-minute
-    # budget still gives each member about 20.
+    # Two taggers side by side, their probabilities averaged: one plateaus at 0.9536-0.9546 UPOS dev
+    # (three seeds; a CRF, a wider or a second BiLSTM layer and weight averaging did not move it),
+    # while two such runs averaged score 0.9562-0.9575, and this recipe 0.9563 and 0.9561 (seeds 0
+    # and 1). Each epoch costs twice as much; on 2 cores one tagger trains 28 epochs in 13 minutes
+    # and peaks at the 18th, so the 20-minute budget still gives each member about 20.
     "pos": Recipe(
         "tag",
         "part-of-speech tagging (UD English EWT UPOS): an ensemble of two word + char CNN BiLSTM taggers, "
