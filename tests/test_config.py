@@ -43,7 +43,7 @@ def test_options_are_routed_to_their_concern():
     "cls, kwargs, match",
     [
         (TrainConfig, dict(batch_size=0), "batch_size must be a positive integer"),
-        (TrainConfig, dict(max_minutes=-1), "max_minutes must be a positive number"),
+        (TrainConfig, dict(max_minutes=-1), "max_minutes must be a finite positive number"),
         (TrainConfig, dict(device="tpu"), "device must be one of"),
         (DataConfig, dict(min_freq=0), "min_freq must be a positive integer"),
         (DataConfig, dict(format="xml"), "format must be one of"),

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from rnnkit import distributed
-from rnnkit.config import TASKS, DataConfig, ModelConfig, TrainConfig, from_dict, split_options
+from rnnkit.config import TASK_OPTIONS, TASKS, DataConfig, ModelConfig, TrainConfig, from_dict, split_options
 from rnnkit.data import readers, registry
 from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
 from rnnkit.data.chars import fit_chars
@@ -31,11 +31,12 @@ from rnnkit.errors import UserError
 from rnnkit.metrics import classification_report
 from rnnkit.nn import Ensemble
 from rnnkit.recipes import recipe_options
-from rnnkit.runs import RunFolder, config_record
+from rnnkit.runs import RunFolder, TrainingFolder, check_out, config_record, data_fingerprints, resumed_data
+from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.spans import entity_report, looks_like_bio
 from rnnkit.tasks import MODELS
 from rnnkit.tasks import TASKS as TASK_MODULES
-from rnnkit.training import Trainer, batches_per_epoch, metric_column, pick_device
+from rnnkit.training import Interrupted, Trainer, batches_per_epoch, metric_column, pick_device
 
 RESUME_OVERRIDES = ("epochs", "max_minutes", "device", "precision")  # what a resumed run may change
 
@@ -115,8 +116,9 @@ class Model:
             return [(d, dict(zip(self.labels.itos_, map(float, o)))) for d, o in zip(decoded, outs)]
         return decoded
 
-    def evaluate(self, data, **read_options) -> dict:
-        """Score a labelled file (or a list of Examples): the dict of DESIGN.md's `evaluate --json`."""
+    def evaluate(self, data, source: str | None = None, **read_options) -> dict:
+        """Score a labelled file (or a list of Examples, read from `source`): the dict of
+        DESIGN.md's `evaluate --json`."""
         examples = data if isinstance(data, list) else self.read(data, **read_options)
         if hasattr(self.module, "evaluate"):
             return self.module.evaluate(self, examples)
@@ -124,7 +126,8 @@ class Model:
         golds = [self.module.gold(ex) for ex in examples]
         preds = [_as_list(self.module.decode(o, self.labels)) for o in outs]
         gold, pred = [g for gs in golds for g in gs], [p for ps in preds for p in ps]
-        report = score(gold, pred, self.labels.itos_, source=str(data) if not isinstance(data, list) else "data")
+        source = source or (str(data) if not isinstance(data, list) else "data")
+        report = score(gold, pred, self.labels.itos_, source=source)
         if self.task == "tag" and looks_like_bio(self.labels.itos_):
             report["entity"] = entity_report(golds, preds)  # chunk P/R/F1, as conlleval
         tokens = sum(len(ex.tokens) for ex in examples)
@@ -192,8 +195,8 @@ def _read_all(module, paths: dict, data_config: DataConfig) -> dict:
 
 def train(
     task: str,
-    train,
-    out,
+    train=None,
+    out=None,
     dev=None,
     resume: bool = False,
     overwrite: bool = False,
@@ -201,41 +204,73 @@ def train(
     log=_log,
     callbacks=(),
     recipe: str | None = None,
+    force: bool = False,
     **options,
 ) -> Model:
     """Train a model for `task` ("classify", "tag", "lm" or "seq2seq") on the file `train`, scoring `dev` each
     epoch, into the run folder `out`. `options` are the fields of DataConfig, ModelConfig and
     TrainConfig (cell, hidden_size, embedding_dim, lr, max_minutes, ...). Returns the Model with
-    the best weights. With resume=True, continues the run in `out` from its checkpoint.
-    `callbacks` are called with the Trainer after every batch (trainer.request_stop() stops
-    training the way Ctrl-C does, leaving a checkpoint to resume from). Started by torchrun as
-    several processes, it trains data-parallel and rank 0 writes the run (docs/scaling.md).
+    the best weights. With resume=True, continues the run in `out` from its checkpoint, on the
+    data it was trained on (`train` and `dev` may be left out; other data is refused unless
+    `force`). `callbacks` are called with the Trainer after every batch (trainer.request_stop()
+    stops training the way Ctrl-C does, leaving a checkpoint to resume from). Started by torchrun
+    as several processes, it trains data-parallel and rank 0 writes the run (docs/scaling.md).
     `recipe` names a tuned set of options (rnnkit.recipes.RECIPES); `options` override it.
-    For "seq2seq", `train` and `dev` may be (source file, target file) pairs (rnnkit.translator)."""
+    `force` also builds a model larger than the data or the machine's memory is judged to allow.
+    For "seq2seq", `train` and `dev` may be (source file, target file) pairs (rnnkit.translator).
+
+    The run folder is one unit (rnnkit.runs): one training writes it at a time, a new run
+    replaces an old one (overwrite=True) only once it has a complete state, and a folder of
+    other files is never written into."""
     _check_task(task)
+    out = check_out(out, resume, overwrite)
+    check_task_options(task, options)
     if task == "seq2seq":
         from rnnkit import translator
 
-        return translator.train(train, out, dev, resume, overwrite, progress, log, callbacks, recipe, **options)
-    run = RunFolder(out)
+        return translator.train(train, out, dev, resume, overwrite, progress, log, callbacks, recipe, force, **options)
+    module = TASK_MODULES[task]
+    with TrainingFolder(out, resume, distributed.is_main()) as run:
+        data_config, model_config, train_config, resume = _configs(run, task, resume, recipe, options, log)
+        if resume:
+            train, dev = resumed_data(RunFolder(run.target).read_config(task), train, dev, force)
+        elif train is None:
+            raise UserError("--train F is required")
+        _check_read_options(task, train, data_config, options)
+        sets = _read_all(module, {"train": train, "dev": dev}, data_config)  # every input error before any write
+        _check_processes(len(sets["train"]), train_config)
+        torch.manual_seed(train_config.seed)  # the same initial weights in every process
+        with distributed.session(pick_device(train_config.device)) as device:
+            return _fit(module, task, run, sets, (train, dev), data_config, model_config, train_config, resume,
+                        device, log, progress, callbacks, force)  # fmt: skip
+
+
+def _configs(run: RunFolder, task: str, resume: bool, recipe: str | None, options: dict, log) -> tuple:
+    """The data, model and training configs: the saved run's (resume=True; only RESUME_OVERRIDES
+    may change), or the task's defaults < the recipe < the options. A run resumed without a
+    checkpoint starts over from its saved configs; the last value says whether it resumes."""
     module = TASK_MODULES[task]
     if resume:
-        saved = run.read_config(task)
-        data_config, model_config, train_config = (
-            from_dict(c, saved[k]) for c, k in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "train"))
-        )
-        saved_values = {
-            **dataclasses.asdict(data_config),
-            **dataclasses.asdict(model_config),
-            **dataclasses.asdict(train_config),
-        }
+        saved = RunFolder(run.target).read_config(task)
+        try:
+            configs = [
+                from_dict(c, saved[k])
+                for c, k in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "train"))
+            ]
+        except KeyError as e:
+            raise UserError(f"{run.path}: corrupt run folder (config.json lacks {e})") from None
+        saved_values = {k: v for c in configs for k, v in dataclasses.asdict(c).items()}
         changed = sorted(k for k, v in options.items() if k not in RESUME_OVERRIDES and saved_values.get(k) != v)
         if changed:
             raise UserError(
                 f"{run.path}: --resume continues the saved run, whose {', '.join(changed)} differ from "
                 f"the options given; only {', '.join(RESUME_OVERRIDES)} may change on resume"
             )
+        data_config, model_config, train_config = configs
         train_config = dataclasses.replace(train_config, **{k: v for k, v in options.items() if k in RESUME_OVERRIDES})
+        if not (run.path / "checkpoint.pt").is_file():
+            log(f"{run.target}: the run stopped before its first checkpoint; it starts over")
+            resume = False
     else:
         tuned = recipe_options(task, recipe) if recipe else {}
         defaults = dict(module.DEFAULTS)
@@ -244,69 +279,127 @@ def train(
         data_config, model_config, train_config = split_options({**defaults, **tuned, **options})
         if hasattr(module, "check_options"):
             module.check_options(data_config, model_config, train_config)
-        if run.exists() and not overwrite:
-            raise UserError(
-                f"{run.path}: a run folder is already there; use --resume to continue it or --overwrite to replace it"
-            )
-        if run.path.exists() and not run.path.is_dir():
-            raise UserError(f"{run.path}: exists and is not a folder")
     if data_config.lowercase is None:
         data_config = dataclasses.replace(data_config, lowercase=module.DEFAULT_LOWERCASE)
     if task != "tag" and (model_config.char_embedding_dim or model_config.crf):
         raise UserError("character features (char_embedding_dim) and crf are options of the tag task")
+    return data_config, model_config, train_config, resume
 
-    sets = _read_all(module, {"train": train, "dev": dev}, data_config)  # every input error before any write
-    _check_processes(len(sets["train"]), train_config)
-    torch.manual_seed(train_config.seed)  # the same initial weights in every process
 
-    with distributed.session(pick_device(train_config.device)) as device:
-        main = distributed.is_main()  # under torchrun only rank 0 writes and logs
-        log = log if main else _quiet
-        if resume:
-            vocab, labels, chars = _read_vocabs(run, model_config)
-            vectors = None  # the checkpoint holds the embedding
-        else:
-            vocab = Vocab(
-                lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size
-            ).fit(ex.tokens for ex in sets["train"])
-            labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
-            model_config, vectors = _pretrained(model_config, vocab, log)
-            chars = fit_chars(ex.tokens for ex in sets["train"]) if model_config.char_embedding_dim else None
-        train_data = _training_data(module, sets, vocab, labels, chars, train_config)  # its errors before any write
-        if main and not resume:
-            files = {"train": str(train), "dev": None if dev is None else str(dev)}
-            run.write_json("config.json", config_record(task, data_config, model_config, train_config, files))
-            vocabs = {"tokens": vocab.to_dict(), "labels": labels.to_dict()}
-            run.write_json("vocab.json", vocabs if chars is None else {**vocabs, "chars": chars.to_dict()})
-
-        net = build_net(task, vocab, labels, chars, model_config)
-        if vectors is not None:
-            with torch.no_grad():
-                for member in net.members if isinstance(net, Ensemble) else [net]:
-                    embedding = member.encoder.embedding if hasattr(member, "encoder") else member.embedding  # lm: E
-                    embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
-        net = net.to(device)
-        model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.path, chars)
-        evaluate = None
-        if "dev" in sets:
-            dev_examples = sets["dev"]
-            evaluate = lambda _net: model.evaluate(dev_examples)  # noqa: E731
-        metric = dev_metric(task, labels)
-        trainer = Trainer(net, train_config, run, evaluate, metric, vocab.pad_id, device, log, progress)
-        trainer.on_batch.extend(callbacks)
-        if resume:
-            ckpt = run.load_checkpoint()
-            if ckpt is None:
-                raise UserError(f"{run.path}: no checkpoint.pt to resume from")
-            trainer.restore(ckpt)
-        world = distributed.world_size()
-        log(
-            f"{task}: {len(sets['train'])} train examples, vocabulary {len(vocab)}, {len(labels)} labels, "
-            f"{sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
-            + (f", {world} processes (data-parallel)" if world > 1 else "")
+def _fit(module, task, run, sets, files, data_config, model_config, train_config, resume, device, log, progress,
+         callbacks, force) -> Model:  # fmt: skip
+    main = distributed.is_main()  # under torchrun only rank 0 writes and logs
+    log = log if main else _quiet
+    if resume:
+        vocab, labels, chars = _read_vocabs(run, model_config)
+        vectors = None  # the checkpoint holds the embedding
+    else:
+        vocab = Vocab(
+            lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size
+        ).fit(ex.tokens for ex in sets["train"])
+        labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
+        _check_labels(task, labels, files[0])
+        model_config, vectors = _pretrained(model_config, vocab, log)
+        chars = fit_chars(ex.tokens for ex in sets["train"]) if model_config.char_embedding_dim else None
+    train_data = _training_data(module, sets, vocab, labels, chars, train_config)  # its errors before any write
+    build = lambda: build_net(task, vocab, labels, chars, model_config)  # noqa: E731
+    if not resume:
+        lengths = [len(ex.tokens) + 2 for ex in sets["train"]]
+        longest = min(max(lengths), train_config.bptt) if task == "lm" else max(lengths)
+        check_training_size(
+            count_parameters(build), sum(lengths), train_config.batch_size, longest, model_config, device, force
         )
-        state = trainer.fit(train_data)
-        return finish(model, run, sets.get("dev"), state["history"], metric_column(metric))
+    if main and not resume:
+        record = config_record(
+            task, data_config, model_config, train_config, {"train": _names(files[0]), "dev": _names(files[1])},
+            fingerprints=data_fingerprints(*files),
+        )  # fmt: skip
+        run.write_json("config.json", record)
+        vocabs = {"tokens": vocab.to_dict(), "labels": labels.to_dict()}
+        run.write_json("vocab.json", vocabs if chars is None else {**vocabs, "chars": chars.to_dict()})
+
+    net = build()
+    if vectors is not None:
+        with torch.no_grad():
+            for member in net.members if isinstance(net, Ensemble) else [net]:
+                embedding = member.encoder.embedding if hasattr(member, "encoder") else member.embedding  # lm: E
+                embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
+    net = net.to(device)
+    model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.target, chars)
+    evaluate = None
+    if "dev" in sets:
+        dev_examples, source = sets["dev"], str(files[1])
+        evaluate = lambda _net: model.evaluate(dev_examples, source=source)  # noqa: E731
+    metric = dev_metric(task, labels)
+    trainer = Trainer(net, train_config, run, evaluate, metric, vocab.pad_id, device, log, progress)
+    trainer.on_batch.extend(callbacks)
+    if resume:
+        trainer.restore(run.load_checkpoint())
+    world = distributed.world_size()
+    log(
+        f"{task}: {len(sets['train'])} train examples, vocabulary {len(vocab)}"
+        + ("" if task == "lm" and len(labels) == 0 else f", {len(labels)} labels")
+        + f", {sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
+        + (f", {world} processes (data-parallel)" if world > 1 else "")
+    )
+    state = _fit_or_keep_old(trainer, train_data, run)
+    return finish(model, run, sets.get("dev"), state["history"], metric_column(metric))
+
+
+def _fit_or_keep_old(trainer: Trainer, data, run: RunFolder) -> dict:
+    """trainer.fit; an interruption before a new run replaced an old one says that the old one stays."""
+    try:
+        return trainer.fit(data)
+    except Interrupted:
+        if run.published:
+            raise
+        raise Interrupted(
+            f"training stopped in its first epoch, before the new run was complete; {run.target} keeps "
+            "the old run, unchanged"
+        ) from None
+
+
+def _names(source):
+    if source is None:
+        return None
+    return [str(s) for s in source] if isinstance(source, (tuple, list)) else str(source)
+
+
+def check_task_options(task: str, options: dict) -> None:
+    """Options given for a task that does not read them are an error, never silently ignored."""
+    foreign = [k for k in options if options[k] is not None and task not in TASK_OPTIONS.get(k, (task,))]
+    if foreign:
+        said = "; ".join(f"{_flag(k)} is for {' and '.join(TASK_OPTIONS[k])} runs" for k in foreign)
+        raise UserError(f"{said}; a {task} run does not use {'it' if len(foreign) == 1 else 'them'}")
+
+
+def _flag(name: str) -> str:
+    return "--" + FLAGS.get(name, name).replace("_", "-")
+
+
+FLAGS = {"hidden_size": "hidden", "embedding_dim": "embed", "num_layers": "layers", "char_embedding_dim": "char_embed",
+         "char_hidden_size": "char_hidden"}  # fmt: skip
+
+
+def _check_read_options(task: str, train, data_config: DataConfig, options: dict) -> None:
+    """--text-field names a CSV/JSONL field: on a TSV or a folder it would be ignored, so it is an error."""
+    if task != "classify" or options.get("text_field") is None or isinstance(train, (tuple, list)):
+        return
+    path = registry.resolve(train)
+    if Path(path).is_dir():
+        return
+    fmt = readers.detect_format(path, task, data_config.format)
+    if fmt not in ("csv", "jsonl"):
+        raise UserError(f"--text-field names a field of CSV and JSONL files; {train} is {fmt}, whose text is column 1")
+
+
+def _check_labels(task: str, labels: Vocab, source) -> None:
+    if task in ("classify", "tag") and len(labels) < 2:
+        found = f"only {labels.itos_[0]!r}" if len(labels) else "none"
+        raise UserError(
+            f"{source}: a {task} run learns to tell labels apart, and this training data has one label ({found}); "
+            "it needs at least two"
+        )
 
 
 def _pretrained(model_config: ModelConfig, vocab: Vocab, log) -> tuple[ModelConfig, Vectors | None]:
@@ -372,7 +465,9 @@ def finish(model: Model, run: RunFolder, dev_examples, history: list[dict], colu
 
 
 def load(path, task: str | None = None, device: str = "cpu") -> Model:
-    """Rebuild a trained model from its run folder (config.json, vocab.json, model.safetensors)."""
+    """Rebuild a trained model from its run folder (config.json, vocab.json, model.safetensors).
+    Loading reads JSON and safetensors only (never checkpoint.pt, never a pickle), and checks
+    every size in config.json against the weights file before it allocates anything."""
     run = RunFolder(path)
     config = run.read_config(task)
     if config.get("task") == "seq2seq":
@@ -384,21 +479,42 @@ def load(path, task: str | None = None, device: str = "cpu") -> Model:
         model_config = from_dict(ModelConfig, config["model"])
         train_config = from_dict(TrainConfig, config["train"])
         vocab, labels, chars = _read_vocabs(run, model_config)
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, UserError):  # a config value out of bounds, a vocabulary of the wrong shape
+            raise e if str(e).startswith(str(run.path)) else UserError(f"{run.path}: {e}") from None
         raise UserError(f"{run.path}: corrupt run folder (config or vocabulary lacks {e})") from None
-    net = build_net(config["task"], vocab, labels, chars, model_config)
+    net = checked_build(run, lambda: build_net(config["task"], vocab, labels, chars, model_config))
+    net.to(pick_device(device))
+    return Model(config["task"], net, vocab, labels, data_config, model_config, train_config, run.path, chars)
+
+
+def checked_build(run: RunFolder, build):
+    """`build()` with the run's weights, once the shapes it would make (built on the meta device:
+    no memory) match those in model.safetensors' header; a config that does not fit its weights
+    is a UserError before any allocation."""
+    shapes = run.weight_shapes()
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    if expected != shapes:
+        key = next((k for k in sorted(set(expected) | set(shapes)) if expected.get(k) != shapes.get(k)), None)
+        raise UserError(
+            f"{run.path / 'model.safetensors'}: weights do not fit the config ({key}: the config makes "
+            f"{expected.get(key, 'nothing')}, the weights hold {shapes.get(key, 'nothing')})"
+        )
+    net = build()
     try:
         net.load_state_dict(run.load_weights())
     except RuntimeError as e:
         raise UserError(
             f"{run.path / 'model.safetensors'}: weights do not fit the config ({str(e).splitlines()[0]})"
         ) from None
-    net.to(pick_device(device))
-    return Model(config["task"], net, vocab, labels, data_config, model_config, train_config, run.path, chars)
+    return net
 
 
 def _read_vocabs(run: RunFolder, model_config: ModelConfig) -> tuple[Vocab, Vocab, Vocab | None]:
     """The token, label and (with character features) character vocabularies of vocab.json."""
     vocabs = run.read_json("vocab.json")
+    if not isinstance(vocabs, dict):
+        raise UserError(f"{run.path / 'vocab.json'}: expected a JSON object of vocabularies")
     chars = Vocab.from_dict(vocabs["chars"]) if model_config.char_embedding_dim else None
     return Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"]), chars

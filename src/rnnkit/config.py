@@ -7,6 +7,7 @@ Defaults run on a CPU. A bad value raises one UserError that lists every problem
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from rnnkit.errors import UserError
@@ -21,18 +22,72 @@ READOUTS = ("last", "max", "mean", "attention")
 ATTENTIONS = ("additive", "dot", "general")
 BLEU_TOKENIZERS = ("13a", "none", "char", "intl", "zh")
 
+# Upper bounds on sizes and counts: a value past them is a typo or a hostile config.json, refused
+# before anything is allocated. What fits in memory is checked against the machine (rnnkit.sizing).
+MAX_WIDTH = 1 << 16  # hidden, embedding and character sizes
+MAX_DEPTH = 64  # stacked layers, ensemble members
+MAX_COUNT = 1 << 30  # epochs, batch size, bptt, patience, vocabulary size, ...
+MAX_BEAM = 512
+MAX_SEED = (1 << 63) - 1  # torch and NumPy take a signed 64-bit seed
+
+# Options that only some tasks read: given to another task they are an error (api.train), never
+# ignored. The fields left out apply to every task.
+TASK_OPTIONS = {
+    "bptt": ("lm",),
+    "tie_weights": ("lm",),
+    "readout": ("classify",),
+    "column": ("tag",),
+    "char_embedding_dim": ("tag",),
+    "char_hidden_size": ("tag",),
+    "crf": ("tag",),
+    "ensemble": ("classify", "tag"),
+    "locked_dropout": ("classify", "tag"),
+    "text_field": ("classify",),
+    "label_field": ("classify",),
+    "level": ("classify", "lm", "seq2seq"),
+    "vectors": ("classify", "tag", "lm"),
+    **dict.fromkeys(
+        (
+            "attention",
+            "input_feeding",
+            "teacher_forcing",
+            "label_smoothing",
+            "beam",
+            "length_penalty",
+            "max_length_ratio",
+            "bleu_tokenize",
+        ),
+        ("seq2seq",),
+    ),  # fmt: skip
+}
+
 
 def _problems_to_error(cls_name: str, problems: list[str]) -> None:
     if problems:
         raise UserError(f"invalid {cls_name}: " + "; ".join(problems))
 
 
-def _positive_int(problems, name, value, allow_none=False, allow_zero=False):
+def _positive_int(problems, name, value, allow_none=False, allow_zero=False, most=MAX_COUNT):
     if value is None and allow_none:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
         what = "a non-negative" if allow_zero else "a positive"
-        problems.append(f"{name} must be {what} integer, got {value!r}")
+        problems.append(f"{name} must be {what} integer, got {_short(value)}")
+    elif value > most:
+        problems.append(f"{name} must be at most {most:,}, got {_short(value)}")
+
+
+def _positive_number(problems, name, value, allow_none=False):
+    """A finite number > 0 (not a bool)."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        problems.append(f"{name} must be a finite positive number, got {_short(value)}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _choice(problems, name, value, allowed):
@@ -87,20 +142,25 @@ class ModelConfig:
         _choice(p, "cell", self.cell, CELLS)
         _choice(p, "readout", self.readout, READOUTS)
         _choice(p, "activation", self.activation, ACTIVATIONS)
-        _positive_int(p, "hidden_size", self.hidden_size)
-        _positive_int(p, "embedding_dim", self.embedding_dim, allow_none=True, allow_zero=True)
-        _positive_int(p, "num_layers", self.num_layers)
-        _positive_int(p, "ensemble", self.ensemble)
-        _positive_int(p, "char_embedding_dim", self.char_embedding_dim, allow_zero=True)
-        _positive_int(p, "char_hidden_size", self.char_hidden_size)
+        _positive_int(p, "hidden_size", self.hidden_size, most=MAX_WIDTH)
+        _positive_int(p, "embedding_dim", self.embedding_dim, allow_none=True, allow_zero=True, most=MAX_WIDTH)
+        _positive_int(p, "num_layers", self.num_layers, most=MAX_DEPTH)
+        _positive_int(p, "ensemble", self.ensemble, most=MAX_DEPTH)
+        _positive_int(p, "char_embedding_dim", self.char_embedding_dim, allow_zero=True, most=MAX_WIDTH)
+        _positive_int(p, "char_hidden_size", self.char_hidden_size, most=MAX_WIDTH)
+        for name in ("bidirectional", "locked_dropout", "crf", "tie_weights"):
+            if not isinstance(getattr(self, name), bool):
+                p.append(f"{name} must be true or false, got {_short(getattr(self, name))}")
         if self.vectors is not None and not isinstance(self.vectors, str):
             p.append(f"vectors must be a file path, got {self.vectors!r}")
         if self.char_embedding_dim and self.input_embedding_dim == 0:
             p.append("character features need a learned word embedding to join; give an embedding size (--embed N)")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            p.append(f"dropout must be in [0, 1), got {self.dropout!r}")
+            p.append(f"dropout must be in [0, 1), got {_short(self.dropout)}")
         if not isinstance(self.word_dropout, (int, float)) or not 0.0 <= self.word_dropout < 1.0:
-            p.append(f"word_dropout must be in [0, 1), got {self.word_dropout!r}")
+            p.append(f"word_dropout must be in [0, 1), got {_short(self.word_dropout)}")
+        if p:  # the checks below assume the types above
+            _problems_to_error("model options", p)
         if self.embedding_dim == 0 and self.cell != "rnn":
             p.append(
                 f"one-hot input (embedding_dim 0) needs cell 'rnn', got cell {self.cell!r}; "
@@ -147,16 +207,13 @@ class TrainConfig:
     def __post_init__(self):
         p: list[str] = []
         _choice(p, "optimizer", self.optimizer, ("adam", "sgd"))
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            p.append(f"lr must be a positive number, got {self.lr!r}")
+        _positive_number(p, "lr", self.lr, allow_none=True)
         _positive_int(p, "batch_size", self.batch_size)
         _positive_int(p, "epochs", self.epochs)
-        if self.max_minutes is not None and not (isinstance(self.max_minutes, (int, float)) and self.max_minutes > 0):
-            p.append(f"max_minutes must be a positive number, got {self.max_minutes!r}")
-        if self.clip is not None and not (isinstance(self.clip, (int, float)) and self.clip > 0):
-            p.append(f"clip must be a positive number, got {self.clip!r}")
+        _positive_number(p, "max_minutes", self.max_minutes, allow_none=True)
+        _positive_number(p, "clip", self.clip, allow_none=True)
         _positive_int(p, "patience", self.patience, allow_none=True)
-        _positive_int(p, "seed", self.seed, allow_zero=True)
+        _positive_int(p, "seed", self.seed, allow_zero=True, most=MAX_SEED)
         _choice(p, "device", self.device, ("auto", "cpu", "cuda"))
         _choice(p, "loss", self.loss, ("sequence", "token"))
         _choice(p, "precision", self.precision, PRECISIONS)
@@ -207,11 +264,10 @@ class DecodeConfig:
 
     def __post_init__(self):
         p: list[str] = []
-        _positive_int(p, "beam", self.beam)
-        if not isinstance(self.length_penalty, (int, float)) or self.length_penalty < 0:
-            p.append(f"length_penalty must be a non-negative number, got {self.length_penalty!r}")
-        if not isinstance(self.max_length_ratio, (int, float)) or self.max_length_ratio <= 0:
-            p.append(f"max_length_ratio must be a positive number, got {self.max_length_ratio!r}")
+        _positive_int(p, "beam", self.beam, most=MAX_BEAM)
+        if not isinstance(self.length_penalty, (int, float)) or not 0 <= self.length_penalty < math.inf:
+            p.append(f"length_penalty must be a finite non-negative number, got {_short(self.length_penalty)}")
+        _positive_number(p, "max_length_ratio", self.max_length_ratio)
         if self.bleu_tokenize is not None:
             _choice(p, "bleu_tokenize", self.bleu_tokenize, BLEU_TOKENIZERS)
         _problems_to_error("decoding options", p)
@@ -232,6 +288,8 @@ def split_options(options: dict, classes=(DataConfig, ModelConfig, TrainConfig))
 
 def from_dict(cls, d: dict):
     """Rebuild a config from its saved dict, rejecting keys it does not know."""
+    if not isinstance(d, dict):
+        raise UserError(f"expected {cls.__name__} as a JSON object, found {type(d).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:

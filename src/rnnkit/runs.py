@@ -10,14 +10,26 @@
 
 Every file is written to a temporary name in the same folder and then renamed over the old one,
 so an interrupted run never leaves a half-written file behind.
+
+A run folder is one unit. Training takes an exclusive OS lock (`RunLock`, released by the kernel
+when the process dies) and writes a new run into a staging folder beside `out`
+(`.NAME.rnnkit-new`), which replaces `out` in one atomic exchange when the run first has a
+complete state (`RunFolder.publish`): a checkpoint, and with an old run to replace, best weights
+too. Until then `out` holds the old run, whole; after, the new one, whole. `fingerprint` records
+the training data so that `--resume` can tell when it is given other data.
 """
 
 from __future__ import annotations
 
 import csv
+import ctypes
+import ctypes.util
+import errno
+import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,17 +42,31 @@ FORMAT = "rnnkit-run"
 FORMAT_VERSION = 1
 
 
+def file_error(path, doing: str, e: OSError) -> UserError:
+    """A file-system failure as one line: the path, what was being done, and why (disk full, ...)."""
+    return UserError(f"{path}: cannot {doing} ({e.strerror or e})")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `data` to a temporary file beside `path`, flush it to disk, and rename it over `path`.
+    A failure (a read-only folder, a full disk) leaves `path` as it was and is a UserError."""
+    path = Path(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise file_error(path, "write", e) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -64,11 +90,78 @@ def config_record(task: str, data_config, model_config, train_config, files: dic
     }
 
 
-class RunFolder:
-    """A run folder at `path`. Nothing is written until a save method is called."""
+STAGING, OLD = ".rnnkit-new", ".rnnkit-old"  # suffixes of the hidden folders beside a run while it is swapped
+MEGABYTE = 1 << 20
 
-    def __init__(self, path):
-        self.path = Path(path)
+
+def _beside(out: Path, suffix: str) -> Path:
+    return out.parent / f".{out.name}{suffix}"
+
+
+def is_run(path) -> bool:
+    """Whether `path` holds an rnnkit run (a config.json of the run format), whole or unfinished."""
+    config = Path(path) / "config.json"
+    try:
+        return config.is_file() and f'"format": "{FORMAT}"' in config.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+class RunFolder:
+    """A run folder at `path`. Nothing is written until a save method is called.
+
+    A staged run (`RunFolder.staged(out)`) writes into a hidden folder beside `out` and becomes
+    `out` at `publish`, which its first checkpoint calls once the run is complete enough to
+    replace what `out` held: at once for a new run, and with best weights saved for an overwrite."""
+
+    def __init__(self, path, target=None, replaces: bool = False):
+        self.path = Path(path)  # where files are written now
+        self.target = self.path if target is None else Path(target)  # where the run lives once published
+        self.replaces = replaces  # an old run at target, replaced whole at publish
+
+    @classmethod
+    def staged(cls, out) -> RunFolder:
+        """A new run for `out`, written into a fresh staging folder beside it. Call under RunLock."""
+        out = Path(out)
+        staging = _beside(out, STAGING)
+        remove_tree(staging)  # a killed run's
+        try:
+            staging.mkdir(parents=True)
+        except OSError as e:
+            raise file_error(staging, "create the run folder", e) from None
+        return cls(staging, target=out, replaces=is_run(out))
+
+    @property
+    def published(self) -> bool:
+        return self.path == self.target
+
+    def publish(self) -> None:
+        """Put the staged run in place of `target` in one step: an atomic exchange where the OS
+        has one (Linux renameat2), else two renames that `recover` completes after a kill."""
+        if self.published:
+            return
+        staging, out = self.path, self.target
+        try:
+            if is_run(out) or (out.is_dir() and any(out.iterdir())):
+                if not _exchange(staging, out):
+                    old = _beside(out, OLD)
+                    remove_tree(old)
+                    os.rename(out, old)
+                    os.rename(staging, out)
+                    staging = old
+                remove_tree(staging)  # the old run, now out of the way
+            else:
+                if out.is_dir():
+                    out.rmdir()
+                os.rename(staging, out)
+        except OSError as e:
+            raise file_error(out, "put the new run in place", e) from None
+        self.path = out
+
+    def discard(self) -> None:
+        """Forget a staged run that never became complete: `target` keeps what it held."""
+        if not self.published:
+            remove_tree(self.path)
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -107,6 +200,8 @@ class RunFolder:
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write_bytes(self.path / "checkpoint.pt", buf.getvalue())
+        if not self.replaces or (self.path / "model.safetensors").is_file():
+            self.publish()  # the first state the run can resume from, and for an overwrite also load
 
     # reading
     def _missing(self, name: str) -> UserError:
@@ -119,9 +214,13 @@ class RunFolder:
         if not p.is_file():
             raise self._missing(name)
         try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"{p}: corrupt run file ({e}); retrain or restore the folder") from None
+            return json.loads(p.read_bytes().decode("utf-8"))
+        except OSError as e:
+            raise file_error(p, "read the run file", e) from None
+        except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, a number too big, nesting too deep
+            raise UserError(
+                f"{p}: corrupt run file ({type(e).__name__}: {str(e)[:80]}); retrain or restore it"
+            ) from None
 
     def read_config(self, task: str | None = None) -> dict:
         if not self.path.is_dir():
@@ -134,6 +233,10 @@ class RunFolder:
                 f"{self.path}: run folder format {config.get('format_version')!r} is not "
                 f"the {FORMAT_VERSION} this rnnkit reads; retrain with this version"
             )
+        from rnnkit.config import TASKS
+
+        if config.get("task") not in TASKS:
+            raise UserError(f"{self.path / 'config.json'}: unknown task {config.get('task')!r}; rnnkit knows {TASKS}")
         if task is not None and config.get("task") != task:
             raise UserError(f"{self.path}: a {config.get('task')!r} run, expected a {task!r} run")
         return config
@@ -149,16 +252,288 @@ class RunFolder:
             raise self._missing("model.safetensors")
         try:
             return load_file(p)
+        except PermissionError as e:
+            raise file_error(p, "read the weights", e) from None
         except (SafetensorError, OSError, ValueError) as e:
             raise UserError(f"{p}: corrupt weights ({e}); retrain or restore the folder") from None
 
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The name and shape of every tensor in model.safetensors, read from its header alone."""
+        p = self.path / "model.safetensors"
+        if not p.is_file():
+            raise self._missing("model.safetensors")
+        try:
+            with open(p, "rb") as f:
+                size = int.from_bytes(f.read(8), "little")
+                if not 0 < size <= 100 * MEGABYTE:
+                    raise ValueError(f"a header of {size} bytes")
+                header = json.loads(f.read(size))
+            return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        except OSError as e:
+            raise file_error(p, "read the weights", e) from None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"{p}: corrupt weights ({e}); retrain or restore the folder") from None
+
     def load_checkpoint(self) -> dict | None:
+        """checkpoint.pt, read with torch.load(weights_only=True): tensors, numbers, strings,
+        lists and dicts only. A pickle that would run code is refused, never executed."""
         p = self.path / "checkpoint.pt"
         if not p.is_file():
             return None
+        import pickle
+
         import torch
 
         try:
-            return torch.load(p, map_location="cpu", weights_only=False)
+            return torch.load(p, map_location="cpu", weights_only=True)
+        except OSError as e:
+            raise file_error(p, "read the checkpoint", e) from None
+        except pickle.UnpicklingError as e:
+            raise UserError(
+                f"{p}: the checkpoint holds something other than tensors, numbers and text "
+                f"({str(e).splitlines()[0][:100]}); it was not loaded, and cannot be resumed"
+            ) from None
         except Exception as e:  # a torn or foreign file: say which and stop
             raise UserError(f"{p}: corrupt checkpoint ({type(e).__name__}); cannot resume") from None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the OS
+    or file system has no such call."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError, TypeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def recover(out) -> None:
+    """After a kill between publish's two renames (where there is no atomic exchange), `out` is
+    missing and the old run waits beside it: put it back. Call under RunLock."""
+    out = Path(out)
+    old = _beside(out, OLD)
+    if old.is_dir() and not out.exists():
+        os.rename(old, out)
+    remove_tree(old)
+
+
+class RunLock:
+    """An exclusive lock on the run folder `out`, held by one training at a time: flock(2) on a
+    file `.NAME.lock` beside it, holding the PID. The kernel drops it when the process dies, so a
+    killed run leaves no stale lock; the file itself goes at release."""
+
+    def __init__(self, out):
+        out = Path(out)
+        self.out, self.path, self.fd = out, _beside(out, ".lock"), None
+
+    def __enter__(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # no flock here (Windows): one writer is the user's to keep
+            return self
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            while True:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                    os.close(fd)
+                    raise UserError(
+                        f"{self.out}: another training (PID {holder}) is writing this run folder; "
+                        "wait for it to end, stop it, or choose another --out"
+                    ) from None
+                try:
+                    same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+                if same:  # not a file its last holder removed while we waited
+                    break
+                os.close(fd)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            raise file_error(self.out.parent, "create the run folder's lock", e) from None
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+            self.fd = None
+
+
+def fingerprint(source):
+    """What identifies training data: size and sha256 of each file (its first and last MB when it
+    is larger than 2 MB), and mtime. A folder gives its files'; a (source, target) pair, both."""
+    if source is None:
+        return None
+    if isinstance(source, (tuple, list)):
+        return [fingerprint(s) for s in source]
+    p = Path(source)
+    if p.is_dir():
+        return {"files": {f.name: fingerprint(f) for f in sorted(p.iterdir()) if f.is_file()}}
+    try:
+        size = p.stat().st_size
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            if size <= 2 * MEGABYTE:
+                h.update(f.read())
+            else:
+                h.update(f.read(MEGABYTE))
+                f.seek(-MEGABYTE, os.SEEK_END)
+                h.update(f.read(MEGABYTE))
+        return {"size": size, "sha256": h.hexdigest(), "mtime_ns": p.stat().st_mtime_ns}
+    except OSError as e:
+        raise file_error(p, "read the data", e) from None
+
+
+def fingerprint_differences(saved, now, name: str) -> list[str]:
+    """How data fingerprinted as `now` differs from `saved`: size or content (mtime alone is no
+    difference: a copy of the same file is the same data)."""
+    if saved is None or now is None:
+        return [] if saved is None and now is None else [f"{name} {'added' if saved is None else 'left out'}"]
+    if isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now):
+        return [d for i, (a, b) in enumerate(zip(saved, now)) for d in fingerprint_differences(a, b, f"{name}[{i}]")]
+    if isinstance(saved, dict) and "files" in saved and isinstance(now, dict) and "files" in now:
+        names = sorted(set(saved["files"]) | set(now["files"]))
+        return [
+            d for n in names for d in fingerprint_differences(saved["files"].get(n), now["files"].get(n), f"{name}/{n}")
+        ]
+    if not isinstance(saved, dict) or not isinstance(now, dict) or "size" not in saved or "size" not in now:
+        return [f"{name} is another kind of data"]
+    if saved["size"] != now["size"]:
+        return [f"{name} has {now['size']:,} bytes, not the {saved['size']:,} it was trained on"]
+    if saved.get("sha256") != now.get("sha256"):
+        return [f"{name} has other content than it was trained on (same size)"]
+    return []
+
+
+def check_out(out, resume: bool, overwrite: bool) -> Path:
+    """The run folder `out` a training may write, checked before any data is read: a new or
+    empty folder, or a run to resume or (with overwrite) replace, in a place that can be written.
+    A folder of other files is never written into."""
+    if out is None or not str(out).strip():
+        raise UserError("--out is empty; name the run folder to write, e.g. --out runs/mine")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; choose another --out")
+    run = is_run(out)
+    if resume and not run:
+        raise UserError(f"{out}: no rnnkit run to resume there; train one without --resume")
+    if not resume and run and not overwrite:
+        unfinished = "" if (out / "checkpoint.pt").is_file() else " (stopped before its first checkpoint)"
+        raise UserError(
+            f"{out}: a run folder is already there{unfinished}; use --resume to continue it "
+            "(a run without a checkpoint starts over) or --overwrite to replace it"
+        )
+    if not run and out.is_dir():
+        try:
+            others = sorted(p.name for p in out.iterdir())
+        except OSError as e:
+            raise file_error(out, "list the folder", e) from None
+        if others:
+            shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+            raise UserError(
+                f"{out}: a folder with other files ({shown}) and no rnnkit run in it; rnnkit writes a run "
+                "only into a new or empty folder, so choose another --out"
+            )
+    _check_writable(out if resume else out.parent)
+    return out
+
+
+def _check_writable(folder: Path) -> None:
+    """Create and remove a file in `folder`, or in the nearest folder above it that exists."""
+    folder = folder.absolute()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise UserError(f"{folder}: cannot create the run folder there ({existing} is not a folder)")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".rnnkit-write-test"):
+            pass
+        if existing != folder:
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise file_error(folder, "write the run folder", e) from None
+
+
+class TrainingFolder:
+    """The folder a training writes, under `RunLock`: the run itself when resuming from its
+    checkpoint, else a staged new run that replaces `out` at its first complete state.
+    A staged run that never got there is removed at exit, and `out` keeps what it held.
+    Only the main process of a data-parallel training (`main`) locks and writes."""
+
+    def __init__(self, out: Path, resume: bool, main: bool = True):
+        self.out, self.resume, self.main = Path(out), resume, main
+        self.lock = RunLock(out) if main else None
+        self.run: RunFolder | None = None
+
+    def __enter__(self) -> RunFolder:
+        if not self.main:
+            self.run = RunFolder(self.out)
+            return self.run
+        self.lock.__enter__()
+        try:
+            recover(self.out)
+            if self.resume and (self.out / "checkpoint.pt").is_file():
+                self.run = RunFolder(self.out)
+            else:
+                self.run = RunFolder.staged(self.out)
+        except BaseException:
+            self.lock.__exit__()
+            raise
+        return self.run
+
+    def __exit__(self, *exc) -> None:
+        if self.main:
+            try:
+                self.run.discard()
+            finally:
+                self.lock.__exit__()
+
+
+def resumed_data(config: dict, train, dev, force: bool) -> tuple:
+    """The data a resumed run trains on: what is given, else the files the run was trained on;
+    refused when it is not the same data (size or content) unless `force`."""
+    files = config.get("files") or {}
+    train = train if train is not None else files.get("train")
+    dev = dev if dev is not None else files.get("dev")
+    if train is None:
+        raise UserError("the run does not name its training file; give --train F")
+    saved = config.get("fingerprints")
+    if saved is not None and not force:
+        now = data_fingerprints(train, dev)
+        differences = [d for k in ("train", "dev") for d in fingerprint_differences(saved.get(k), now[k], k)]
+        if differences:
+            raise UserError(
+                f"--resume continues a run on the data it was trained on, and {'; '.join(differences)}; "
+                "train a new run on this data, or add --force to continue on it knowingly"
+            )
+    return train, dev
+
+
+def _resolved(registry, source):
+    if source is None:
+        return None
+    if isinstance(source, (tuple, list)):
+        return [registry.resolve(s) for s in source]
+    return registry.resolve(source)
+
+
+def data_fingerprints(train, dev) -> dict:
+    from rnnkit.data import registry
+
+    return {"train": fingerprint(_resolved(registry, train)), "dev": fingerprint(_resolved(registry, dev))}

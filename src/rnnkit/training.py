@@ -192,6 +192,7 @@ class Trainer:
         self.average = None if config.ema is None else AveragedModel(model, multi_avg_fn=ema_update(config.ema))
         self.on_batch: list[Callable[[Trainer], None]] = []
         self._stop = False
+        self._dev_seconds = 0.0  # how long the last dev scoring took: the time budget keeps it back
         if self.world > 1:  # the same weights everywhere (seeded before), different dropout masks
             torch.manual_seed(distributed.rank_seed(config.seed))
         self.state = {
@@ -314,12 +315,12 @@ class Trainer:
                 return
             if st["epoch"] > cfg.epochs:
                 self._finish("epochs")
-            elif out_of_time:
+            elif out_of_time and st["best"] is not None:  # the first epoch runs at least a batch: a run has weights
                 self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
             else:
-                batches = train.epoch(cfg, st["epoch"])
-                out_of_time = self._run_epoch(train, distributed.shard(batches, self.rank, self.world), started, budget)
-                self._end_epoch(started, partial=out_of_time)
+                batches = distributed.shard(train.epoch(cfg, st["epoch"]), self.rank, self.world)
+                out_of_time = self._run_epoch(train, batches, started, budget)
+                self._end_epoch(started, partial=out_of_time, total=len(batches))
                 if out_of_time and not st["done"]:  # an early stop in that last epoch stays the reason
                     self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
 
@@ -329,7 +330,8 @@ class Trainer:
             self.log(message)
 
     def _run_epoch(self, train, batches, started: float, budget: float) -> bool:
-        """Train on this epoch's remaining batches; True when the time budget ran out."""
+        """Train on this epoch's remaining batches; True when the time budget ran out. The budget
+        keeps back the time the last dev scoring took, so that the run ends within it."""
         cfg, st = self.config, self.state
         self.model.train()
         bar = _ProgressBar(len(batches), st["epoch"], cfg.epochs) if self.progress else None
@@ -362,7 +364,8 @@ class Trainer:
                     bar.update(st["batch"], loss_sum.item() / max(st["items"], 1), rate)
                 for fn in self.on_batch:
                     fn(self)
-                self._stop, out_of_time = distributed.any_rank(self._stop, time.perf_counter() - started > budget)
+                spent = time.perf_counter() - started + self._dev_seconds
+                self._stop, out_of_time = distributed.any_rank(self._stop, spent > budget)
                 if out_of_time or self._stop:
                     break
         finally:
@@ -397,7 +400,7 @@ class Trainer:
             with torch.no_grad():
                 torch._foreach_copy_(params, own)
 
-    def _end_epoch(self, started: float, partial: bool) -> None:
+    def _end_epoch(self, started: float, partial: bool, total: int) -> None:
         cfg, st = self.config, self.state
         if self._stop and not partial:
             return  # a mid-epoch stop: the checkpoint carries the epoch on
@@ -412,7 +415,9 @@ class Trainer:
         }
         with self._kept_weights():  # the averaged weights, with ema: those are scored and saved
             if self.evaluate is not None:
+                t0 = time.perf_counter()
                 report = distributed.from_main(lambda: self.evaluate(self.model))  # one answer for every rank
+                self._dev_seconds = time.perf_counter() - t0
                 row["dev_loss"] = report.get("loss")
                 row[metric_column(self.metric)] = value = _lookup(report, self.metric)
                 score = -value if self.metric in LOWER_IS_BETTER else value
@@ -432,9 +437,10 @@ class Trainer:
         if self.main:
             self.run.write_csv("history.csv", st["history"])
         dev = f"  dev {self.metric} {row[metric_column(self.metric)]:.4f}" if self.evaluate else ""
+        cut = f"  (cut by the time budget after {st['batch']} of {total} batches)" if partial else ""
         self.log(
             f"epoch {st['epoch']:>3}  train loss {row['train_loss']:.4f}{dev}  "
-            f"{row['tokens_per_s']:,} tok/s  {elapsed / 60:.1f} min" + ("  *" if improved else "")
+            f"{row['tokens_per_s']:,} tok/s  {elapsed / 60:.1f} min" + ("  *" if improved else "") + cut
         )
         st.update(epoch=st["epoch"] + 1, batch=0, loss_sum=0.0, items=0, tokens=0, epoch_start=elapsed)
         if cfg.patience is not None and st["bad_epochs"] >= cfg.patience:

@@ -32,7 +32,8 @@ from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.metrics import generation_scores
 from rnnkit.recipes import recipe_options
-from rnnkit.runs import RunFolder, config_record
+from rnnkit.runs import RunFolder, TrainingFolder, config_record, data_fingerprints, resumed_data
+from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.tasks import seq2seq
 from rnnkit.tasks.decoding import beam_search, greedy_search, max_target_lengths
 from rnnkit.training import Bucketed, Trainer, pick_device
@@ -156,7 +157,7 @@ def _configs(run: RunFolder, resume: bool, recipe: str | None, options: dict) ->
     """The five configs of a new run (task defaults < recipe < options) or of the run resumed."""
     classes = {**CONFIGS, "decode": DecodeConfig}
     if resume:
-        saved = run.read_config(TASK)
+        saved = RunFolder(run.target).read_config(TASK)
         configs = {name: from_dict(cls, saved.get(name, {})) for name, cls in classes.items()}
         saved_values = {k: v for c in configs.values() for k, v in dataclasses.asdict(c).items()}
         changed = sorted(k for k, v in options.items() if k not in RESUME_OVERRIDES and saved_values.get(k) != v)
@@ -198,71 +199,78 @@ def train(
     log=_log,
     callbacks=(),
     recipe: str | None = None,
+    force: bool = False,
     **options,
 ) -> Translator:
     """Train a seq2seq model on `train` (a `source<TAB>target` file or a (source, target) pair of
     files), scoring `dev` (the same kinds) by greedy BLEU after every epoch, into the run folder
     `out`. `options`: fields of DataConfig, ModelConfig, TrainConfig, Seq2SeqConfig and
-    DecodeConfig. Otherwise as `rnnkit.train`."""
-    from rnnkit.api import _check_processes, _quiet
+    DecodeConfig. Otherwise as `rnnkit.train`, which checks `out` before it calls this."""
+    from rnnkit.api import _check_processes, _fit_or_keep_old, _quiet
 
-    run = RunFolder(out)
-    if not resume and run.exists() and not overwrite:
-        raise UserError(
-            f"{run.path}: a run folder is already there; use --resume to continue it or --overwrite to replace it"
-        )
-    if run.path.exists() and not run.path.is_dir():
-        raise UserError(f"{run.path}: exists and is not a folder")
-    configs = _configs(run, resume, recipe, options)
-    if configs["data"].lowercase is None:
-        configs["data"] = dataclasses.replace(configs["data"], lowercase=seq2seq.DEFAULT_LOWERCASE)
-    data_config, model_config, train_config = configs["data"], configs["model"], configs["train"]
-    if model_config.ensemble > 1:
-        raise UserError("--ensemble is an option of the classify and tag tasks; seq2seq does not have it")
-    level = configs["seq2seq"].level
-    sets = {name: read_pairs(d, level, data_config.format) for name, d in (("train", train), ("dev", dev)) if d}
-    _check_processes(len(sets["train"]), train_config)
-    torch.manual_seed(train_config.seed)
-
-    with distributed.session(pick_device(train_config.device)) as device:
-        main = distributed.is_main()
-        log = log if main else _quiet
+    with TrainingFolder(out, resume, distributed.is_main()) as run:
+        configs = _configs(run, resume, recipe, options)
         if resume:
-            vocabs = run.read_json("vocab.json")
-            source_vocab, target_vocab = Vocab.from_dict(vocabs["source"]), Vocab.from_dict(vocabs["target"])
-        else:
-            kw = dict(lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size)
-            source_vocab = Vocab(**kw).fit(p.source for p in sets["train"])
-            target_vocab = Vocab(**kw).fit(p.target for p in sets["train"])
-            files = {"train": _file_names(train), "dev": _file_names(dev)}
-            if main:
+            train, dev = resumed_data(RunFolder(run.target).read_config(TASK), train, dev, force)
+            if not (run.path / "checkpoint.pt").is_file():
+                log(f"{run.target}: the run stopped before its first checkpoint; it starts over")
+                resume = False
+        elif train is None:
+            raise UserError("--train F (or --src F --tgt F) is required")
+        if configs["data"].lowercase is None:
+            configs["data"] = dataclasses.replace(configs["data"], lowercase=seq2seq.DEFAULT_LOWERCASE)
+        data_config, model_config, train_config = configs["data"], configs["model"], configs["train"]
+        if model_config.ensemble > 1:
+            raise UserError("--ensemble is an option of the classify and tag tasks; seq2seq does not have it")
+        level = configs["seq2seq"].level
+        sets = {name: read_pairs(d, level, data_config.format) for name, d in (("train", train), ("dev", dev)) if d}
+        _check_processes(len(sets["train"]), train_config)
+        torch.manual_seed(train_config.seed)
+
+        with distributed.session(pick_device(train_config.device)) as device:
+            main = distributed.is_main()
+            log = log if main else _quiet
+            if resume:
+                vocabs = run.read_json("vocab.json")
+                source_vocab, target_vocab = Vocab.from_dict(vocabs["source"]), Vocab.from_dict(vocabs["target"])
+            else:
+                kw = dict(lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size)
+                source_vocab = Vocab(**kw).fit(p.source for p in sets["train"])
+                target_vocab = Vocab(**kw).fit(p.target for p in sets["train"])
+            build = lambda: seq2seq.Seq2Seq(len(source_vocab), len(target_vocab), model_config, configs["seq2seq"])  # noqa: E731
+            if not resume:
+                lengths = [max(len(p.source), len(p.target)) + 2 for p in sets["train"]]
+                check_training_size(
+                    count_parameters(build), sum(lengths), train_config.batch_size, max(lengths), model_config,
+                    device, force,
+                )  # fmt: skip
+            if main and not resume:
                 extra = {name: dataclasses.asdict(configs[name]) for name in ("seq2seq", "decode")}
-                record = config_record(TASK, data_config, model_config, train_config, files, **extra)
+                files = {"train": _file_names(train), "dev": _file_names(dev)}
+                record = config_record(
+                    TASK, data_config, model_config, train_config, files, fingerprints=data_fingerprints(train, dev),
+                    **extra,
+                )  # fmt: skip
                 run.write_json("config.json", record)
                 run.write_json("vocab.json", {"source": source_vocab.to_dict(), "target": target_vocab.to_dict()})
 
-        net = seq2seq.Seq2Seq(len(source_vocab), len(target_vocab), model_config, configs["seq2seq"]).to(device)
-        model = Translator(net, source_vocab, target_vocab, configs, run.path)
-        train_data = encode_pairs(sets["train"], source_vocab, target_vocab)
-        evaluate = None
-        if "dev" in sets:
-            dev_pairs = sets["dev"]
-            evaluate = lambda _net: model.evaluate(dev_pairs, beam=1)  # noqa: E731  greedy: cheap
-        trainer = Trainer(
-            net, train_config, run, evaluate, "bleu", source_vocab.pad_id, device, log, progress
-        )  # fmt: skip
-        trainer.on_batch.extend(callbacks)
-        if resume:
-            ckpt = run.load_checkpoint()
-            if ckpt is None:
-                raise UserError(f"{run.path}: no checkpoint.pt to resume from")
-            trainer.restore(ckpt)
-        log(
-            f"seq2seq: {len(sets['train'])} train pairs, vocabulary {len(source_vocab)} source / "
-            f"{len(target_vocab)} target, {sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
-        )
-        state = trainer.fit(Bucketed(train_data, source_vocab.pad_id, make_pair_batch))
-        return _finish(model, run, sets.get("dev"), state["history"])
+            net = build().to(device)
+            model = Translator(net, source_vocab, target_vocab, configs, run.target)
+            train_data = encode_pairs(sets["train"], source_vocab, target_vocab)
+            evaluate = None
+            if "dev" in sets:
+                dev_pairs = sets["dev"]
+                evaluate = lambda _net: model.evaluate(dev_pairs, beam=1)  # noqa: E731  greedy: cheap
+            trainer = Trainer(net, train_config, run, evaluate, "bleu", source_vocab.pad_id, device, log, progress)
+            trainer.on_batch.extend(callbacks)
+            if resume:
+                trainer.restore(run.load_checkpoint())
+            log(
+                f"seq2seq: {len(sets['train'])} train pairs, vocabulary {len(source_vocab)} source / "
+                f"{len(target_vocab)} target, {sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
+            )
+            state = _fit_or_keep_old(trainer, Bucketed(train_data, source_vocab.pad_id, make_pair_batch), run)
+            return _finish(model, run, sets.get("dev"), state["history"])
 
 
 def _file_names(data):
@@ -294,14 +302,13 @@ def load(run: RunFolder, config: dict, device: str = "cpu") -> Translator:
         configs = {name: from_dict(cls, config.get(name, {})) for name, cls in classes.items()}
         vocabs = run.read_json("vocab.json")
         source_vocab, target_vocab = Vocab.from_dict(vocabs["source"]), Vocab.from_dict(vocabs["target"])
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, UserError):  # a config value out of bounds, a vocabulary of the wrong shape
+            raise e if str(e).startswith(str(run.path)) else UserError(f"{run.path}: {e}") from None
         raise UserError(f"{run.path}: corrupt run folder (config or vocabulary lacks {e})") from None
-    net = seq2seq.Seq2Seq(len(source_vocab), len(target_vocab), configs["model"], configs["seq2seq"])
-    try:
-        net.load_state_dict(run.load_weights())
-    except RuntimeError as e:
-        raise UserError(
-            f"{run.path / 'model.safetensors'}: weights do not fit the config ({str(e).splitlines()[0]})"
-        ) from None
+    from rnnkit.api import checked_build
+
+    build = lambda: seq2seq.Seq2Seq(len(source_vocab), len(target_vocab), configs["model"], configs["seq2seq"])  # noqa: E731
+    net = checked_build(run, build)
     net.to(pick_device(device))
     return Translator(net, source_vocab, target_vocab, configs, run.path)

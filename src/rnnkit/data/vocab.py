@@ -190,6 +190,10 @@ class Vocab:
         if not isinstance(d, dict) or set(d) != expected:
             found = sorted(d) if isinstance(d, dict) else type(d).__name__
             raise UserError(f"expected a vocabulary dict with keys {sorted(expected)}, found {found}")
+        if not isinstance(d["itos"], list) or not all(isinstance(t, str) for t in d["itos"]):
+            raise UserError("expected the vocabulary's itos to be a list of strings")
+        if not isinstance(d["counts"], dict):
+            raise UserError("expected the vocabulary's counts to be an object")
         vocab = cls(**{k: d[k] for k in _OPTIONS})
         vocab.itos_ = list(d["itos"])
         vocab.stoi_ = {token: i for i, token in enumerate(vocab.itos_)}
