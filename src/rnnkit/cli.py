@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from rnnkit import distributed
 from rnnkit.errors import UserError
+from rnnkit.recipes import RECIPES
 from rnnkit.training import Interrupted
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -25,9 +27,9 @@ def number(parse, ok, expected: str):
     def convert(text: str):
         try:
             value = parse(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             value = None
-        if value is None or not ok(value):
+        if value is None or (isinstance(value, float) and not math.isfinite(value)) or not ok(value):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
@@ -114,8 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", help="dev file, folder or NAME:SPLIT, scored each epoch; the best weights on it are kept")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument("--recipe", help="a named, tuned set of options (docs/benchmarks.md); options given override it")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run already in --out (the old run stays whole until the new one has its first checkpoint)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: continue on data other than the run's; build a model larger than the data "
+        "or memory is judged to allow",
+    )
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        metavar="NAME",
+        help=f"a named, tuned set of options; options given override it: {', '.join(sorted(RECIPES))}",
+    )
     add_data_options(p)
     g = p.add_argument_group("vocabulary")
     g.add_argument(
@@ -288,13 +305,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random weights and batch")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = sub.add_parser("predict", help="predict for raw lines (or CoNLL-U)")
+    p = sub.add_parser(
+        "predict", help="predict for each input line (or row, or CoNLL sentence), streamed, in the input's order"
+    )
     p.add_argument("run", help="run folder")
     p.add_argument("input", nargs="?", default="-", help="a file, NAME:SPLIT, or - for stdin (default)")
     p.add_argument("--output", help="write here instead of stdout")
     p.add_argument("--probs", action="store_true", help="classification: add the probability of each label")
     p.add_argument(
-        "--format", choices=("text", "conllu"), help="input format (default: conllu for .conllu files, else text)"
+        "--format",
+        choices=("text", "tsv", "csv", "jsonl", "conllu", "conll"),
+        help="input format (default: from the suffix; a .txt is CoNLL columns for a tagger trained on them, else text)",
+    )
+    p.add_argument(
+        "--tokenized",
+        action="store_true",
+        help="text is already tokenized: split each line on whitespace only, never re-tokenize",
     )
     add_decoding_options(p)
 
@@ -367,12 +393,13 @@ def cmd_train(args) -> int:
 
     rnnkit.train(
         args.task,
-        train=_data(args, args.train, args.src, args.tgt, "--train", "--src", "--tgt", args.task),
+        train=_data(args, args.train, args.src, args.tgt, "--train", "--src", "--tgt", args.task, not args.resume),
         dev=_data(args, args.dev, args.dev_src, args.dev_tgt, "--dev", "--dev-src", "--dev-tgt", args.task, False),
         out=args.out,
         resume=args.resume,
         overwrite=args.overwrite,
         recipe=args.recipe,
+        force=args.force,
         progress=not args.no_progress and sys.stderr.isatty(),
         **_given(args, TRAIN_OPTIONS),
     )
@@ -453,60 +480,80 @@ def _evaluate_seq2seq(args, model, data) -> int:
 
 
 def cmd_predict(args) -> int:
+    """Streams: each chunk of input is predicted and written before the next is read (rnnkit.predict)."""
     import rnnkit
+    from rnnkit import predict
     from rnnkit.data import readers, registry
+    from rnnkit.runs import RunFolder
 
     model = rnnkit.load(args.run)
     if model.task == "lm":
         raise UserError(f"{args.run}: predict does not cover lm runs; for a language model use 'rnnkit generate'")
-    path = str(registry.resolve(args.input))  # a dataset's split: NAME:SPLIT
-    fmt = args.format or ("conllu" if path.endswith(".conllu") else "text")
-    if model.task == "seq2seq":
-        from rnnkit.data.parallel import read_sources
-
-        if fmt != "text":
-            raise UserError("a seq2seq run translates text lines, not CoNLL-U")
-        pairs = read_sources(sys.stdin if path == "-" else path, model.level)
-        text = "".join(line + "\n" for line in model.predict_pairs(pairs, **_given(args, DECODE_OPTIONS)))
-    elif fmt == "conllu":
-        if model.task != "tag":
-            raise UserError("CoNLL-U input needs a tagging run")
-        examples = readers.read_tagging(path, format="conllu", column="form")
-        column = model.data_config.column or "upos"
-        text = readers.fill_conllu(path, model.predict_examples(examples), column=column)
-    else:
-        source = sys.stdin if path == "-" else path
-        examples = readers.read_lines(source, model.data_config.level)
-        text = format_predictions(model, examples, model.predict_examples(examples, probs=args.probs), args.probs)
-    if args.output:
-        from rnnkit.runs import atomic_write_bytes
-
-        atomic_write_bytes(Path(args.output), text.encode())
-    else:
-        sys.stdout.write(text)
+    if args.probs and model.task != "classify":
+        raise UserError(f"--probs adds each label's probability to a classification; a {model.task} run has none")
+    decoding = _given(args, DECODE_OPTIONS)
+    if decoding and model.task != "seq2seq":
+        raise UserError(f"{', '.join(_flag(k) for k in decoding)}: decoding options of seq2seq runs, not {model.task}")
+    source = str(registry.resolve(args.input))  # a dataset's split: NAME:SPLIT
+    trained_on = (RunFolder(args.run).read_config().get("files") or {}).get("train")
+    fmt = predict.input_format(model, source, args.format, args.tokenized, trained_on)
+    column = None
+    if fmt == "conllu":
+        given = model.data_config.column
+        fmt_trained = model.data_config.format or (trained_on if isinstance(trained_on, str) else "")
+        column = readers._conllu_column(given if str(fmt_trained).endswith("conllu") else None)
+        print(f"predicted tags go into CoNLL-U column {readers.CONLLU_COLUMNS[column].upper()}", file=sys.stderr)
+    records = predict.records_for(model, source, fmt, args.tokenized)
+    with _output(args.output) as write:
+        if args.probs and fmt not in ("conllu", "conll"):
+            write("\t".join(["text", "label"] + [f"p({label})" for label in model.labels.itos_]) + "\n")
+        predict.stream(model, records, write, fmt, probs=args.probs, column=column, **decoding)
     return 0
 
 
-def format_predictions(model, examples, predictions, probs: bool) -> str:
-    """Classification: `text<TAB>label` (a TSV rnnkit reads back), with --probs a header and one
-    column per label. Tagging: `token<TAB>tag` lines, a blank line after each sentence."""
-    from rnnkit.data.readers import join_tokens
+class _output:
+    """Where predict writes: stdout, flushed after each chunk; or a file written beside its name
+    and renamed into place at the end (checked writable before any input is read)."""
 
-    lines = []
-    if model.task == "classify":
-        text = lambda ex: join_tokens(ex.tokens, model.data_config.level)  # noqa: E731
-        if probs:
-            lines.append("\t".join(["text", "label"] + [f"p({label})" for label in model.labels.itos_]))
-            lines += [
-                "\t".join([text(ex), label] + [f"{p[k]:.4f}" for k in model.labels.itos_])
-                for ex, (label, p) in zip(examples, predictions)
-            ]
-        else:
-            lines += [f"{text(ex)}\t{label}" for ex, label in zip(examples, predictions)]
-    else:
-        for ex, tags in zip(examples, predictions):
-            lines += [f"{tok}\t{tag}" for tok, tag in zip(ex.tokens, tags)] + [""]
-    return "\n".join(lines) + "\n"
+    def __init__(self, path: str | None):
+        self.path, self.file, self.tmp = path, None, None
+
+    def __enter__(self):
+        if self.path is None:
+            return lambda text: (sys.stdout.write(text), sys.stdout.flush())
+        import os
+        import tempfile
+
+        from rnnkit.runs import file_error
+
+        target = Path(self.path)
+        try:
+            fd, self.tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+            self.file = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        except OSError as e:
+            raise file_error(target, "write the predictions", e) from None
+        return self.file.write
+
+    def __exit__(self, kind, value, tb):
+        if self.file is None:
+            return
+        import os
+
+        from rnnkit.runs import file_error
+
+        try:
+            self.file.close()
+            if kind is None:
+                os.replace(self.tmp, self.path)
+        except OSError as e:
+            raise file_error(self.path, "write the predictions", e) from None
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def cmd_explain(args) -> int:
@@ -648,6 +695,17 @@ def main(argv=None) -> int:
     except (UserError, FileNotFoundError, IsADirectoryError) as e:
         print("rnnkit: error: " + " ".join(str(e).split()), file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:
+        return 0
+    except OSError as e:  # a file-system failure no reader caught: the path and the reason, in one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"rnnkit: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (MemoryError, RuntimeError) as e:
+        if not isinstance(e, MemoryError) and "allocate" not in str(e) and "out of memory" not in str(e):
+            raise
+        print("rnnkit: error: out of memory; choose smaller sizes or a smaller --batch-size", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Interrupted as e:
         if distributed.is_main():  # under torchrun every process stopped after the same step: say it once
             print(f"rnnkit: {e}", file=sys.stderr)
@@ -655,8 +713,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

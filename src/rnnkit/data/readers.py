@@ -205,6 +205,19 @@ def _tokens_of(path, lineno: int, text: str, where: str, level: str = "word") ->
     return tokens
 
 
+def _label(path, lineno: int, label: str, where: str) -> str:
+    """A label or tag as read: never empty or `_` (no annotation), never with control characters
+    (a NUL inside a label would make a new class)."""
+    label = label.strip()
+    if not label or label == "_":
+        found = "an empty field" if not label else "'_' (no annotation)"
+        raise DataError(path, lineno, f"expected a label in {where}, found {found}")
+    bad = next((c for c in label if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise DataError(path, lineno, f"expected a label of printable characters in {where}, found U+{ord(bad):04X}")
+    return label
+
+
 # ---------------------------------------------------------------------------------------------
 # Classification: tsv, csv, jsonl
 
@@ -238,9 +251,7 @@ def _read_tsv(path, text_field: str, label_field: str, level: str) -> list[Examp
         if len(fields) != 2:
             raise DataError(path, lineno, f"expected 2 tab-separated columns (text, label), found {len(fields)}")
         tokens = _tokens_of(path, lineno, fields[0], "column 1", level)
-        label = fields[1].strip()
-        if not label:
-            raise DataError(path, lineno, "expected a label in column 2, found an empty field")
+        label = _label(path, lineno, fields[1], "column 2")
         examples.append(Example(tokens, label=label, line=lineno))
     return _at_least_one(path, examples, "a header" if header else None)
 
@@ -268,9 +279,7 @@ def _read_csv(path, text_field: str, label_field: str, level: str) -> list[Examp
                 path, start, f"expected {len(header)} comma-separated fields as in the header, found {len(row)}"
             )
         tokens = _tokens_of(path, start, row[columns[0]], f"column {text_field!r}", level)
-        label = row[columns[1]].strip()
-        if not label:
-            raise DataError(path, start, f"expected a label in column {label_field!r}, found an empty field")
+        label = _label(path, start, row[columns[1]], f"column {label_field!r}")
         examples.append(Example(tokens, label=label, line=start))
     return _at_least_one(path, examples, "a header")
 
@@ -342,7 +351,7 @@ def _read_jsonl_classification(path, text_field: str, label_field: str, level: s
             raise DataError(
                 path, lineno, f"expected {label_field!r} to be a string or a number, found {_json_repr(label)}"
             )
-        examples.append(Example(tokens, label=str(label).strip(), line=lineno))
+        examples.append(Example(tokens, label=_label(path, lineno, str(label), repr(label_field)), line=lineno))
     return _at_least_one(path, examples)
 
 
@@ -417,8 +426,11 @@ def _conllu_sentences(path, lines: list[str]) -> Iterable[tuple[int, list[tuple[
 def _read_conllu(path, column) -> list[Example]:
     k = _conllu_column(column)
     lines = _read_lines(path)
+    where = f"column {CONLLU_COLUMNS[k].upper()}"
     examples = [
-        Example(tuple(f[1] for _, f in words), tags=tuple(f[k] for _, f in words), line=start)
+        Example(
+            tuple(f[1] for _, f in words), tags=tuple(_label(path, i + 1, f[k], where) for i, f in words), line=start
+        )
         for start, words in _conllu_sentences(path, lines)
     ]
     return _at_least_one(path, examples, "comments" if any(lines) else None)
@@ -457,6 +469,7 @@ def _read_conll(path, column) -> list[Example]:
                 f"expected {len(rows[0])} columns as on line {start} of this sentence, found {len(fields)}",
             )
         start = start if rows else lineno
+        _label(path, lineno, fields[k], f"column {k if k >= 0 else len(fields) - 1}")
         rows.append(fields)
     return _at_least_one(path, examples)
 
@@ -479,7 +492,8 @@ def _read_jsonl_tagging(path, column) -> list[Example]:
             raise DataError(
                 path, lineno, f"expected as many tags as tokens, found {len(tags)} tags for {len(tokens)} tokens"
             )
-        examples.append(Example(tuple(tokens), tags=tuple(str(t) for t in tags), line=lineno))
+        tags = tuple(_label(path, lineno, str(t), repr(key)) for t in tags)
+        examples.append(Example(tuple(tokens), tags=tags, line=lineno))
     return _at_least_one(path, examples)
 
 

@@ -1,0 +1,368 @@
+"""`rnnkit predict`: predictions that line up with their input, streamed in bounded memory.
+
+    input                          read as                       written as
+    text (one sentence a line)     tokenize, or --tokenized:     classify: line<TAB>label, one line per line
+                                   whitespace only               tag: token<TAB>tag lines and a blank line,
+                                                                 one block per line; seq2seq: one line per line
+    .tsv .csv .jsonl, NAME:SPLIT   its reader's text field,      as text, one line per row; never the label
+                                   never the label
+    CoNLL-U                        the FORM column               the same lines, the run's tag column filled
+    CoNLL columns (CoNLL-2003)     the first column              the same lines, a predicted column appended
+
+A blank input line is a blank output line (a blank block for a tagger): nothing is dropped, so
+output line i belongs to input line i. Input is read, predicted and written a chunk at a time:
+up to CHUNK examples, or what has arrived when a pipe has nothing more yet, so memory stays flat
+in the input's size and the first predictions appear before the input ends. stdin and files are
+strict UTF-8; a bad byte stops with `path:line`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import select
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rnnkit.data import readers
+from rnnkit.errors import DataError, UserError
+
+CHUNK = 2048  # examples predicted together; the batches inside are length-bucketed as in training
+READ_SIZE = 1 << 16
+WAIT = None  # a line source's marker: no more input is ready yet (a pipe whose writer waits)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lines
+
+
+def lines_of(source: str) -> Iterator[tuple[int, str] | None]:
+    """(line number, line without its ending) of a file or of stdin ("-"), strict UTF-8, and WAIT
+    whenever a pipe has no complete line ready, so that what has arrived can be predicted."""
+    name = "<stdin>" if source == "-" else source
+    if source == "-":
+        chunks = _stdin_chunks()
+    else:
+        readers._check_file(source)
+        chunks = _file_chunks(source)
+    pending, lineno = b"", 0
+    for data in chunks:
+        if data is WAIT:
+            yield WAIT
+            continue
+        pending += data
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            lineno += 1
+            yield lineno, _decode(name, lineno, raw)
+    if pending:
+        lineno += 1
+        yield lineno, _decode(name, lineno, pending)
+
+
+def _decode(name: str, lineno: int, raw: bytes) -> str:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(name, lineno, f"expected UTF-8 text, found byte 0x{raw[e.start]:02x}") from None
+    if lineno == 1:
+        line = line.removeprefix("\ufeff")
+    return line.removesuffix("\r")
+
+
+def _file_chunks(path: str) -> Iterator[bytes]:
+    try:
+        with open(path, "rb") as f:
+            while data := f.read(READ_SIZE):
+                yield data
+    except OSError as e:
+        raise DataError(path, None, f"cannot be read ({e.strerror})") from None
+
+
+def _stdin_chunks() -> Iterator[bytes | None]:
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):  # a stand-in stream (tests, notebooks)
+        return (line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line for line in sys.stdin)
+    return _pipe_chunks(fd)
+
+
+def _pipe_chunks(fd: int) -> Iterator[bytes | None]:
+    """What a pipe or terminal gives, as it arrives; WAIT before a read that would block."""
+    while True:
+        try:
+            ready = select.select([fd], [], [], 0)[0]
+        except (OSError, ValueError):  # not selectable (e.g. a file on some systems): read on
+            ready = [fd]
+        if not ready:
+            yield WAIT
+        data = os.read(fd, READ_SIZE)
+        if not data:
+            return
+        yield data
+
+
+# ---------------------------------------------------------------------------------------------
+# Records: what one output line or block is made from
+
+
+@dataclass
+class Record:
+    """One unit of output: `tokens` to predict for (None: pass `lines` through as they are), and
+    what `format` needs to write it."""
+
+    tokens: tuple[str, ...] | None
+    lines: list[str]  # the input lines it came from
+    text: str = ""  # the text of a text line or row
+
+
+def text_records(lines: Iterable, level: str, tokenized: bool) -> Iterator[Record | None]:
+    """One record per line; a blank line predicts nothing and writes a blank line or block."""
+    for item in lines:
+        if item is WAIT:
+            yield WAIT
+            continue
+        _, line = item
+        tokens = _split(line, level, tokenized)
+        yield Record(tokens or None, [line], line.strip())
+
+
+def _split(text: str, level: str, tokenized: bool) -> tuple[str, ...]:
+    return tuple(text.split()) if tokenized else tuple(readers.split_text(text, level))
+
+
+def row_records(
+    lines: Iterable, fmt: str, name: str, level: str, tokenized: bool, text_field: str, label_field: str
+) -> Iterator[Record | None]:
+    """One record per row of a TSV (column 1; a header line is skipped), CSV or JSONL file (the
+    text field); the label, if there is one, is never read as text."""
+    header: list[str] | None = None
+    for item in lines:
+        if item is WAIT:
+            yield WAIT
+            continue
+        lineno, line = item
+        if not line.strip():
+            continue
+        if fmt == "tsv":
+            fields = line.split("\t")
+            first, header = header is None, header or fields
+            if first and readers._is_tsv_header(fields, label_field):
+                continue
+            text = fields[0]
+        elif fmt == "csv":
+            row = next(csv.reader(io.StringIO(line)))
+            if header is None:
+                header = row
+                if text_field not in header:
+                    raise DataError(name, lineno, f"expected a column named {text_field!r} in the header, found {row}")
+                continue
+            text = row[header.index(text_field)] if header.index(text_field) < len(row) else ""
+        else:
+            obj = readers._json_object(name, lineno, line)
+            text = readers._json_field(name, lineno, obj, text_field, "--text-field")
+            if isinstance(text, list) and all(isinstance(t, str) for t in text):
+                yield Record(tuple(text) or None, [line], " ".join(text))
+                continue
+            if not isinstance(text, str):
+                raise DataError(name, lineno, f"expected {text_field!r} to be a string, found {type(text).__name__}")
+        tokens = _split(text, level, tokenized)
+        yield Record(tokens or None, [line], " ".join(text.split()))
+
+
+def block_records(lines: Iterable, name: str, fmt: str) -> Iterator[Record | None]:
+    """CoNLL-U or CoNLL column files: a record per sentence block (its lines, comments included);
+    blank lines and -DOCSTART- lines pass through."""
+    block: list[str] = []
+    start = 0
+    for item in lines:
+        if item is WAIT:
+            if not block:
+                yield WAIT
+            continue
+        lineno, line = item
+        if not line.strip() or (fmt == "conll" and line.split()[0] == "-DOCSTART-"):
+            if block:
+                yield _block(block, name, start, fmt)
+                block = []
+            yield Record(None, [line])
+            continue
+        start = start if block else lineno
+        block.append(line)
+    if block:
+        yield _block(block, name, start, fmt)
+
+
+def _block(lines: list[str], name: str, start: int, fmt: str) -> Record:
+    if fmt == "conllu":
+        words = [_conllu_word(name, start + i, line) for i, line in enumerate(lines)]
+        tokens = tuple(f[1] for f in words if f is not None)
+    else:
+        tokens = tuple(line.split()[0] for line in lines)
+    return Record(tokens or None, lines)
+
+
+def _conllu_word(name: str, lineno: int, line: str) -> list[str] | None:
+    """The 10 fields of a word line; None for a comment, a multiword range (1-2) or an empty node (1.1)."""
+    if line.startswith("#"):
+        return None
+    fields = line.split("\t")
+    if len(fields) != 10:
+        raise DataError(name, lineno, f"expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
+    return fields if fields[0].isdigit() else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def writer(model, fmt: str, probs: bool, column: int | None) -> Callable[[Record, object], str]:
+    """How a record and its prediction (None for a pass-through record) become output text."""
+    task = model.task
+    if fmt == "conllu":
+        return lambda r, tags: _fill_conllu(r, tags, column)
+    if fmt == "conll":
+        return _append_column
+    if task == "classify":
+        labels = model.labels.itos_
+        if probs:
+            return lambda r, p: (
+                f"{_one_line(r.text)}\t{p[0]}\t" + "\t".join(f"{p[1][k]:.4f}" for k in labels) + "\n"
+                if p is not None
+                else "\n"
+            )
+        return lambda r, label: f"{_one_line(r.text)}\t{label}\n" if label is not None else "\n"
+    if task == "tag":
+        return lambda r, tags: "".join(f"{t}\t{g}\n" for t, g in zip(r.tokens or (), tags or ())) + "\n"
+    return lambda r, translation: f"{translation or ''}\n"  # seq2seq
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fill_conllu(record: Record, tags, k: int) -> str:
+    if tags is None:
+        return "".join(line + "\n" for line in record.lines)
+    it = iter(tags)
+    out = []
+    for line in record.lines:
+        fields = line.split("\t")
+        if not line.startswith("#") and len(fields) == 10 and fields[0].isdigit():
+            fields[k] = next(it)
+            line = "\t".join(fields)
+        out.append(line + "\n")
+    return "".join(out)
+
+
+def _append_column(record: Record, tags) -> str:
+    if tags is None:  # blank or -DOCSTART-: a docstart keeps its column count, as conlleval needs
+        line = record.lines[0]
+        fields = line.split()
+        return (f"{line}{_separator(line)}{fields[-1]}" if fields else line) + "\n"
+    return "".join(f"{line}{_separator(line)}{tag}\n" for line, tag in zip(record.lines, tags))
+
+
+def _separator(line: str) -> str:
+    return "\t" if "\t" in line else " "
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+def stream(model, records: Iterable[Record | None], write: Callable[[str], None], fmt: str, **options) -> int:
+    """Predict for `records` a chunk at a time and `write` each chunk's output in input order;
+    returns the number of records predicted for. `options`: probs, column, and seq2seq decoding."""
+    probs, column = options.pop("probs", False), options.pop("column", None)
+    render = writer(model, fmt, probs, column)
+    chunk: list[Record] = []
+    count = 0
+
+    def flush() -> None:
+        nonlocal chunk, count
+        todo = [r for r in chunk if r.tokens is not None]
+        predictions = iter(_predict(model, [r.tokens for r in todo], probs, options) if todo else [])
+        write("".join(render(r, next(predictions) if r.tokens is not None else None) for r in chunk))
+        count += len(todo)
+        chunk = []
+
+    for record in records:
+        if record is WAIT:
+            if chunk:
+                flush()
+            continue
+        chunk.append(record)
+        if len(chunk) >= CHUNK:
+            flush()
+    if chunk:
+        flush()
+    return count
+
+
+def _predict(model, token_lists: list[tuple[str, ...]], probs: bool, decoding: dict) -> list:
+    if model.task == "seq2seq":
+        from rnnkit.data.parallel import Pair
+
+        return model.predict_pairs([Pair(tokens) for tokens in token_lists], **decoding)
+    examples = [readers.Example(tokens) for tokens in token_lists]
+    return model.predict_examples(examples, probs=probs and model.task == "classify")
+
+
+def input_format(model, source: str, given: str | None, tokenized: bool, trained_on=None) -> str:
+    """How to read `source` for this run: --format, else the file's suffix; a .txt is CoNLL
+    columns for a tagger trained on CoNLL columns (`trained_on`, its training file) or when it
+    starts with -DOCSTART-."""
+    if given is not None:
+        return given
+    if source == "-" or tokenized:
+        return "text"
+    suffix = Path(source).suffix.lower()
+    if suffix in (".tsv", ".csv", ".jsonl", ".json", ".conllu", ".conll"):
+        return readers.detect_format(source, model.task)
+    if model.task == "tag" and suffix == ".txt":
+        if _starts_with_docstart(source) or (
+            isinstance(trained_on, str) and _is_conll(trained_on, model.data_config.format)
+        ):
+            return "conll"
+    return "text"
+
+
+def _is_conll(path: str, fmt: str | None) -> bool:
+    try:
+        return readers.detect_format(path, "tag", fmt) == "conll"
+    except UserError:
+        return False
+
+
+def _starts_with_docstart(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(10) == b"-DOCSTART-"
+    except OSError:
+        return False
+
+
+def records_for(model, source: str, fmt: str, tokenized: bool) -> Iterator[Record | None]:
+    name = "<stdin>" if source == "-" else source
+    level = model.data_config.level if model.task != "seq2seq" else model.level
+    if tokenized and level == "char":
+        raise UserError("--tokenized splits words on whitespace; this run reads characters")
+    lines = lines_of(source)
+    if fmt == "text":
+        return text_records(lines, level, tokenized)
+    if fmt in ("tsv", "csv", "jsonl"):
+        if model.task == "tag" and fmt == "jsonl":
+            return row_records(lines, fmt, name, level, True, "tokens", "tags")
+        if model.task != "classify" and model.task != "seq2seq":
+            raise UserError(f"{name}: {fmt} rows are texts to classify; a {model.task} run predicts for text lines")
+        cfg = model.data_config
+        return row_records(lines, fmt, name, level, tokenized, cfg.text_field, cfg.label_field)
+    if fmt in ("conllu", "conll"):
+        if model.task != "tag":
+            raise UserError(f"{name}: {fmt} files are tagged sentences; predicting for them needs a tag run")
+        return block_records(lines, name, fmt)
+    raise UserError(f"{name}: predict reads text, tsv, csv, jsonl, conllu or conll, not {fmt}")
