@@ -9,9 +9,12 @@ TRITON_INTERPRET the kernels compile and run on the GPU. The whole file skips wh
 installed.
 """
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -190,3 +193,16 @@ def test_without_triton_auto_falls_back_and_a_forced_triton_is_refused():
     env = {k: v for k, v in os.environ.items() if k not in (kernels.ENV, "TRITON_INTERPRET")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_benchmark_times_the_kernel_on_a_tiny_shape(tmp_path, capsys):
+    """benchmarks/speed.py --kernel-smoke: the kernels section's code path, forced kernels and all."""
+    path = Path(__file__).parents[1] / "benchmarks" / "speed.py"
+    spec = importlib.util.spec_from_file_location("speed_benchmark", path)
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    out = tmp_path / "speed.json"
+    assert speed.main(["--kernel-smoke", "--device", DEVICE.type, "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["kernels"]
+    assert (row["batch"], row["hidden"]) == (2, 8) and row["triton_ratio"] > 0
+    assert "rnnkit sigmoid, Triton" in capsys.readouterr().out
