@@ -88,6 +88,7 @@ def _meet(count_ptr, expected):
     arrived = tl.atomic_add(count_ptr, 1, sem="acq_rel", scope="gpu") + 1
     while arrived < expected:
         arrived = tl.atomic_add(count_ptr, 0, sem="acquire", scope="gpu")
+    tl.debug_barrier()  # no thread reads the step's states before the wait is over
 
 
 @triton.jit
