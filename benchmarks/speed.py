@@ -2,6 +2,8 @@
 `rnnkit train` against a minimal hand-written PyTorch loop.
 
     python benchmarks/speed.py [--data ../shared/data] [--device cpu|cuda] [--quick] [--only headline grid loop]
+    python benchmarks/speed.py --device cuda --only kernels      the Triton kernel against cuDNN (a GPU)
+    python benchmarks/speed.py --kernel-smoke                    the same code path on CPU, a tiny shape
 
 Three sections, each timed in this one process so that machine noise hits both sides alike:
   headline  batch 64, 50 steps, input 100, hidden 256, forward+backward with gradients into the
@@ -12,6 +14,11 @@ Three sections, each timed in this one process so that machine noise hits both s
             and forward only, over batch (1, 16, 64, 256) x steps (20, 100) x hidden (128, 256, 1024).
   lengths   a tagger's bidirectional LSTM and GRU layer over varying lengths: rnnkit.nn.RNN (padded on
             CPU) against torch.nn's packed call with the same weights, forward+backward.
+  kernels   (CUDA; run by default there) the seeds' sigmoid cell on the fused function and on the
+            Triton kernel against cuDNN's tanh RNN, eager and captured in a CUDA graph, forward+backward
+            with gradients into the input, T 50, n 100, over the issue's (B, H): both kernels' ratios to
+            eager cuDNN, and the Triton kernel's to graph-captured cuDNN. --kernel-smoke runs this
+            section on CPU under Triton's interpreter on one tiny shape (timings meaningless there).
   loop      `rnnkit.train` end to end (tokens/s of its second epoch, from history.csv) against a
             minimal loop over pre-built batches with the same model, optimiser, clipping and batches.
 Each time is the median of repeated runs, ours and theirs alternating. Writes
@@ -40,7 +47,9 @@ HEADLINE = dict(B=64, T=50, n=100, H=256)
 GRID = dict(batch=(1, 16, 64, 256), steps=(20, 100), hidden=(128, 256, 1024))
 QUICK_GRID = dict(batch=(16, 64), steps=(20,), hidden=(128, 256))
 CELLS = ("rnn-sigmoid", "rnn-tanh", "rnn-relu", "lstm", "gru")
-SECTIONS = ("headline", "grid", "lengths", "loop")
+SECTIONS = ("headline", "grid", "lengths", "loop", "kernels")
+KERNEL_SHAPES = dict(T=50, n=100, BH=((1, 256), (16, 256), (64, 256), (256, 256), (64, 1024), (64, 128)))
+KERNEL_SMOKE = dict(T=3, n=4, BH=((2, 8),))
 
 
 # timing
@@ -206,6 +215,61 @@ def grid(device: torch.device, sizes: dict, cells=CELLS, n: int = 100) -> list[d
     return rows
 
 
+def cuda_graphed(module: torch.nn.Module, x: torch.Tensor):
+    """One forward+backward of `module` on a copy of x (gradients into it), captured in a CUDA
+    graph: returns the replay. Warmed up on a side stream and with gradients unset, as PyTorch's
+    whole-network capture does."""
+    static_x = x.detach().clone().requires_grad_()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            module(static_x)[0].sum().backward()
+    torch.cuda.current_stream().wait_stream(side)
+    module.zero_grad(set_to_none=True)
+    static_x.grad = None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        module(static_x)[0].sum().backward()
+    return graph.replay
+
+
+def kernels(device: torch.device, shapes: dict, min_seconds: float = 0.4, min_reps: int = 5) -> list[dict]:
+    """The seeds' sigmoid cell on the fused function and on the Triton kernel (kernel= forces each)
+    against torch.nn.RNN(tanh), eager and, on CUDA, captured in a CUDA graph."""
+    rows = []
+    for B, H in shapes["BH"]:
+        row = _kernel_row(device, B, shapes["T"], shapes["n"], H, min_seconds, min_reps)
+        rows.append(row)
+        print(
+            f"  kernels B={B:<3} H={H:<4}  fused {row['fused_ratio']:.2f}x  triton {row['triton_ratio']:.2f}x "
+            "eager cuDNN",
+            file=sys.stderr,
+        )
+    return rows
+
+
+def _kernel_row(device: torch.device, B: int, T: int, n: int, H: int, min_seconds: float, min_reps: int) -> dict:
+    torch.manual_seed(0)
+    x = torch.randn(B, T, n, device=device, requires_grad=True)
+    lengths = torch.full((B,), T, dtype=torch.long)
+    fused = rnnkit.nn.RNN(n, H, activation="sigmoid", kernel="fused").to(device)
+    triton = rnnkit.nn.RNN(n, H, activation="sigmoid", kernel="triton").to(device)
+    triton.load_state_dict(fused.state_dict())
+    cudnn = torch.nn.RNN(n, H, nonlinearity="tanh", batch_first=True).to(device)
+    run_fused, run_cudnn = steps(fused, cudnn, x, lengths, backward=True)
+    run_triton, _ = steps(triton, cudnn, x, lengths, backward=True)
+    t_fused, t_cudnn = timed_pair(run_fused, run_cudnn, device, min_seconds, min_reps)
+    t_triton, t_cudnn2 = timed_pair(run_triton, run_cudnn, device, min_seconds, min_reps)
+    row = dict(batch=B, hidden=H, steps=T, input=n, cudnn_us=1e6 * t_cudnn)
+    row["fused_ratio"], row["triton_ratio"] = t_cudnn / t_fused, t_cudnn2 / t_triton
+    row["cudnn_graph_ratio"] = row["triton_vs_cudnn_graph"] = None  # no CUDA graphs on CPU
+    if device.type == "cuda":
+        t_graph, t_cudnn3 = timed_pair(cuda_graphed(cudnn, x), run_cudnn, device, min_seconds, min_reps)
+        row["cudnn_graph_ratio"], row["triton_vs_cudnn_graph"] = t_cudnn3 / t_graph, t_graph / t_triton
+    return row
+
+
 def train_loop(data: Path | None, device: torch.device, epochs: int = 2, rounds: int = 3) -> dict:
     """`rnnkit train` against the minimal loop, on UD EWT UPOS (or the demo data without it).
 
@@ -346,6 +410,27 @@ def tables(result: dict) -> str:
                 f"| {r['cell']} | {r['batch']} | {r['steps']} | {r['input']} | {r['hidden']} | {r['tok_s']:,.0f} | "
                 f"{r['torch_tok_s']:,.0f} | {r['ratio']:.2f}x |"
             )
+    if "kernels" in result:
+        ks = result["kernels"]
+        lines += [
+            "",
+            f"Forward+backward with gradients into the input, T {ks[0]['steps']}, n {ks[0]['input']}; ratios against "
+            "eager torch.nn.RNN(tanh), cuDNN on CUDA (higher is faster); the last column against it captured "
+            "in a CUDA graph.",
+            "",
+            "| B | H | cuDNN tanh, eager | rnnkit sigmoid, fused | rnnkit sigmoid, Triton | cuDNN in a CUDA graph "
+            "| Triton vs graphed cuDNN |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in ks:
+            graph = [
+                f"{v:.2f}x" if v is not None else "n/a"
+                for v in map(r.get, ("cudnn_graph_ratio", "triton_vs_cudnn_graph"))
+            ]
+            lines.append(
+                f"| {r['batch']} | {r['hidden']} | {r['cudnn_us']:,.0f} µs | {r['fused_ratio']:.2f}x | "
+                f"{r['triton_ratio']:.2f}x | {graph[0]} | {graph[1]} |"
+            )
     if "loop" in result:
         lp = result["loop"]
         lines += [
@@ -365,7 +450,12 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="datasets folder (for the loop)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="a small grid, for a smoke run")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="sections (default all; kernels on CUDA only)")
+    parser.add_argument(
+        "--kernel-smoke",
+        action="store_true",
+        help="only the kernels section, on a tiny shape; on CPU under Triton's interpreter (tests the code path)",
+    )
     parser.add_argument("--cells", nargs="+", choices=CELLS, default=CELLS, help="the grid's cells (default all)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed.json"))
     args = parser.parse_args(argv)
@@ -373,15 +463,26 @@ def main(argv=None) -> int:
         print("no CUDA device here; run with --device cpu", file=sys.stderr)
         return 2
     device = torch.device(args.device)
+    only = args.only or [s for s in SECTIONS if s != "kernels" or device.type == "cuda"]
+    if args.kernel_smoke:
+        only = ["kernels"]
+        if device.type == "cpu":  # before anything imports triton: its interpreter is chosen then
+            os.environ.setdefault("TRITON_INTERPRET", "1")
+    if "kernels" in only and not rnnkit.nn.kernels.triton_available():
+        print("the kernels section needs triton: pip install -e '.[kernel]'", file=sys.stderr)
+        return 2
     result: dict = {"machine": machine(device)}
-    if "headline" in args.only:
+    if "headline" in only:
         result["headline"] = headline(device)
-    if "lengths" in args.only:
+    if "lengths" in only:
         result["lengths"] = varying_lengths(device)
-    if "loop" in args.only:
+    if "loop" in only:
         result["loop"] = train_loop(args.data if args.data.exists() else None, device)
-    if "grid" in args.only:
+    if "grid" in only:
         result["grid"] = grid(device, QUICK_GRID if args.quick else GRID, args.cells)
+    if "kernels" in only:
+        smoke = args.kernel_smoke
+        result["kernels"] = kernels(device, KERNEL_SMOKE if smoke else KERNEL_SHAPES, *((0.0, 1) if smoke else ()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(tables(result))

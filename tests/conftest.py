@@ -1,8 +1,16 @@
 """Tiny fixtures written for the project: a 4-example sentiment set and a 4-sentence POS set."""
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton picks its interpreter when a kernel is decorated, triton's own library included, so the
+# switch must be on before anything imports triton: without CUDA, plain `pytest` then runs the
+# Triton kernel's tests (test_triton_kernel.py) on CPU tensors. Nothing else here uses triton.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 CLASSIFY = [
     ("the movie was great .", "pos"),

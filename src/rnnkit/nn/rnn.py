@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.nn.cells import U_columns, activation_fn
-from rnnkit.nn.kernels import fused_scan
+from rnnkit.nn.kernels import KERNELS, recurrence
 
 CELLS = ("rnn", "lstm", "gru")
 
@@ -89,6 +89,9 @@ class RNN(nn.Module):
         hidden_size: H. cell: "rnn" | "lstm" | "gru". activation: σ of the "rnn" cell.
         num_layers: L. bidirectional: read right to left too and concatenate (D_out = 2H).
         dropout: applied to the outputs of every layer but the last, while training.
+        kernel: what runs the "rnn" cell's recurrence: "auto" (the Triton kernel on CUDA where it
+            applies, else the fused function; $RNNKIT_KERNEL may force either), "fused" or
+            "triton" (rnnkit.nn.kernels). Not saved with a run: it changes no value beyond rounding.
 
     forward(x, lengths, state=None, final=True):
         x (B, T, D) float, or (B, T) int64 token ids (one-hot input, cell="rnn");
@@ -109,6 +112,7 @@ class RNN(nn.Module):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        kernel: str = "auto",
     ):
         super().__init__()
         if cell not in CELLS:
@@ -118,9 +122,11 @@ class RNN(nn.Module):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r}; choose 'auto', 'fused' or 'triton'")
         self.input_size, self.hidden_size, self.cell = input_size, hidden_size, cell
         self.activation, self.num_layers, self.bidirectional = activation, num_layers, bidirectional
-        self.dropout = dropout
+        self.dropout, self.scan_kernel = dropout, kernel  # self.kernel is LSTM's and GRU's torch.nn module
         self.num_directions = 2 if bidirectional else 1
         if cell == "rnn":
             self.sigma = activation_fn(activation)
@@ -184,7 +190,7 @@ class RNN(nn.Module):
         return layer_in, finals
 
     def _forward_rnn(self, x: Tensor, lengths: Tensor, state):
-        """The seeds' cell on the fused kernel: sorted longest first, time-major inside."""
+        """The seeds' cell on the fused or Triton kernel: sorted longest first, time-major inside."""
         B, T = x.shape[:2]
         pack = Packing(lengths, x.device)
         Tp = pack.steps
@@ -196,7 +202,7 @@ class RNN(nn.Module):
             else:
                 a = F.linear(inp, U, b)  # (T', B, H): U x_t + b for all steps in one product
             s0 = None if state is None else pack.sort(state[layer * self.num_directions + d])
-            return fused_scan(a, W, pack.batch_sizes, self.activation, s0)  # (T', B, H)
+            return recurrence(a, W, pack.batch_sizes, self.activation, s0, self.scan_kernel)  # (T', B, H)
 
         layer_in = pack.sort(x).transpose(0, 1)[:Tp]  # (T', B, D) or (T', B) ids
         top, finals = self._stack(layer_in, pack.lengths, pack.last, pack.rows, direction)
