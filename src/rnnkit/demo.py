@@ -36,9 +36,14 @@ def run_demo(out, log=None) -> dict:
     out = Path(out)
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     files = write_demo(out / "data")
+    log(f"demo data written to {out / 'data'}")
     reports = {}
     for task, name in (("classify", "sentiment"), ("tag", "part-of-speech")):
         start = time.perf_counter()
+        log(
+            f"training a {name} {'classifier' if task == 'classify' else 'tagger'}: the seeds' rnn cell, sigmoid, "
+            f"H {DEMO_OPTIONS['hidden_size']}, at most {DEMO_OPTIONS['epochs']} epochs ..."
+        )
         model = train(
             task,
             train=files[f"{task}_train"],
@@ -46,6 +51,7 @@ def run_demo(out, log=None) -> dict:
             out=out / task,
             overwrite=True,
             log=lambda m: None,
+            progress=sys.stderr.isatty(),
             **DEMO_OPTIONS,
         )
         report = model.evaluate(files[f"{task}_dev"])
