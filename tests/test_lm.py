@@ -2,7 +2,6 @@
 its perplexity and bits per char, word and char level, the conditional generator, and training."""
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -190,9 +189,12 @@ def test_an_early_stop_in_the_epoch_where_time_runs_out_stays_the_stop_reason(te
     losses = iter(range(1, 100))  # dev gets worse every epoch
     monkeypatch.setattr(lm, "evaluate", lambda model, examples: {"loss": float(next(losses))})
 
+    clock = [0.0]  # the trainer's clock: it moves only when the second epoch's first batch "takes" 3.1 s
+    monkeypatch.setattr("rnnkit.training.time.perf_counter", lambda: clock[0])
+
     def slow_second_epoch(trainer):
         if trainer.state["epoch"] == 2 and trainer.state["batch"] == 1:
-            time.sleep(3.1)
+            clock[0] += 3.1
 
     lines = []
     options = FAST_LM | dict(patience=1, max_minutes=0.05, epochs=1000)

@@ -437,7 +437,7 @@ class Trainer:
         if self.main:
             self.run.write_csv("history.csv", st["history"])
         dev = f"  dev {self.metric} {row[metric_column(self.metric)]:.4f}" if self.evaluate else ""
-        cut = f"  (cut by the time budget after {st['batch']} of {total} batches)" if partial else ""
+        cut = f"  (partial epoch: {st['batch']} of {total} batches, cut by the budget)" if partial else ""
         self.log(
             f"epoch {st['epoch']:>3}  train loss {row['train_loss']:.4f}{dev}  "
             f"{row['tokens_per_s']:,} tok/s  {elapsed / 60:.1f} min" + ("  *" if improved else "") + cut
