@@ -181,3 +181,47 @@ def test_option_values_are_taken_or_refused_cleanly(values):
     assert isinstance(model, ModelConfig) and isinstance(train, TrainConfig)
     assert 1 <= model.hidden_size <= 1 << 16 and train.seed < 2**63
     assert train.lr is None or 0 < train.lr < float("inf")
+
+
+_RUNS: dict = {}
+
+
+def _tiny_run(task: str) -> Path:
+    """A tagger or classifier trained once per session on the fixtures, for the CLI cases."""
+    if task not in _RUNS:
+        from conftest import CLASSIFY, TAGGED, write_conllu, write_tsv
+        from rnnkit.cli import main
+
+        folder = Path(tempfile.mkdtemp(prefix="rnnkit-fuzz-run-"))
+        data = (
+            write_tsv(folder / "d.tsv", CLASSIFY) if task == "classify" else write_conllu(folder / "d.conllu", TAGGED)
+        )
+        assert main(["train", task, "--train", str(data), "--out", str(folder / "run"), "--epochs", "1",
+                     "--hidden", "8"]) == 0  # fmt: skip
+        _RUNS[task] = folder / "run"
+    return _RUNS[task]
+
+
+EXTRA = st.sampled_from([[], ["--tokenized"], ["--probs"], ["--format", "conll"], ["--format", "tsv"]])
+
+
+@FUZZ
+@given(data=st.binary(max_size=300), suffix=st.sampled_from(SUFFIXES), task=st.sampled_from(["classify", "tag"]),
+       extra=EXTRA)  # fmt: skip
+def test_the_predict_command_exits_0_or_2_with_one_line(data, suffix, task, extra):
+    import contextlib
+    import io
+
+    from rnnkit.cli import main
+
+    path, run = _in_file(data, suffix), _tiny_run(task)
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = main(["predict", str(run), str(path), *extra])
+        except SystemExit as e:
+            code = e.code
+    assert code in (0, 2), err.getvalue()
+    if code == 2:
+        lines = [line for line in err.getvalue().splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in err.getvalue(), err.getvalue()

@@ -497,17 +497,18 @@ def cmd_predict(args) -> int:
     source = str(registry.resolve(args.input))  # a dataset's split: NAME:SPLIT
     trained_on = (RunFolder(args.run).read_config().get("files") or {}).get("train")
     fmt = predict.input_format(model, source, args.format, args.tokenized, trained_on)
+    records = predict.records_for(model, source, fmt, args.tokenized)  # says first what cannot be read
     column = None
     if fmt == "conllu":
         given = model.data_config.column
         fmt_trained = model.data_config.format or (trained_on if isinstance(trained_on, str) else "")
         column = readers._conllu_column(given if str(fmt_trained).endswith("conllu") else None)
-        print(f"predicted tags go into CoNLL-U column {readers.CONLLU_COLUMNS[column].upper()}", file=sys.stderr)
-    records = predict.records_for(model, source, fmt, args.tokenized)
     with _output(args.output) as write:
         if args.probs and fmt not in ("conllu", "conll"):
             write("\t".join(["text", "label"] + [f"p({label})" for label in model.labels.itos_]) + "\n")
         predict.stream(model, records, write, fmt, probs=args.probs, column=column, **decoding)
+    if column is not None:
+        print(f"predicted tags are in CoNLL-U column {readers.CONLLU_COLUMNS[column].upper()}", file=sys.stderr)
     return 0
 
 
