@@ -123,7 +123,7 @@ def test_locked_dropout_drops_the_same_features_at_every_step():
 
 
 def test_char_features_and_crf_are_refused_for_classification(classify_file, tmp_path):
-    with pytest.raises(UserError, match="options of the tag task"):
+    with pytest.raises(UserError, match="--crf is for tag runs; a classify run does not use it"):
         rnnkit.train("classify", train=classify_file, out=tmp_path / "c", cell="lstm", crf=True)
 
 

@@ -281,8 +281,6 @@ def _configs(run: RunFolder, task: str, resume: bool, recipe: str | None, option
             module.check_options(data_config, model_config, train_config)
     if data_config.lowercase is None:
         data_config = dataclasses.replace(data_config, lowercase=module.DEFAULT_LOWERCASE)
-    if task != "tag" and (model_config.char_embedding_dim or model_config.crf):
-        raise UserError("character features (char_embedding_dim) and crf are options of the tag task")
     return data_config, model_config, train_config, resume
 
 
@@ -369,8 +367,13 @@ def check_task_options(task: str, options: dict) -> None:
     """Options given for a task that does not read them are an error, never silently ignored."""
     foreign = [k for k in options if options[k] is not None and task not in TASK_OPTIONS.get(k, (task,))]
     if foreign:
-        said = "; ".join(f"{_flag(k)} is for {' and '.join(TASK_OPTIONS[k])} runs" for k in foreign)
-        raise UserError(f"{said}; a {task} run does not use {'it' if len(foreign) == 1 else 'them'}")
+        said = "; ".join(f"{_flag(k)} is for {_listed(TASK_OPTIONS[k])} runs" for k in foreign)
+        article = "an" if task == "lm" else "a"
+        raise UserError(f"{said}; {article} {task} run does not use {'it' if len(foreign) == 1 else 'them'}")
+
+
+def _listed(names) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _flag(name: str) -> str:

@@ -180,8 +180,6 @@ def _configs(run: RunFolder, resume: bool, recipe: str | None, options: dict) ->
     model = configs["model"]
     if model.input_embedding_dim == 0:
         raise UserError("seq2seq needs learned embeddings; give --embed N (N > 0)")
-    if model.char_embedding_dim or model.crf or model.vectors:
-        raise UserError("character features (char_embedding_dim), crf and vectors are not options of seq2seq")
     if model.bidirectional and model.hidden_size % 2:
         raise UserError(
             f"a bidirectional encoder runs hidden_size/2 units each way; give an even --hidden, not {model.hidden_size}"
@@ -220,8 +218,6 @@ def train(
         if configs["data"].lowercase is None:
             configs["data"] = dataclasses.replace(configs["data"], lowercase=seq2seq.DEFAULT_LOWERCASE)
         data_config, model_config, train_config = configs["data"], configs["model"], configs["train"]
-        if model_config.ensemble > 1:
-            raise UserError("--ensemble is an option of the classify and tag tasks; seq2seq does not have it")
         level = configs["seq2seq"].level
         sets = {name: read_pairs(d, level, data_config.format) for name, d in (("train", train), ("dev", dev)) if d}
         _check_processes(len(sets["train"]), train_config)

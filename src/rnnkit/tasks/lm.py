@@ -63,10 +63,6 @@ def check_options(data_config: DataConfig, model_config: ModelConfig, train_conf
             "a language model predicts each token from the ones before it, so it reads left to right; "
             "drop --bidirectional"
         )
-    if model_config.ensemble > 1:
-        raise UserError("--ensemble is an option of the classify and tag tasks; the lm task does not have it")
-    if model_config.locked_dropout:
-        raise UserError("--locked-dropout is an option of the classify and tag encoders; the lm task does not have it")
 
 
 def training_data(sets: dict, vocab, labels, train_config: TrainConfig):
