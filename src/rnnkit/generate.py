@@ -16,6 +16,7 @@ Char level joins characters; word level joins words with spaces and writes <eos>
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -47,6 +48,8 @@ def next_token(
     if temperature == 0:
         return int(torch.argmax(logits))
     probs = torch.softmax(filter_logits(logits.float(), temperature, top_k, top_p), dim=-1)
+    if not torch.isfinite(probs).all():  # a temperature so small that z / T overflows: the limit is greedy
+        return int(torch.argmax(logits))
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
@@ -54,7 +57,7 @@ def check_sampling(length: int, temperature: float, top_k: int | None, top_p: fl
     problems = []
     if not isinstance(length, int) or isinstance(length, bool) or length < 1:
         problems.append(f"length must be a positive integer, got {length!r}")
-    if not isinstance(temperature, (int, float)) or temperature < 0:
+    if not isinstance(temperature, (int, float)) or not 0 <= temperature < math.inf:
         problems.append(f"temperature must be a number >= 0 (0: greedy), got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         problems.append(f"top_k must be a positive integer, got {top_k!r}")
