@@ -69,7 +69,9 @@ def test_a_seq2seq_run_and_a_language_model_read_on_another_device(tmp_path, dev
     options = dict(FAST, epochs=2, level="char", hidden_size=16, embedding_dim=8)
     trained = rnnkit.train("seq2seq", train=pair, dev=pair, out=tmp_path / "s2s", log=quiet, **options, device=device)
     elsewhere = rnnkit.load(tmp_path / "s2s", device=other(device))
-    assert elsewhere.predict(words[:3]) == trained.predict(words[:3])
+    assert len(elsewhere.predict(words[:3])) == 3  # two epochs: near-ties may decode apart across devices
+    loss = elsewhere.evaluate(pair)["loss"]  # teacher-forced, so comparable to rounding
+    assert loss == pytest.approx(trained.evaluate(pair)["loss"], rel=CUDA_TOLERANCE["rtol"])
     lm = rnnkit.train("lm", train=tmp_path / "src.txt", out=tmp_path / "lm", log=quiet, epochs=1, device=device,
                       cell="gru", hidden_size=16, embedding_dim=8, batch_size=2, bptt=4)  # fmt: skip
     loss = rnnkit.load(tmp_path / "lm", device=other(device)).evaluate(tmp_path / "src.txt")["loss"]
