@@ -50,7 +50,7 @@ cd "$ROOT" || exit 2
 say "== suite: pytest --device cuda"
 parallel=()
 "$PYTHON" -c "import xdist" 2>/dev/null && parallel=(-n 8)
-timeout "$SUITE_SECONDS" "$PYTHON" -m pytest -q -p no:cacheprovider --device cuda "${parallel[@]}" >"$OUT/suite.log" 2>&1
+timeout "$SUITE_SECONDS" "$PYTHON" -m pytest -q -p no:cacheprovider --device cuda ${parallel[@]+"${parallel[@]}"} >"$OUT/suite.log" 2>&1
 suite_rc=$?
 suite_line=$(grep -E "[0-9]+ (passed|failed|skipped|error)" "$OUT/suite.log" | tail -1 | tr -d '=' | xargs)
 [ $suite_rc -eq 124 ] && suite_line="timed out after ${SUITE_SECONDS}s; ${suite_line}"
