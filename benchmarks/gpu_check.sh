@@ -13,8 +13,8 @@
 # test files (ptb/test.txt, multi30k/test.tok.de, ...). PYTHON (default: python) is the Python with
 # rnnkit and a CUDA build of torch installed. RECIPE_MINUTES (0.05) and GPU_RECIPE_MINUTES (0.25)
 # are each recipe's budget; the GPU recipes are meant for 5 minutes, so their figures from this
-# check are a short run's, not what the recipe reaches (GPU_RECIPE_MINUTES=5 measures that, in
-# about 30 more minutes). Without a CUDA device it refuses, in one line, before doing anything.
+# check are a short run's, not what the recipe reaches (GPU_RECIPE_MINUTES=5 RECIPE_SECONDS=2400
+# measures that, in about 35 more minutes). Without a CUDA device it refuses, in one line, before doing anything.
 set -uo pipefail
 
 usage="usage: benchmarks/gpu_check.sh OUTDIR [DATA]"
