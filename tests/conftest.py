@@ -53,3 +53,56 @@ def tag_file(tmp_path) -> Path:
 
 # small and fast: the seeds' cell, a few units
 FAST = dict(hidden_size=16, dropout=0.0, word_dropout=0.0, lr=0.05, batch_size=2, epochs=40, patience=None)
+
+
+# the device: `pytest --device cpu|cuda` (default cpu). Every test pins its device or takes this one;
+# none leaves it to `auto`. Without CUDA, `--device cuda` skips every test with one reason.
+NO_CUDA = "--device cuda: no CUDA device here (torch.cuda.is_available() is False)"
+# across devices, or between two runs on CUDA (whose atomics-based kernels, e.g. the embedding's
+# backward pass, may sum in another order), the same computation agrees to float32 rounding grown
+# over a few optimizer steps; on one CPU it agrees exactly
+CUDA_TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="the device the tests run on (default cpu)"
+    )
+
+
+def _cuda_missing(config) -> bool:
+    import torch
+
+    return config.getoption("device") == "cuda" and not torch.cuda.is_available()
+
+
+def pytest_report_header(config):
+    note = f" ({NO_CUDA}: every test skips)" if _cuda_missing(config) else ""
+    return f"device: {config.getoption('device')}{note}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if _cuda_missing(config):
+        skip = pytest.mark.skip(reason=NO_CUDA)
+        for item in items:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def device(request) -> str:
+    """The device of `pytest --device`: "cpu" (default) or "cuda"."""
+    return request.config.getoption("device")
+
+
+@pytest.fixture(scope="session")
+def same(device) -> dict:
+    """assert_close tolerances for one computation done twice on `device`: exact on CPU, CUDA_TOLERANCE on CUDA."""
+    return dict(rtol=0, atol=0) if device == "cpu" else CUDA_TOLERANCE
+
+
+def ddp_device(device: str) -> str:
+    """The device of the data-parallel tests: CUDA (nccl) with --device cuda and at least 2 GPUs, else
+    the CPU (gloo), so that two processes never share one GPU."""
+    import torch
+
+    return "cuda" if device == "cuda" and torch.cuda.device_count() >= 2 else "cpu"

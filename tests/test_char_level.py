@@ -44,19 +44,21 @@ def test_an_unknown_level_is_a_user_error():
 
 
 @pytest.fixture(scope="module")
-def char_run(tmp_path_factory):
+def char_run(tmp_path_factory, device):
     """A char-level run trained on NAMES, shared by the tests that only read it."""
     root = tmp_path_factory.mktemp("char")
     train = write_tsv(root / "names.tsv", NAMES)
-    model = rnnkit.train("classify", train=train, out=root / "run", log=lambda m: None, level="char", **FAST)
+    model = rnnkit.train(
+        "classify", train=train, out=root / "run", log=lambda m: None, level="char", **FAST, device=device
+    )
     return model, train
 
 
-def test_a_char_level_run_learns_and_loads_with_a_character_vocabulary(char_run):
+def test_a_char_level_run_learns_and_loads_with_a_character_vocabulary(char_run, device):
     model, train = char_run
     assert set(model.vocab.itos_[4:]) == set("nakmurtivpeo")  # characters, lowercased (the task's default)
     assert model.evaluate(train)["accuracy"] == 1.0
-    loaded = rnnkit.load(model.path)
+    loaded = rnnkit.load(model.path, device=device)
     assert loaded.data_config.level == "char"
     assert loaded.predict(["Nakamura", "Petrov"]) == ["Japanese", "Russian"]
 
@@ -67,10 +69,12 @@ def test_explain_shows_the_characters_of_a_char_level_run(char_run):
     assert report["prediction"] == "Russian"
 
 
-def test_predict_on_the_command_line_splits_lines_into_characters_and_prints_the_text(char_run, tmp_path, capsys):
+def test_predict_on_the_command_line_splits_lines_into_characters_and_prints_the_text(
+    char_run, tmp_path, capsys, device
+):
     source = tmp_path / "in.txt"
     source.write_text("Tanaka\nIvanov\n", encoding="utf-8")
-    assert main(["predict", str(char_run[0].path), str(source)]) == 0
+    assert main(["predict", str(char_run[0].path), str(source), "--device", device]) == 0
     assert capsys.readouterr().out == "Tanaka\tJapanese\nIvanov\tRussian\n"
 
 
@@ -80,12 +84,12 @@ def test_tagging_at_char_level_is_refused_before_anything_is_written(tag_file, t
     assert not (tmp_path / "run").exists()
 
 
-def test_old_run_folders_without_level_or_readout_load_as_words_and_last_state(classify_file, tmp_path):
+def test_old_run_folders_without_level_or_readout_load_as_words_and_last_state(classify_file, tmp_path, device):
     run = tmp_path / "run"
-    rnnkit.train("classify", train=classify_file, out=run, log=lambda m: None, **FAST)
+    rnnkit.train("classify", train=classify_file, out=run, log=lambda m: None, **FAST, device=device)
     config = json.loads((run / "config.json").read_text())
     del config["data"]["level"], config["model"]["readout"]
     (run / "config.json").write_text(json.dumps(config))
-    model = rnnkit.load(run)
+    model = rnnkit.load(run, device=device)
     assert (model.data_config.level, model.model_config.readout) == ("word", "last")
     assert model.predict(["the movie was great ."]) == ["pos"]

@@ -68,13 +68,13 @@ def test_a_format_given_with_a_folder_is_a_user_error(names):
         readers.read_classification(names, format="tsv")
 
 
-def test_train_and_evaluate_take_folders_on_the_command_line(names, tmp_path, capsys):
+def test_train_and_evaluate_take_folders_on_the_command_line(names, tmp_path, capsys, device):
     run = tmp_path / "run"
     options = ["--level", "char", "--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05"]
     options += ["--batch-size", "2", "--epochs", "40"]
-    assert main(["train", "classify", "--train", str(names), "--out", str(run), *options]) == 0
+    assert main(["train", "classify", "--train", str(names), "--out", str(run), *options, "--device", device]) == 0
     capsys.readouterr()
-    assert main(["evaluate", str(run), "--data", str(names), "--json"]) == 0
+    assert main(["evaluate", str(run), "--data", str(names), "--json", "--device", device]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["examples"] == 4 and report["accuracy"] == 1.0
     assert report["confusion"]["labels"] == ["Japanese", "Russian"]

@@ -30,7 +30,7 @@ FAST = [
 
 
 @pytest.fixture
-def classify_run(classify_file, tmp_path):
+def classify_run(classify_file, tmp_path, device):
     assert (
         main(
             [
@@ -43,6 +43,8 @@ def classify_run(classify_file, tmp_path):
                 "--out",
                 str(tmp_path / "crun"),
                 *FAST,
+                "--device",
+                device,
             ]
         )
         == 0
@@ -51,14 +53,19 @@ def classify_run(classify_file, tmp_path):
 
 
 @pytest.fixture
-def tag_run(tag_file, tmp_path):
-    assert main(["train", "tag", "--train", str(tag_file), "--out", str(tmp_path / "trun"), *FAST]) == 0
+def tag_run(tag_file, tmp_path, device):
+    assert (
+        main(["train", "tag", "--train", str(tag_file), "--out", str(tmp_path / "trun"), *FAST, "--device", device])
+        == 0
+    )
     return tmp_path / "trun"
 
 
-def test_evaluate_json_has_the_design_keys_and_the_confusion_sums_to_examples(classify_run, classify_file, capsys):
+def test_evaluate_json_has_the_design_keys_and_the_confusion_sums_to_examples(
+    classify_run, classify_file, capsys, device
+):
     capsys.readouterr()
-    assert main(["evaluate", str(classify_run), "--data", str(classify_file), "--json"]) == 0
+    assert main(["evaluate", str(classify_run), "--data", str(classify_file), "--json", "--device", device]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"task", "examples", "tokens", "accuracy", "per_class", "macro_f1", "confusion"} <= set(report)
     assert report["task"] == "classify" and report["examples"] == len(CLASSIFY)
@@ -66,42 +73,60 @@ def test_evaluate_json_has_the_design_keys_and_the_confusion_sums_to_examples(cl
     assert set(report["per_class"]["pos"]) == {"accuracy", "precision", "recall", "f1", "support"}
 
 
-def test_evaluate_prints_a_table_and_saves_a_heatmap_with_plots(classify_run, classify_file, tmp_path, capsys):
-    assert main(["evaluate", str(classify_run), "--data", str(classify_file), "--plots", str(tmp_path / "p")]) == 0
+def test_evaluate_prints_a_table_and_saves_a_heatmap_with_plots(classify_run, classify_file, tmp_path, capsys, device):
+    assert (
+        main(
+            [
+                "evaluate",
+                str(classify_run),
+                "--data",
+                str(classify_file),
+                "--plots",
+                str(tmp_path / "p"),
+                "--device",
+                device,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "confusion matrix" in out and "accuracy" in out
     assert (tmp_path / "p" / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_predict_writes_text_and_label_per_line_and_probabilities_on_request(classify_run, tmp_path, capsys):
+def test_predict_writes_text_and_label_per_line_and_probabilities_on_request(classify_run, tmp_path, capsys, device):
     lines = tmp_path / "in.txt"
     lines.write_text("the movie was great .\na waste of time .\n", encoding="utf-8")
     capsys.readouterr()
-    assert main(["predict", str(classify_run), str(lines)]) == 0
+    assert main(["predict", str(classify_run), str(lines), "--device", device]) == 0
     rows = [r.split("\t") for r in capsys.readouterr().out.splitlines()]
     assert rows == [["the movie was great .", "pos"], ["a waste of time .", "neg"]]
-    assert main(["predict", str(classify_run), str(lines), "--probs"]) == 0
+    assert main(["predict", str(classify_run), str(lines), "--probs", "--device", device]) == 0
     header, *rows = capsys.readouterr().out.splitlines()
     assert header.split("\t") == ["text", "label", "p(neg)", "p(pos)"]
     assert abs(sum(map(float, rows[0].split("\t")[2:])) - 1) < 1e-3
 
 
-def test_predict_tags_tokens_and_fills_a_conllu_column(tag_run, tmp_path, capsys):
+def test_predict_tags_tokens_and_fills_a_conllu_column(tag_run, tmp_path, capsys, device):
     raw = tmp_path / "raw.txt"
     raw.write_text("The movie was great.\n", encoding="utf-8")
     capsys.readouterr()
-    assert main(["predict", str(tag_run), str(raw)]) == 0
+    assert main(["predict", str(tag_run), str(raw), "--device", device]) == 0
     assert capsys.readouterr().out == "The\tDET\nmovie\tNOUN\nwas\tAUX\ngreat\tADJ\n.\tPUNCT\n\n"
     blank = write_conllu(tmp_path / "blank.conllu", [[(w, "_") for w, _ in s] for s in TAGGED])
-    assert main(["predict", str(tag_run), str(blank), "--output", str(tmp_path / "out.conllu")]) == 0
+    assert (
+        main(["predict", str(tag_run), str(blank), "--output", str(tmp_path / "out.conllu"), "--device", device]) == 0
+    )
     filled = (tmp_path / "out.conllu").read_text(encoding="utf-8")
     assert filled == write_conllu(tmp_path / "gold.conllu", TAGGED).read_text(encoding="utf-8")
 
 
-def test_a_dev_label_that_training_never_saw_is_reported_once_and_scored_as_an_error(classify_run, tmp_path, capsys):
+def test_a_dev_label_that_training_never_saw_is_reported_once_and_scored_as_an_error(
+    classify_run, tmp_path, capsys, device
+):
     dev = write_tsv(tmp_path / "dev.tsv", CLASSIFY + [("so so .", "neutral"), ("meh .", "neutral")])
     capsys.readouterr()
-    assert main(["evaluate", str(classify_run), "--data", str(dev), "--json"]) == 0
+    assert main(["evaluate", str(classify_run), "--data", str(dev), "--json", "--device", device]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert captured.err.count("never saw") == 1 and "'neutral'" in captured.err
@@ -193,10 +218,10 @@ def test_the_installed_command_reports_a_bad_file_without_a_traceback(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_predict_reads_raw_lines_from_stdin(tag_run, monkeypatch, capsys):
+def test_predict_reads_raw_lines_from_stdin(tag_run, monkeypatch, capsys, device):
     monkeypatch.setattr("sys.stdin", io.StringIO("Ravi acted well.\n\nThe plot was boring.\n"))
     capsys.readouterr()
-    assert main(["predict", str(tag_run)]) == 0
+    assert main(["predict", str(tag_run), "--device", device]) == 0
     out = capsys.readouterr().out
     assert out.split("\n\n")[0] == "Ravi\tPROPN\nacted\tVERB\nwell\tADV\n.\tPUNCT"
     assert out.count("\n\n") == 2

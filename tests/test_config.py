@@ -54,7 +54,7 @@ def test_bad_values_name_the_field_the_value_and_what_is_allowed(cls, kwargs, ma
         cls(**kwargs)
 
 
-def test_task_defaults_apply_unless_the_user_gives_the_option(tmp_path):
+def test_task_defaults_apply_unless_the_user_gives_the_option(tmp_path, device):
     import json
 
     import rnnkit
@@ -63,7 +63,7 @@ def test_task_defaults_apply_unless_the_user_gives_the_option(tmp_path):
     data = write_conllu(tmp_path / "t.conllu", TAGGED)
     saved = {}
     for name, options in {"default": {}, "given": {"batch_size": 2}, "sgd": {"optimizer": "sgd"}}.items():
-        rnnkit.train("tag", train=data, out=tmp_path / name, log=lambda m: None, epochs=1, **options)
+        rnnkit.train("tag", train=data, out=tmp_path / name, log=lambda m: None, epochs=1, **options, device=device)
         saved[name] = json.loads((tmp_path / name / "config.json").read_text())["train"]
     assert (saved["default"]["batch_size"], saved["default"]["lr"]) == (64, 2e-3)
     assert saved["given"]["batch_size"] == 2

@@ -1,5 +1,7 @@
 """Data-parallel training: `torchrun --nproc-per-node 2 -m rnnkit train ...` on the demo data,
-two gloo processes on this CPU, checked against an in-process replay of what DDP should do."""
+two gloo processes on this CPU, checked against an in-process replay of what DDP should do.
+With `pytest --device cuda` and at least 2 GPUs, two nccl processes on cuda:0 and cuda:1 instead
+(conftest.ddp_device); never two processes on one GPU."""
 
 import os
 import subprocess
@@ -10,7 +12,7 @@ import pytest
 import torch
 
 import rnnkit
-from conftest import FAST
+from conftest import CUDA_TOLERANCE, FAST, ddp_device
 from rnnkit import distributed
 from rnnkit.data.batching import encode, make_batch
 from rnnkit.data.demo import write_demo
@@ -57,7 +59,7 @@ def replay(run, train_file, world=2) -> dict:
 
 
 def _replay(run, train_file, world: int) -> dict:
-    model = rnnkit.load(run)
+    model = rnnkit.load(run, device="cpu")  # the replay runs on the host, whichever device trained
     cfg, module = model.train_config, TASK_MODULES[model.task]
     data = encode(model.read(train_file), model.vocab, model.labels, module.TARGET)
     torch.manual_seed(cfg.seed)
@@ -87,17 +89,29 @@ def demo(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def classify_ddp(demo):
+def ddp(device) -> str:
+    """The device of the two processes: cpu (gloo), or cuda (nccl) given --device cuda and 2 GPUs."""
+    return ddp_device(device)
+
+
+def tolerance(ddp: str) -> dict:
+    """Replay (on the host) against the processes' weights: BLAS sums in another order on one
+    thread than gloo's all-reduce does; nccl on two GPUs adds float32 rounding (CUDA_TOLERANCE)."""
+    return dict(rtol=0, atol=1e-6) if ddp == "cpu" else CUDA_TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def classify_ddp(demo, ddp):
     """A classifier trained by 2 processes for 4 epochs: (folder, run, files, output)."""
     folder, files = demo
     args = ["-m", "rnnkit", "train", "classify", "--train", str(files["classify_train"])]
-    args += ["--dev", str(files["classify_dev"]), "--out", "run", "--epochs", "4", *OPTIONS]
+    args += ["--dev", str(files["classify_dev"]), "--out", "run", "--epochs", "4", "--device", ddp, *OPTIONS]
     return folder, folder / "run", files, torchrun(args, cwd=folder)
 
 
-def test_two_processes_train_a_classifier_that_loads_and_evaluates_like_any_run(classify_ddp):
+def test_two_processes_train_a_classifier_that_loads_and_evaluates_like_any_run(classify_ddp, device):
     folder, run, files, output = classify_ddp
-    report = rnnkit.load(run).evaluate(files["classify_dev"])
+    report = rnnkit.load(run, device=device).evaluate(files["classify_dev"])
     assert report["accuracy"] > 0.9  # two balanced classes: chance is 0.5
     # rank 0 alone wrote files and printed
     written = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
@@ -107,16 +121,16 @@ def test_two_processes_train_a_classifier_that_loads_and_evaluates_like_any_run(
     assert not [k for k in RunFolder(run).load_weights() if k.startswith("module.")]
     # each process takes half the optimizer steps of one process (one step a batch: test_training)
     rows = RunFolder(run).load_checkpoint()["state"]["history"]
-    one_process = batches_per_epoch(800, rnnkit.load(run).train_config)
+    one_process = batches_per_epoch(800, rnnkit.load(run, device=device).train_config)
     assert one_process == 50 and [row["steps"] for row in rows] == [one_process // 2] * 4
 
 
-def test_two_processes_step_with_the_gradient_averaged_over_their_two_batches(classify_ddp):
+def test_two_processes_step_with_the_gradient_averaged_over_their_two_batches(classify_ddp, ddp):
     folder, run, files, _ = classify_ddp
     trained = RunFolder(run).load_checkpoint()["model"]  # the last weights, after 4 epochs
     expected = replay(run, files["classify_train"])
     for name, value in expected.items():
-        torch.testing.assert_close(trained[name], value, rtol=0, atol=1e-6, msg=name)
+        torch.testing.assert_close(trained[name], value, **tolerance(ddp), msg=name)
 
 
 STOP_ON_RANK_1 = """
@@ -131,41 +145,48 @@ def stop(trainer):  # one rank asks; both must stop after the same step
 
 options = dict(cell="lstm", embedding_dim=32, hidden_size=32, dropout=0.0, word_dropout=0.0, lr=0.02, batch_size=16)
 try:
-    rnnkit.train("tag", train=sys.argv[1], dev=sys.argv[2], out="tag", callbacks=[stop], epochs=3, **options)
+    rnnkit.train("tag", train=sys.argv[1], dev=sys.argv[2], out="tag", callbacks=[stop], epochs=3, device=sys.argv[3],
+                 **options)
 except Interrupted as e:
     if distributed.is_main():
         print("interrupted:", e)
 """
 
 
-def test_a_stop_asked_on_one_rank_stops_both_and_the_run_resumes_exactly(demo):
+def test_a_stop_asked_on_one_rank_stops_both_and_the_run_resumes_exactly(demo, ddp, device):
     folder, files = demo
     (folder / "stop.py").write_text(STOP_ON_RANK_1, encoding="utf-8")
-    output = torchrun(["stop.py", str(files["tag_train"]), str(files["tag_dev"])], cwd=folder)
+    output = torchrun(["stop.py", str(files["tag_train"]), str(files["tag_dev"]), ddp], cwd=folder)
     assert output.count("interrupted: training stopped in epoch 2") == 1
     state = RunFolder(folder / "tag").load_checkpoint()["state"]
     assert (state["epoch"], state["batch"], state["world_size"]) == (2, 3, 2)
     assert isinstance(state["loss_sum"], float)
 
     args = ["-m", "rnnkit", "train", "tag", "--train", str(files["tag_train"]), "--dev", str(files["tag_dev"])]
-    torchrun(args + ["--out", "tag", "--resume"], cwd=folder)
+    torchrun(args + ["--out", "tag", "--resume", "--device", ddp], cwd=folder)
     ckpt = RunFolder(folder / "tag").load_checkpoint()
-    steps = batches_per_epoch(300, rnnkit.load(folder / "tag").train_config) // 2
+    steps = batches_per_epoch(300, rnnkit.load(folder / "tag", device=device).train_config) // 2
     assert [row["steps"] for row in ckpt["state"]["history"]] == [steps] * 3
     expected = replay(folder / "tag", files["tag_train"])
     for name, value in expected.items():
-        torch.testing.assert_close(ckpt["model"][name], value, rtol=0, atol=1e-6, msg=name)
-    assert rnnkit.load(folder / "tag").evaluate(files["tag_dev"])["accuracy"] > 0.8
+        torch.testing.assert_close(ckpt["model"][name], value, **tolerance(ddp), msg=name)
+    assert rnnkit.load(folder / "tag", device=device).evaluate(files["tag_dev"])["accuracy"] > 0.8
 
 
-def test_resuming_mid_epoch_with_another_number_of_processes_is_refused(classify_file, tmp_path):
+def test_resuming_mid_epoch_with_another_number_of_processes_is_refused(classify_file, tmp_path, device):
     def stop(trainer):
         if trainer.state["batch"] == 1:
             trainer.request_stop()
 
     with pytest.raises(Interrupted):
         rnnkit.train(
-            "classify", train=classify_file, out=tmp_path / "run", log=lambda m: None, callbacks=[stop], **FAST
+            "classify",
+            train=classify_file,
+            out=tmp_path / "run",
+            log=lambda m: None,
+            callbacks=[stop],
+            **FAST,
+            device=device,
         )
     run = RunFolder(tmp_path / "run")
     ckpt = run.load_checkpoint()

@@ -40,8 +40,10 @@ def test_the_reference_gradient_flow_equals_autograd_on_the_unrolled_recurrence(
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_explain_reports_every_step_and_a_lower_triangular_G(tag_file, tmp_path, cell):
-    model = rnnkit.train("tag", train=tag_file, out=tmp_path / "run", log=lambda m: None, cell=cell, **FAST)
+def test_explain_reports_every_step_and_a_lower_triangular_G(tag_file, tmp_path, cell, device):
+    model = rnnkit.train(
+        "tag", train=tag_file, out=tmp_path / "run", log=lambda m: None, cell=cell, **FAST, device=device
+    )
     report = explain(model, "The movie was boring .", gold="DET NOUN AUX ADJ PUNCT".split())
     assert report["row"] == ["<sos>", "The", "movie", "was", "boring", ".", "<eos>"]
     assert [s["prediction"] for s in report["steps"][1:-1]] == report["prediction"]
@@ -51,11 +53,23 @@ def test_explain_reports_every_step_and_a_lower_triangular_G(tag_file, tmp_path,
     assert report["gradient_flow"]["method"] == ("reference (exact BPTT)" if cell == "rnn" else "autograd")
 
 
-def test_explain_json_parses_and_plot_writes_a_png(tag_file, tmp_path, capsys):
-    rnnkit.train("tag", train=tag_file, out=tmp_path / "run", log=lambda m: None, **FAST)
+def test_explain_json_parses_and_plot_writes_a_png(tag_file, tmp_path, capsys, device):
+    rnnkit.train("tag", train=tag_file, out=tmp_path / "run", log=lambda m: None, **FAST, device=device)
     capsys.readouterr()
     assert (
-        main(["explain", str(tmp_path / "run"), "Ravi acted well .", "--json", "--plot", str(tmp_path / "g.png")]) == 0
+        main(
+            [
+                "explain",
+                str(tmp_path / "run"),
+                "Ravi acted well .",
+                "--json",
+                "--plot",
+                str(tmp_path / "g.png"),
+                "--device",
+                device,
+            ]
+        )
+        == 0
     )
     report = json.loads(capsys.readouterr().out)
     assert report["tokens"] == ["Ravi", "acted", "well", "."]
@@ -69,11 +83,13 @@ def test_gradcheck_command_prints_json_and_exits_zero(capsys):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_the_autograd_flow_diagonal_is_the_output_layers_gradient(tag_file, tmp_path, cell):
-    model = rnnkit.train("tag", train=tag_file, out=tmp_path / "run", log=lambda m: None, cell=cell, **FAST)
+def test_the_autograd_flow_diagonal_is_the_output_layers_gradient(tag_file, tmp_path, cell, device):
+    model = rnnkit.train(
+        "tag", train=tag_file, out=tmp_path / "run", log=lambda m: None, cell=cell, **FAST, device=device
+    )
     gold = "DET NOUN AUX ADJ PUNCT".split()
     report = explain(model, "The movie was boring .", gold=gold)
-    ids = torch.tensor([report["ids"]])
+    ids = torch.tensor([report["ids"]], device=model.device)  # lengths stay on the host
     with torch.no_grad():
         states = model.net.double().encoder.eval()(ids, torch.tensor([ids.shape[1]]))[0]  # (T, H), float64
         V, c = model.net.output.V, model.net.output.c

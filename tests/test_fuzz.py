@@ -197,7 +197,7 @@ def _tiny_run(task: str) -> Path:
             write_tsv(folder / "d.tsv", CLASSIFY) if task == "classify" else write_conllu(folder / "d.conllu", TAGGED)
         )
         assert main(["train", task, "--train", str(data), "--out", str(folder / "run"), "--epochs", "1",
-                     "--hidden", "8"]) == 0  # fmt: skip
+                     "--hidden", "8", "--device", "cpu"]) == 0  # fmt: skip
         _RUNS[task] = folder / "run"
     return _RUNS[task]
 
@@ -218,7 +218,7 @@ def test_the_predict_command_exits_0_or_2_with_one_line(data, suffix, task, extr
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
-            code = main(["predict", str(run), str(path), *extra])
+            code = main(["predict", str(run), str(path), "--device", "cpu", *extra])
         except SystemExit as e:
             code = e.code
     assert code in (0, 2), err.getvalue()

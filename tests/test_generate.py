@@ -20,19 +20,21 @@ def quiet(message):
 
 
 @pytest.fixture(scope="module")
-def char_lm(tmp_path_factory):
+def char_lm(tmp_path_factory, device):
     path = tmp_path_factory.mktemp("lm")
     (path / "text.txt").write_text(TEXT, encoding="utf-8")
-    rnnkit.train("lm", train=path / "text.txt", out=path / "run", log=quiet, epochs=25, **FAST_LM)
+    rnnkit.train("lm", train=path / "text.txt", out=path / "run", log=quiet, epochs=25, **FAST_LM, device=device)
     return path / "run"
 
 
 @pytest.fixture(scope="module")
-def names_run(tmp_path_factory):
+def names_run(tmp_path_factory, device):
     path = tmp_path_factory.mktemp("names")
     (path / "names.tsv").write_text("".join(f"{n}\t{y}\n" for n, y in NAMES), encoding="utf-8")
     options = FAST_LM | dict(batch_size=2, epochs=60, lr=0.03)
-    rnnkit.train("lm", train=path / "names.tsv", dev=path / "names.tsv", out=path / "run", log=quiet, **options)
+    rnnkit.train(
+        "lm", train=path / "names.tsv", dev=path / "names.tsv", out=path / "run", log=quiet, **options, device=device
+    )
     return path / "run"
 
 
@@ -81,30 +83,30 @@ def test_only_tokens_that_were_targets_in_training_can_be_drawn():
     assert never_targets(words, conditional=False) == [0, 2]
 
 
-def test_the_same_seed_gives_the_same_text_and_greedy_ignores_the_seed(char_lm):
-    model = rnnkit.load(char_lm)
+def test_the_same_seed_gives_the_same_text_and_greedy_ignores_the_seed(char_lm, device):
+    model = rnnkit.load(char_lm, device=device)
     a, b, c = (model.generate("to", 80, temperature=2.0, seed=s) for s in (1, 1, 2))  # hot: far from greedy
     assert a == b and a != c and a.startswith("to") and len(a) == 82
     greedy = {model.generate("to", 40, temperature=0, seed=s) for s in (1, 2)}
     assert len(greedy) == 1 and greedy.pop().startswith("to be or not to be")
 
 
-def test_pieces_are_streamed_as_they_come_and_join_to_the_returned_text(char_lm):
+def test_pieces_are_streamed_as_they_come_and_join_to_the_returned_text(char_lm, device):
     pieces = []
-    text = rnnkit.load(char_lm).generate("th", 30, seed=0, top_k=3, top_p=0.9, on_text=pieces.append)
+    text = rnnkit.load(char_lm, device=device).generate("th", 30, seed=0, top_k=3, top_p=0.9, on_text=pieces.append)
     assert pieces[0] == "th" and len(pieces) == 31 and "".join(pieces) == text
 
 
-def test_word_level_joins_words_with_spaces_and_writes_eos_as_a_line_break(tmp_path):
+def test_word_level_joins_words_with_spaces_and_writes_eos_as_a_line_break(tmp_path, device):
     (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
     model = rnnkit.train("lm", train=tmp_path / "t.txt", out=tmp_path / "r", log=quiet, level="word", epochs=40,
-                         **(FAST_LM | dict(batch_size=2)))  # fmt: skip
+                         **(FAST_LM | dict(batch_size=2)), device=device)  # fmt: skip
     text = model.generate("to be", 12, temperature=0)
     assert text.startswith("to be or not to be\nthat is the question\n")
 
 
-def test_a_conditional_generator_writes_for_the_label_it_is_given(names_run):
-    model = rnnkit.load(names_run)
+def test_a_conditional_generator_writes_for_the_label_it_is_given(names_run, device):
+    model = rnnkit.load(names_run, device=device)
     assert model.evaluate(names_run.parent / "names.tsv")["loss"] < 0.6
     ab, cd = (model.generate("", 20, temperature=0, label=y) for y in ("ab", "cd"))
     assert ab.startswith("abab") and set(ab) == {"a", "b"}
@@ -113,30 +115,32 @@ def test_a_conditional_generator_writes_for_the_label_it_is_given(names_run):
     assert model.generate("c", 3, temperature=0, label="cd").startswith("cdc")  # the prompt continues
 
 
-def test_a_folder_of_label_files_trains_a_conditional_generator(tmp_path):
+def test_a_folder_of_label_files_trains_a_conditional_generator(tmp_path, device):
     (tmp_path / "names").mkdir()
     for label in ("ab", "cd"):
         (tmp_path / "names" / f"{label}.txt").write_text("".join(f"{n}\n" for n, y in NAMES if y == label))
-    model = rnnkit.train("lm", train=tmp_path / "names", out=tmp_path / "r", log=quiet, epochs=1, **FAST_LM)
+    model = rnnkit.train(
+        "lm", train=tmp_path / "names", out=tmp_path / "r", log=quiet, epochs=1, **FAST_LM, device=device
+    )
     assert model.labels.itos_ == ["ab", "cd"] and model.evaluate(tmp_path / "names")["examples"] == 6
 
 
 # the command line
 
 
-def test_generate_prints_the_prompt_and_its_continuation(char_lm, capsys):
+def test_generate_prints_the_prompt_and_its_continuation(char_lm, capsys, device):
     capsys.readouterr()
-    assert main(["generate", str(char_lm), "--prompt", "to", "--length", "50", "--seed", "1"]) == 0
+    assert main(["generate", str(char_lm), "--prompt", "to", "--length", "50", "--seed", "1", "--device", device]) == 0
     out = capsys.readouterr().out
     assert out.startswith("to") and len(out) >= 52 and out.endswith("\n")
-    assert main(["generate", str(char_lm), "--prompt", "to", "--length", "50", "--seed", "1"]) == 0
+    assert main(["generate", str(char_lm), "--prompt", "to", "--length", "50", "--seed", "1", "--device", device]) == 0
     assert capsys.readouterr().out == out
 
 
-def test_evaluate_prints_the_loss_perplexity_and_bits_per_char(char_lm, tmp_path, capsys):
+def test_evaluate_prints_the_loss_perplexity_and_bits_per_char(char_lm, tmp_path, capsys, device):
     (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
     capsys.readouterr()
-    assert main(["evaluate", str(char_lm), "--data", str(tmp_path / "t.txt")]) == 0
+    assert main(["evaluate", str(char_lm), "--data", str(tmp_path / "t.txt"), "--device", device]) == 0
     out = capsys.readouterr().out
     assert "perplexity" in out and "bits/char" in out
 
@@ -150,10 +154,10 @@ def test_evaluate_prints_the_loss_perplexity_and_bits_per_char(char_lm, tmp_path
         (["--temperature", "-1"], "argument --temperature: expected a non-negative number"),
     ],
 )
-def test_generate_errors_are_one_line_and_exit_status_2(names_run, capsys, args, message):
+def test_generate_errors_are_one_line_and_exit_status_2(names_run, capsys, args, message, device):
     capsys.readouterr()
     try:
-        code = main(["generate", str(names_run), *args])
+        code = main(["generate", str(names_run), *args, "--device", device])
     except SystemExit as e:  # argparse's errors
         code = e.code
     err = capsys.readouterr().err
@@ -161,7 +165,7 @@ def test_generate_errors_are_one_line_and_exit_status_2(names_run, capsys, args,
     assert re.search(message, err)
 
 
-def test_commands_that_need_another_kind_of_run_say_so(char_lm, names_run, classify_file, tmp_path, capsys):
+def test_commands_that_need_another_kind_of_run_say_so(char_lm, names_run, classify_file, tmp_path, capsys, device):
     assert main(["generate", str(char_lm), "--label", "ab"]) == 2
     assert "trained on a text stream without labels; drop --label" in capsys.readouterr().err
     assert main(["predict", str(char_lm), str(classify_file)]) == 2
@@ -172,6 +176,6 @@ def test_commands_that_need_another_kind_of_run_say_so(char_lm, names_run, class
     assert "trained on a text stream; evaluate it on data of the same kind" in capsys.readouterr().err
     write_tsv(tmp_path / "c.tsv", [("good", "pos"), ("bad", "neg")])
     assert main(["train", "classify", "--train", str(tmp_path / "c.tsv"), "--out", str(tmp_path / "c"),
-                 "--epochs", "1"]) == 0  # fmt: skip
+                 "--epochs", "1", "--device", device]) == 0  # fmt: skip
     assert main(["generate", str(tmp_path / "c")]) == 2
     assert "generate needs a language model (an 'lm' run), not a 'classify' run" in capsys.readouterr().err

@@ -28,20 +28,25 @@ Blackburn NNP I-NP I-PER
 """
 
 
+DEVICE = ["--device", "cpu"]  # pytest --device's
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, device):
+    DEVICE[1] = device
     root = tmp_path_factory.mktemp("runs")
     classify = write_tsv(root / "train.tsv", CLASSIFY)
     tag = write_conllu(root / "train.conllu", TAGGED)
     (root / "ner.txt").write_text(CONLL, encoding="utf-8")
     for task, data, name in (("classify", classify, "c"), ("tag", tag, "t"), ("tag", root / "ner.txt", "ner")):
-        assert main(["train", task, "--train", str(data), "--out", str(root / name), *FAST, "--epochs", "2"]) == 0
+        argv = ["train", task, "--train", str(data), "--out", str(root / name), *FAST, *DEVICE, "--epochs", "2"]
+        assert main(argv) == 0
     return root
 
 
 def _predict(capsys, *argv) -> str:
     capsys.readouterr()
-    assert main(["predict", *map(str, argv)]) == 0
+    assert main(["predict", *map(str, argv), *DEVICE]) == 0
     return capsys.readouterr().out
 
 
@@ -89,7 +94,7 @@ def test_conll_columns_come_back_with_a_predicted_column_appended(runs, capsys):
 def test_conllu_is_filled_in_the_trained_column_and_says_which(runs, tmp_path, capsys):
     blank = write_conllu(tmp_path / "in.conllu", [[(w, "_") for w, _ in s] for s in TAGGED])
     capsys.readouterr()
-    assert main(["predict", str(runs / "t"), str(blank)]) == 0
+    assert main(["predict", str(runs / "t"), str(blank), *DEVICE]) == 0
     out, err = capsys.readouterr()
     assert "column UPOS" in err
     assert len(out.splitlines()) == len(blank.read_text().splitlines())
@@ -97,7 +102,7 @@ def test_conllu_is_filled_in_the_trained_column_and_says_which(runs, tmp_path, c
 
 def test_invalid_utf8_on_stdin_is_a_located_error(runs):
     proc = subprocess.run(
-        [sys.executable, "-m", "rnnkit", "predict", str(runs / "c"), "-"],
+        [sys.executable, "-m", "rnnkit", "predict", str(runs / "c"), "-", *DEVICE],
         input=b"fine\ngood \xff\xfe film\n", capture_output=True, env={"PYTHONIOENCODING": "utf-8", "PATH": ""},
     )  # fmt: skip
     assert proc.returncode == 2
@@ -131,11 +136,11 @@ def test_a_single_label_training_file_is_refused(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_dev_labels_training_never_saw_are_reported_under_the_dev_files_name(tmp_path, capsys):
+def test_dev_labels_training_never_saw_are_reported_under_the_dev_files_name(tmp_path, capsys, device):
     train = write_tsv(tmp_path / "train.tsv", CLASSIFY)
     dev = write_tsv(tmp_path / "dev.tsv", CLASSIFY + [("so so .", "mixed")])
     assert main(["train", "classify", "--train", str(train), "--dev", str(dev), "--out", str(tmp_path / "r"),
-                 *FAST, "--epochs", "1"]) == 0  # fmt: skip
+                 *FAST, "--epochs", "1", "--device", device]) == 0  # fmt: skip
     assert f"{dev}: 1 item(s) have labels training never saw" in capsys.readouterr().err
 
 
@@ -148,8 +153,8 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_data_is_read(tmp_pa
 def test_predict_and_evaluate_into_an_unwritable_place_are_one_line_errors(runs, tmp_path, capsys):
     (tmp_path / "in.txt").write_text("fine .\n", encoding="utf-8")
     for argv in (
-        ["predict", str(runs / "c"), str(tmp_path / "in.txt"), "--output", "/proc/rnnkit/out.txt"],
-        ["evaluate", str(runs / "c"), "--data", str(runs / "train.tsv"), "--plots", "/proc/rnnkit/plots"],
+        ["predict", str(runs / "c"), str(tmp_path / "in.txt"), "--output", "/proc/rnnkit/out.txt", *DEVICE],
+        ["evaluate", str(runs / "c"), "--data", str(runs / "train.tsv"), "--plots", "/proc/rnnkit/plots", *DEVICE],
     ):
         capsys.readouterr()
         assert main(argv) == 2
@@ -157,7 +162,7 @@ def test_predict_and_evaluate_into_an_unwritable_place_are_one_line_errors(runs,
         assert len(err.strip().splitlines()) == 1 and "/proc/rnnkit" in err and "Traceback" not in err
 
 
-def test_a_full_disk_is_a_clean_error_and_leaves_no_half_written_run(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_is_a_clean_error_and_leaves_no_half_written_run(tmp_path, monkeypatch, capsys, device):
     import os
 
     def full(fd):
@@ -165,7 +170,8 @@ def test_a_full_disk_is_a_clean_error_and_leaves_no_half_written_run(tmp_path, m
 
     monkeypatch.setattr(os, "fsync", full)
     data = write_tsv(tmp_path / "train.tsv", CLASSIFY)
-    assert main(["train", "classify", "--train", str(data), "--out", str(tmp_path / "r"), *FAST, "--epochs", "1"]) == 2
+    argv = ["train", "classify", "--train", str(data), "--out", str(tmp_path / "r"), *FAST, "--epochs", "1"]
+    assert main([*argv, "--device", device]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.tsv"]
 
@@ -186,7 +192,7 @@ def test_options_out_of_bounds_are_refused_before_anything_is_built(tmp_path, op
     assert not (tmp_path / "r").exists()
 
 
-def test_a_model_far_larger_than_the_data_is_refused_with_its_size_unless_forced(tmp_path, capsys):
+def test_a_model_far_larger_than_the_data_is_refused_with_its_size_unless_forced(tmp_path, capsys, device):
     data = write_tsv(tmp_path / "train.tsv", CLASSIFY)
     argv = [
         "train",
@@ -202,4 +208,4 @@ def test_a_model_far_larger_than_the_data_is_refused_with_its_size_unless_forced
     ]
     assert main(argv) == 2
     assert re.search(r"has 4,\d{3},\d{3} parameters for \d+ training tokens", capsys.readouterr().err)
-    assert main([*argv, "--force"]) == 0
+    assert main([*argv, "--force", "--device", device]) == 0

@@ -88,11 +88,15 @@ def test_a_classifier_with_each_readout_gives_the_same_logits_alone_and_in_a_pad
     torch.testing.assert_close(batched[1], alone[0])
 
 
-def test_an_attention_run_saves_its_readout_loads_back_the_same_predictions_and_explains(classify_file, tmp_path):
+def test_an_attention_run_saves_its_readout_loads_back_the_same_predictions_and_explains(
+    classify_file, tmp_path, device
+):
     run = tmp_path / "run"
-    model = rnnkit.train("classify", train=classify_file, out=run, log=lambda m: None, readout="attention", **FAST)
+    model = rnnkit.train(
+        "classify", train=classify_file, out=run, log=lambda m: None, readout="attention", **FAST, device=device
+    )
     assert model.evaluate(classify_file)["accuracy"] == 1.0  # it learns the 4 examples
-    loaded = rnnkit.load(run)
+    loaded = rnnkit.load(run, device=device)
     assert loaded.model_config.readout == "attention"
     texts = ["the plot was great .", "a boring waste ."]
     assert loaded.predict(texts, probs=True) == model.predict(texts, probs=True)

@@ -15,9 +15,15 @@ def tiny_recipe(monkeypatch):
     )
 
 
-def test_a_recipe_sits_between_the_task_defaults_and_the_options_given(classify_file, tmp_path, tiny_recipe):
+def test_a_recipe_sits_between_the_task_defaults_and_the_options_given(classify_file, tmp_path, tiny_recipe, device):
     model = rnnkit.train(
-        "classify", train=classify_file, out=tmp_path / "r", log=lambda m: None, recipe="tiny", dropout=0.0
+        "classify",
+        train=classify_file,
+        out=tmp_path / "r",
+        log=lambda m: None,
+        recipe="tiny",
+        dropout=0.0,
+        device=device,
     )
     assert model.model_config.hidden_size == 12  # the recipe over the task's default of 128
     assert model.model_config.dropout == 0.0  # the option given over the recipe's 0.1

@@ -46,7 +46,7 @@ def test_the_reference_imports_no_torch():
 
 @pytest.mark.parametrize("task, embed", [("tag", 0), ("classify", 0), ("tag", 8)])
 def test_a_run_trained_by_rnnkit_gives_the_same_predictions_and_loss_in_the_reference(
-    task, embed, classify_file, tag_file, tmp_path
+    task, embed, classify_file, tag_file, tmp_path, device
 ):
     import rnnkit
     from conftest import FAST
@@ -61,6 +61,7 @@ def test_a_run_trained_by_rnnkit_gives_the_same_predictions_and_loss_in_the_refe
         cell="rnn",
         embedding_dim=embed,
         **(FAST | dict(epochs=5)),
+        device=device,
     )
     params, config, vocab, labels = runs.load_run(tmp_path / "run")
     examples = model.read(data)
@@ -69,7 +70,7 @@ def test_a_run_trained_by_rnnkit_gives_the_same_predictions_and_loss_in_the_refe
     assert reference_loss == pytest.approx(model.evaluate(examples)["loss"], rel=1e-5)
 
 
-def test_the_reference_trains_with_sgd_and_rnnkit_reads_its_run(tag_file, tmp_path):
+def test_the_reference_trains_with_sgd_and_rnnkit_reads_its_run(tag_file, tmp_path, device):
     import rnnkit
     from rnnkit.data.readers import read_tagging
     from rnnkit.reference import runs
@@ -78,13 +79,13 @@ def test_the_reference_trains_with_sgd_and_rnnkit_reads_its_run(tag_file, tmp_pa
     params = runs.train(
         "tag", examples, tmp_path / "ref", hidden_size=16, lr=1.0, epochs=60, batch_size=2, log=lambda m: None
     )
-    loaded = rnnkit.load(tmp_path / "ref")
+    loaded = rnnkit.load(tmp_path / "ref", device=device)
     _, _, vocab, labels = runs.load_run(tmp_path / "ref")
     assert loaded.predict_examples(examples) == runs.predict(params, examples, vocab, labels, "tag", "sigmoid")
     assert loaded.evaluate(tag_file)["accuracy"] == 1.0
 
 
-def test_on_the_demo_data_the_reference_predicts_what_rnnkit_predict_prints(tmp_path, capsys):
+def test_on_the_demo_data_the_reference_predicts_what_rnnkit_predict_prints(tmp_path, capsys, device):
     """A run trained with --cell rnn on the demo data: reference predictions == `rnnkit predict`."""
     from rnnkit.cli import main
     from rnnkit.data.demo import write_demo
@@ -108,13 +109,15 @@ def test_on_the_demo_data_the_reference_predicts_what_rnnkit_predict_prints(tmp_
         "10",
         "--lr",
         "0.01",
+        "--device",
+        device,
     ]
     assert main(args) == 0
     dev = read_tagging(files["tag_dev"])
     raw = tmp_path / "dev.txt"
     raw.write_text("\n".join(" ".join(ex.tokens) for ex in dev) + "\n", encoding="utf-8")
     capsys.readouterr()
-    assert main(["predict", str(tmp_path / "run"), str(raw)]) == 0
+    assert main(["predict", str(tmp_path / "run"), str(raw), "--device", device]) == 0
     printed = [
         [line.split("\t")[1] for line in block.splitlines()]
         for block in capsys.readouterr().out.strip("\n").split("\n\n")

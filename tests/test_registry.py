@@ -255,28 +255,28 @@ def test_a_missing_file_or_an_unreachable_server_is_a_user_error(tiny, places, m
 # Names wherever a data file is taken
 
 
-def test_train_evaluate_and_predict_take_dataset_names(tiny, places, tmp_path, capsys):
+def test_train_evaluate_and_predict_take_dataset_names(tiny, places, tmp_path, capsys, device):
     _, files = tiny
     mirror_tiny_pos(places[0], files)
     out = tmp_path / "run"
     args = ["train", "tag", "--train", "tiny-pos:train", "--dev", "tiny-pos:dev", "--out", str(out)]
-    assert main(args + ["--hidden", "16", "--batch-size", "2", "--epochs", "3"]) == 0
+    assert main(args + ["--hidden", "16", "--batch-size", "2", "--epochs", "3", "--device", device]) == 0
     assert json.loads((out / "config.json").read_text())["files"] == {"train": "tiny-pos:train", "dev": "tiny-pos:dev"}
     capsys.readouterr()
-    assert main(["evaluate", str(out), "--data", "tiny-pos:dev", "--json"]) == 0
+    assert main(["evaluate", str(out), "--data", "tiny-pos:dev", "--json", "--device", device]) == 0
     assert json.loads(capsys.readouterr().out)["examples"] == 2
-    assert main(["predict", str(out), "tiny-pos:dev"]) == 0
+    assert main(["predict", str(out), "tiny-pos:dev", "--device", device]) == 0
     assert capsys.readouterr().out.count("# text = ") == 2  # CoNLL-U back, from the .conllu the name stands for
     assert main(["evaluate", str(out), "--data", "nope:dev"]) == 2
     assert "not a known dataset" in capsys.readouterr().err
 
 
-def test_the_api_takes_dataset_names(tiny, places, tmp_path):
+def test_the_api_takes_dataset_names(tiny, places, tmp_path, device):
     import rnnkit
 
     _, files = tiny
     mirror_tiny_pos(places[0], files)
-    model = rnnkit.train("tag", train="tiny-pos:train", out=tmp_path / "run", **{**FAST, "epochs": 2})
+    model = rnnkit.train("tag", train="tiny-pos:train", out=tmp_path / "run", **{**FAST, "epochs": 2}, device=device)
     assert model.evaluate("tiny-pos:dev")["examples"] == 2
 
 

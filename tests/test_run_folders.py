@@ -18,8 +18,16 @@ from rnnkit.runs import RunLock
 FAST = ["--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05", "--batch-size", "2"]
 
 
+DEVICE = ["--device", "cpu"]  # pytest --device's, set for every test below
+
+
+@pytest.fixture(autouse=True)
+def _on_the_tests_device(device):
+    DEVICE[1] = device
+
+
 def _train(data, out, *extra, task="classify") -> int:
-    return main(["train", task, "--train", str(data), "--out", str(out), *FAST, *extra])
+    return main(["train", task, "--train", str(data), "--out", str(out), *FAST, *DEVICE, *extra])
 
 
 def _digest(folder) -> dict:
@@ -108,7 +116,8 @@ def test_a_kill_during_an_overwrite_leaves_the_old_run_or_a_resumable_new_one(fi
     staging = finished_run.parent / ".run.rnnkit-new"
     proc = subprocess.Popen(
         [sys.executable, "-m", "rnnkit", "train", "classify", "--train", str(classify_file), "--out",
-         str(finished_run), "--overwrite", "--epochs", "500", "--hidden", "2000", "--force", "--batch-size", "1"],
+         str(finished_run), "--overwrite", "--epochs", "500", "--hidden", "2000", "--force", "--batch-size", "1",
+         *DEVICE],
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -134,19 +143,23 @@ def test_resume_refuses_other_training_data_unless_forced(tmp_path, classify_fil
     assert _train(classify_file, out, "--epochs", "1") == 0
     other = write_tsv(tmp_path / "other.tsv", [(t, "negative" if y == "neg" else "positive") for t, y in CLASSIFY])
     capsys.readouterr()
-    assert main(["train", "classify", "--train", str(other), "--out", str(out), "--resume", "--epochs", "2"]) == 2
+    assert (
+        main(["train", "classify", "--train", str(other), "--out", str(out), "--resume", "--epochs", "2", *DEVICE]) == 2
+    )
     err = capsys.readouterr().err
     assert "train has 152 bytes, not the 132" in err and "--force" in err
     copy = write_tsv(tmp_path / "copy.tsv", CLASSIFY)  # the same data under another name is the same data
-    assert main(["train", "classify", "--train", str(copy), "--out", str(out), "--resume", "--epochs", "2"]) == 0
+    assert (
+        main(["train", "classify", "--train", str(copy), "--out", str(out), "--resume", "--epochs", "2", *DEVICE]) == 0
+    )
     assert main(["train", "classify", "--train", str(other), "--out", str(out), "--resume", "--epochs", "3",
-                 "--force"]) == 0  # fmt: skip
+                 "--force", *DEVICE]) == 0  # fmt: skip
 
 
 def test_resume_reads_the_runs_own_files(tmp_path, classify_file):
     out = tmp_path / "run"
     assert _train(classify_file, out, "--epochs", "1", "--dev", str(classify_file)) == 0
-    assert main(["train", "classify", "--out", str(out), "--resume", "--epochs", "2"]) == 0
+    assert main(["train", "classify", "--out", str(out), "--resume", "--epochs", "2", *DEVICE]) == 0
     assert len(json.loads((out / "metrics.json").read_text())["per_class"]) == 2
 
 
@@ -197,7 +210,7 @@ def test_predict_options_that_do_not_apply_are_errors(tmp_path, tag_file, capsys
     text.write_text("The movie was great .\n", encoding="utf-8")
     for extra in (["--probs"], ["--beam", "3"]):
         capsys.readouterr()
-        assert main(["predict", str(out), str(text), *extra]) == 2
+        assert main(["predict", str(out), str(text), *extra, *DEVICE]) == 2
         assert extra[0] in capsys.readouterr().err
 
 
@@ -222,7 +235,7 @@ def _edit_config(run, edit):
 def test_a_hostile_config_is_refused_before_anything_is_built(finished_run, edit, message, capsys):
     _edit_config(finished_run, edit)
     capsys.readouterr()
-    assert main(["predict", str(finished_run), "-"]) == 2
+    assert main(["predict", str(finished_run), "-", *DEVICE]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
@@ -231,7 +244,7 @@ def test_a_hostile_config_is_refused_before_anything_is_built(finished_run, edit
 def test_unreadable_config_json_is_a_clean_error(finished_run, text, capsys):
     (finished_run / "config.json").write_bytes(text.encode("utf-8", "surrogateescape") if text != "\xff\xfe"
                                                else b"\xff\xfe")  # fmt: skip
-    assert main(["evaluate", str(finished_run), "--data", str(finished_run / "x.tsv")]) == 2
+    assert main(["evaluate", str(finished_run), "--data", str(finished_run / "x.tsv"), *DEVICE]) == 2
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -246,10 +259,10 @@ def test_a_crafted_checkpoint_is_never_unpickled(finished_run, classify_file, tm
     subprocess.run([sys.executable, "-c", code], check=True)
     text = tmp_path / "in.txt"
     text.write_text("the movie was great .\n", encoding="utf-8")
-    assert main(["predict", str(finished_run), str(text)]) == 0
-    assert main(["evaluate", str(finished_run), "--data", str(classify_file)]) == 0
-    assert main(["explain", str(finished_run), "the movie was great ."]) == 0
-    assert main(["train", "classify", "--out", str(finished_run), "--resume", "--epochs", "9"]) == 2
+    assert main(["predict", str(finished_run), str(text), *DEVICE]) == 0
+    assert main(["evaluate", str(finished_run), "--data", str(classify_file), *DEVICE]) == 0
+    assert main(["explain", str(finished_run), "the movie was great .", *DEVICE]) == 0
+    assert main(["train", "classify", "--out", str(finished_run), "--resume", "--epochs", "9", *DEVICE]) == 2
     assert not marker.exists()
 
 
@@ -257,7 +270,7 @@ def test_predict_streams_from_a_pipe_whose_writer_waits(tmp_path, tag_file):
     out = tmp_path / "t"
     assert _train(tag_file, out, "--epochs", "1", task="tag") == 0
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnkit", "predict", str(out), "-"],
+        [sys.executable, "-m", "rnnkit", "predict", str(out), "-", *DEVICE],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     proc.stdin.write("The movie was great .\n")

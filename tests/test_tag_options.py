@@ -41,10 +41,10 @@ def write_conll(path, sentences):
 
 
 @pytest.fixture(scope="module")
-def ner_run(tmp_path_factory):
+def ner_run(tmp_path_factory, device):
     folder = tmp_path_factory.mktemp("ner")
     train = write_conll(folder / "train.txt", NER)
-    model = rnnkit.train("tag", train=train, dev=train, out=folder / "run", **FEATURES)
+    model = rnnkit.train("tag", train=train, dev=train, out=folder / "run", **FEATURES, device=device)
     return model, train, folder / "run"
 
 
@@ -55,32 +55,32 @@ def test_a_char_crf_tagger_learns_the_fixture_and_picks_epochs_by_entity_f1(ner_
     assert "dev_entity_f1" in (run / "history.csv").read_text().splitlines()[0]
 
 
-def test_a_reloaded_run_predicts_the_same_and_spells_unknown_words(ner_run):
+def test_a_reloaded_run_predicts_the_same_and_spells_unknown_words(ner_run, device):
     model, _, run = ner_run
     texts = ["Peter Blackburn visited Berlin .", "Zoltan Kovacs visited Budapest ."]  # unseen names
-    again = rnnkit.load(run)
+    again = rnnkit.load(run, device=device)
     assert again.chars is not None and again.chars.itos_ == model.chars.itos_
     assert again.predict(texts) == model.predict(texts)
     assert again.predict(texts)[0] == ["B-PER", "I-PER", "O", "B-LOC", "O"]
     assert "chars" in json.loads((run / "vocab.json").read_text())
 
 
-def test_evaluate_json_has_entity_scores_per_type(ner_run, capsys):
+def test_evaluate_json_has_entity_scores_per_type(ner_run, capsys, device):
     _, train, run = ner_run
-    assert main(["evaluate", str(run), "--data", str(train), "--json"]) == 0
+    assert main(["evaluate", str(run), "--data", str(train), "--json", "--device", device]) == 0
     entity = json.loads(capsys.readouterr().out)["entity"]
     assert set(entity) == {"precision", "recall", "f1", "per_type"}
     assert set(entity["per_type"]) == {"PER", "LOC", "ORG", "MISC"}
     assert entity["per_type"]["PER"]["support"] == 2 and 0.0 <= entity["f1"] <= 1.0
-    assert main(["evaluate", str(run), "--data", str(train)]) == 0
+    assert main(["evaluate", str(run), "--data", str(train), "--device", device]) == 0
     assert "entity F1 1.000" in capsys.readouterr().out
 
 
-def test_the_cli_trains_a_char_crf_tagger(tmp_path, capsys):
+def test_the_cli_trains_a_char_crf_tagger(tmp_path, capsys, device):
     train = write_conll(tmp_path / "train.txt", NER)
     args = ["train", "tag", "--train", str(train), "--out", str(tmp_path / "r"), "--cell", "lstm", "--embed", "8"]
     args += ["--char-embed", "4", "--char-hidden", "6", "--crf", "--locked-dropout", "--epochs", "1"]
-    assert main(args + ["--no-progress"]) == 0
+    assert main(args + ["--no-progress", "--device", device]) == 0
     model = json.loads((tmp_path / "r" / "config.json").read_text())["model"]
     assert (model["char_embedding_dim"], model["char_hidden_size"], model["crf"], model["locked_dropout"]) == (
         4, 6, True, True,

@@ -19,10 +19,19 @@ from rnnkit.training import Trainer, autocast
 
 
 def test_bf16_on_a_cpu_says_so_once_is_recorded_and_trains_exactly_as_fp32(classify_file, tmp_path):
+    device = "cpu"  # pinned: what a CPU does with bf16 (on CUDA, see the next test)
     lines = []
     options = FAST | dict(epochs=3)
-    rnnkit.train("classify", train=classify_file, out=tmp_path / "bf16", log=lines.append, precision="bf16", **options)
-    rnnkit.train("classify", train=classify_file, out=tmp_path / "fp32", log=lambda m: None, **options)
+    rnnkit.train(
+        "classify",
+        train=classify_file,
+        out=tmp_path / "bf16",
+        log=lines.append,
+        precision="bf16",
+        **options,
+        device=device,
+    )
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "fp32", log=lambda m: None, **options, device=device)
     assert [line for line in lines if "bf16" in line] == [
         "bf16 applies on a CUDA device with bf16 only; training on cpu in fp32"
     ]
@@ -31,6 +40,20 @@ def test_bf16_on_a_cpu_says_so_once_is_recorded_and_trains_exactly_as_fp32(class
     bf16, fp32 = (RunFolder(tmp_path / name).load_weights() for name in ("bf16", "fp32"))
     for name, value in fp32.items():
         torch.testing.assert_close(bf16[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_bf16_on_a_cuda_device_autocasts_without_a_note_and_keeps_fp32_weights(classify_file, tmp_path, device):
+    if device != "cuda" or not torch.cuda.is_bf16_supported():
+        pytest.skip("bf16 autocast needs --device cuda on a GPU with bf16")
+    lines = []
+    options = FAST | dict(epochs=3)
+    model = rnnkit.train(
+        "classify", train=classify_file, out=tmp_path / "bf16", log=lines.append, precision="bf16", **options,
+        device=device,
+    )  # fmt: skip
+    assert not [line for line in lines if "bf16" in line]
+    assert {v.dtype for v in RunFolder(tmp_path / "bf16").load_weights().values()} == {torch.float32}
+    assert model.evaluate(classify_file)["examples"] == 4
 
 
 def test_an_unknown_precision_is_refused_by_the_config_and_the_cli(classify_file, tmp_path, capsys):

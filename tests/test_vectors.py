@@ -39,17 +39,18 @@ def test_a_short_row_is_reported_with_its_line(tmp_path):
         read_vectors(path, _vocab())
 
 
-def test_training_starts_the_embedding_from_the_vectors_and_takes_their_size(tag_file, tmp_path):
+def test_training_starts_the_embedding_from_the_vectors_and_takes_their_size(tag_file, tmp_path, device):
     lines = []
     model = rnnkit.train(
         "tag", train=tag_file, out=tmp_path / "r", cell="lstm", vectors=str(_write(tmp_path, GLOVE)),
         optimizer="sgd", lr=1e-9, epochs=1, log=lines.append,
+        device=device,
     )  # fmt: skip
     assert model.model_config.embedding_dim == 3
     E = model.net.encoder.embedding.weight.detach()
-    torch.testing.assert_close(E[model.vocab.index("movie")], torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(E[model.vocab.index("movie")].cpu(), torch.tensor([1.0, 2.0, 3.0]))
     assert any(line.startswith("vectors: 2 of ") for line in lines)
-    assert rnnkit.load(tmp_path / "r").model_config.embedding_dim == 3  # reloads without the file
+    assert rnnkit.load(tmp_path / "r", device=device).model_config.embedding_dim == 3  # reloads without the file
 
 
 def test_an_embedding_size_other_than_the_vectors_is_refused(tag_file, tmp_path):

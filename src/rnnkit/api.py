@@ -467,8 +467,10 @@ def finish(model: Model, run: RunFolder, dev_examples, history: list[dict], colu
     return model
 
 
-def load(path, task: str | None = None, device: str = "cpu") -> Model:
-    """Rebuild a trained model from its run folder (config.json, vocab.json, model.safetensors).
+def load(path, task: str | None = None, device: str = "auto") -> Model:
+    """Rebuild a trained model from its run folder (config.json, vocab.json, model.safetensors) on
+    `device`: "auto" (CUDA when present, as `rnnkit train` and the CLI pick), "cpu" or "cuda". The
+    weights are read onto the host and then moved, so a run trained on one device loads on any.
     Loading reads JSON and safetensors only (never checkpoint.pt, never a pickle), and checks
     every size in config.json against the weights file before it allocates anything."""
     run = RunFolder(path)

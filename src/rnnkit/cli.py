@@ -98,6 +98,16 @@ def add_parallel_options(p, dev: bool) -> None:
         g.add_argument("--dev-tgt", help="dev target file")
 
 
+def add_device_option(p) -> None:
+    """--device of the commands that read a run: the same choices and default as train's."""
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the network runs (default auto: CUDA when present)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rnnkit", description="Recurrent neural networks for sequences.")
     parser.add_argument("--version", action="version", version=f"rnnkit {_version()}")
@@ -268,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a run on a labelled file")
     p.add_argument("run", help="run folder")
+    add_device_option(p)
     p.add_argument(
         "--data",
         help="labelled file to score, or NAME:SPLIT (classify: or a folder of <class>.txt files; "
@@ -281,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write text with a language model (an lm run)")
     p.add_argument("run", help="run folder of an lm run")
+    add_device_option(p)
     p.add_argument("--prompt", default="", help="text to continue (default: none, start at a line break)")
     p.add_argument("--length", type=positive_int, default=200, help="tokens to generate (default 200)")
     p.add_argument(
@@ -293,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="what a run sees and does with one sentence, step by step")
     p.add_argument("run", help="run folder")
+    add_device_option(p)
     p.add_argument("text", help="the sentence")
     p.add_argument("--gold", help="gold labels, space-separated: one per token (tag) or one (classify)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -309,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="predict for each input line (or row, or CoNLL sentence), streamed, in the input's order"
     )
     p.add_argument("run", help="run folder")
+    add_device_option(p)
     p.add_argument("input", nargs="?", default="-", help="a file, NAME:SPLIT, or - for stdin (default)")
     p.add_argument("--output", help="write here instead of stdout")
     p.add_argument("--probs", action="store_true", help="classification: add the probability of each label")
@@ -426,7 +440,7 @@ def cmd_evaluate(args) -> int:
     import rnnkit
     from rnnkit.metrics import format_lm_report, format_report
 
-    model = rnnkit.load(args.run)
+    model = rnnkit.load(args.run, device=args.device)
     data = _data(args, args.data, args.src, args.tgt, "--data", "--src", "--tgt", model.task)
     if model.task == "seq2seq":
         return _evaluate_seq2seq(args, model, data)
@@ -456,7 +470,7 @@ def cmd_generate(args) -> int:
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    text = rnnkit.load(args.run).generate(
+    text = rnnkit.load(args.run, device=args.device).generate(
         args.prompt, args.length, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
         seed=args.seed, label=args.label, on_text=write,
     )  # fmt: skip
@@ -486,7 +500,7 @@ def cmd_predict(args) -> int:
     from rnnkit.data import readers, registry
     from rnnkit.runs import RunFolder
 
-    model = rnnkit.load(args.run)
+    model = rnnkit.load(args.run, device=args.device)
     if model.task == "lm":
         raise UserError(f"{args.run}: predict does not cover lm runs; for a language model use 'rnnkit generate'")
     if args.probs and model.task != "classify":
@@ -561,7 +575,7 @@ def cmd_explain(args) -> int:
     import rnnkit
     from rnnkit.explain import explain
 
-    model = rnnkit.load(args.run)
+    model = rnnkit.load(args.run, device=args.device)
     if model.task == "seq2seq":
         return _explain_seq2seq(args, model)
     report = explain(model, args.text, args.gold.split() if args.gold else None)

@@ -53,11 +53,12 @@ def _chars(model, tokens: list[str]) -> torch.Tensor | None:
     if model.chars is None:
         return None
     forms, table = char_table([tokens], model.chars)
-    return torch.from_numpy(gather(table, forms[None, :]))
+    return torch.from_numpy(gather(table, forms[None, :])).to(model.device)
 
 
 @torch.inference_mode()
 def _states_and_probs(model, ids: torch.Tensor, chars: torch.Tensor | None):
+    """ids (1, T) and chars on the model's device; lengths stay on the host. -> NumPy float64."""
     net = one_net(model).eval()
     lengths = torch.tensor([ids.shape[1]])
     if model.task == "tag":
@@ -66,7 +67,7 @@ def _states_and_probs(model, ids: torch.Tensor, chars: torch.Tensor | None):
     else:
         states = net.encoder(ids, lengths)[0]  # (T, dirs*H)
         probs = torch.softmax(net(ids, lengths), -1)  # (1, K)
-    return states.double().numpy(), probs.double().numpy()
+    return states.double().cpu().numpy(), probs.double().cpu().numpy()
 
 
 def explain(model, text: str | list[str], gold: list[str] | None = None, **decoding) -> dict:
@@ -83,7 +84,7 @@ def explain(model, text: str | list[str], gold: list[str] | None = None, **decod
     if not tokens:
         raise UserError("explain needs a non-empty text")
     ids_list = model.vocab.encode(tokens, wrap=True)
-    ids = torch.tensor([ids_list])
+    ids = torch.tensor([ids_list], device=model.device)  # (1, T), where the network is
     chars = _chars(model, tokens)
     states, probs = _states_and_probs(model, ids, chars)
     T = len(ids_list)
@@ -152,9 +153,11 @@ def _flow(model, ids: list[int], targets: np.ndarray, chars: torch.Tensor | None
         result = gradient_flow(reference_params(net), np.array(ids), targets, config.activation)
         method = "reference (exact BPTT)"
     else:
-        with torch.enable_grad():  # on float64 copies: the caller's model is left as it is
-            x = net.encoder.embed(torch.tensor([ids]), chars)[0].detach().double()  # (T, D)
-            rnn, output = copy.deepcopy(net.encoder.rnn).double(), copy.deepcopy(net.output).double()
+        with torch.enable_grad():  # on float64 CPU copies: the caller's model is left as it is
+            x = net.encoder.embed(torch.tensor([ids], device=model.device), chars)[0]  # (T, D)
+            x = x.detach().double().cpu()
+            rnn = copy.deepcopy(net.encoder.rnn).double().cpu()
+            output = copy.deepcopy(net.output).double().cpu()
             result = gradient_flow_autograd(rnn, x, targets, output)
         method = "autograd"
     G = result["G"]

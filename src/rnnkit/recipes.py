@@ -40,6 +40,83 @@ _TAGGER = dict(
     patience=10,
 )
 
+# For a GPU. On one H200, 1.6 minutes bought what the CPU recipes cannot reach in 30 (issue 14: a
+# 2 x 650 tied word LM at dropout 0.5, PTB test perplexity 81.3; a GRU 512 translator, Multi30k test
+# BLEU 32.6; a 2 x 1024 char LM that overfits within a minute at dev loss 1.421). These recipes are
+# larger still, with the regularisation published for their size, and are meant for one H200-class
+# GPU and a 5-minute budget (`--device cuda --max-minutes 5`). Their figures are not measured yet:
+# benchmarks/gpu_check.sh trains each and writes them, and docs/benchmarks.md gets them from there.
+_GPU = "for one H200-class GPU, 5 minutes (--device cuda --max-minutes 5); figure unmeasured (gpu_check.sh)"
+GPU_RECIPES: dict[str, Recipe] = {
+    # Zaremba et al. (2014)'s large LSTM: 2 x 1500, dropout 0.65 on the non-recurrent connections,
+    # SGD at 1 on the loss summed over steps, gradients clipped at 10, batches 20 x 35, the rate
+    # divided by 1.15 after every epoch from the 14th; with the output matrix tied to the embedding
+    # (Press & Wolf 2017; Inan et al. 2017), which takes a point or more off their 78.4 test perplexity.
+    "word-lm-large": Recipe(
+        "lm",
+        f"GPU: word LM for PTB, Zaremba et al.'s large LSTM (2 x 1500, dropout 0.65, SGD lr 1 decayed by 1/1.15 "
+        f"per epoch from 14), tied; target test perplexity <= 78; {_GPU}",
+        dict(
+            level="word", cell="lstm", num_layers=2, hidden_size=1500, tie_weights=True, dropout=0.65,
+            optimizer="sgd", lr=1.0, loss="sequence", clip=10.0, batch_size=20, bptt=35,
+            lr_decay=1 / 1.15, lr_decay_start=14, epochs=55, patience=None,
+        ),
+    ),
+    # Luong et al. (2015)'s global attention: a 2-layer LSTM, the general score, input feeding (the
+    # attentional state h~_{t-1} joins the next input); H 512 over the bidirectional encoder, with the
+    # translate recipe's dropout 0.3 and label smoothing for a corpus of 29k pairs.
+    "translate-large": Recipe(
+        "seq2seq",
+        f"GPU: translation (Multi30k de->en, tokenised): Luong attention, 2 x LSTM 512, input feeding, "
+        f"dropout 0.3, label smoothing 0.1, beam 5; target test BLEU >= 35; {_GPU}",
+        dict(
+            cell="lstm", num_layers=2, hidden_size=512, embedding_dim=512, attention="general",
+            input_feeding=True, dropout=0.3, word_dropout=0.1, label_smoothing=0.1, batch_size=64,
+            lr=1e-3, loss="token", min_freq=2, lr_decay=0.5, epochs=100, patience=8,
+            beam=5, length_penalty=1.0, bleu_tokenize="none",
+        ),
+    ),
+    # The 2 x 1024 char LM that overfits within a minute, with AWD-LSTM's heavier dropout (Merity
+    # et al. 2018: 0.4-0.5 on a large LSTM's outputs), longer BPTT chunks and larger batches, and
+    # the rate halved after an epoch without a better dev loss.
+    "char-lm-large": Recipe(
+        "lm",
+        f"GPU: character LM (tinyshakespeare): 2 x LSTM 1024, dropout 0.5, bptt 128, batches of 128, the rate "
+        f"halved on a plateau; target dev loss <= 1.38; {_GPU}",
+        dict(
+            level="char", cell="lstm", num_layers=2, hidden_size=1024, embedding_dim=128, dropout=0.5,
+            batch_size=128, bptt=128, lr=2e-3, lr_decay=0.5, epochs=200, patience=6,
+        ),
+    ),
+    # The pos recipe with the second BiLSTM layer and width that a GPU pays for, three members
+    # instead of two, and dropout 0.5 (Plank et al. 2016; Yasunaga et al. 2018 tag with 2 layers).
+    "pos-large": Recipe(
+        "tag",
+        f"GPU: part-of-speech tagging (UD EWT UPOS): an ensemble of three word + char CNN 2 x BiLSTM 400 "
+        f"taggers, locked dropout 0.5; target test accuracy >= 0.960; {_GPU}",
+        {**_TAGGER, "hidden_size": 400, "num_layers": 2, "char_hidden_size": 100, "dropout": 0.5,
+         "locked_dropout": True, "ensemble": 3},
+    ),
+    # The ner recipe, two BiLSTM-CRF members side by side (their mean potentials decode), wider.
+    "ner-large": Recipe(
+        "tag",
+        f"GPU: named entities (CoNLL-2003): an ensemble of two word + char CNN BiLSTM 400 CRF taggers, "
+        f"dropout 0.5; target test F1 >= 0.88; {_GPU}",
+        {**_TAGGER, "hidden_size": 400, "char_hidden_size": 100, "dropout": 0.5, "crf": True, "ensemble": 2},
+    ),
+    # The sentiment recipe two layers deep and five members wide: a single SST-2 model's dev score
+    # swings by a point from seed to seed, and averaging members is what a GPU buys cheaply here.
+    "sentiment-large": Recipe(
+        "classify",
+        f"GPU: sentence sentiment (SST-2): an ensemble of five 2 x BiLSTM 512 classifiers max-pooled over the "
+        f"steps; target test accuracy >= 0.84; {_GPU}",
+        dict(
+            cell="lstm", bidirectional=True, num_layers=2, hidden_size=512, readout="max", embedding_dim=300,
+            min_freq=2, lr=1e-3, ensemble=5, patience=10,
+        ),
+    ),
+}  # fmt: skip
+
 RECIPES: dict[str, Recipe] = {
     # A bidirectional LSTM max-pooled over the steps (InferSent's encoder, Conneau et al. 2017) on top
     # of the task's dropout 0.5 and word dropout 0.25. Words seen once become <unk> (min_freq 2: 7,144
@@ -149,6 +226,7 @@ RECIPES: dict[str, Recipe] = {
         "names by label (a folder of <Language>.txt): a GRU 256 whose initial state is the label's",
         dict(level="char", cell="gru", hidden_size=256, embedding_dim=32, dropout=0.1, lr=3e-3, batch_size=64),
     ),
+    **GPU_RECIPES,
 }  # fmt: skip
 
 

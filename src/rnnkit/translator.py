@@ -291,7 +291,7 @@ def _finish(model: Translator, run: RunFolder, dev_pairs, history: list[dict]) -
     return model
 
 
-def load(run: RunFolder, config: dict, device: str = "cpu") -> Translator:
+def load(run: RunFolder, config: dict, device: str = "auto") -> Translator:
     """The Translator of a seq2seq run folder whose config.json is `config`."""
     try:
         classes = {**CONFIGS, "decode": DecodeConfig}

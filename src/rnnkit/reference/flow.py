@@ -65,7 +65,7 @@ def gradient_flow_autograd(rnn, x, targets, output) -> dict:
     for t in range(T):
         if targets[t] < 0:
             continue
-        loss = F.cross_entropy(output(states[t]), torch.tensor([int(targets[t])]))
+        loss = F.cross_entropy(output(states[t]), torch.tensor([int(targets[t])], device=x.device))
         grads = torch.autograd.grad(loss, states[: t + 1], retain_graph=True)
         G[t, : t + 1] = [float(g.norm()) for g in grads]
         losses.append(loss)
