@@ -288,3 +288,32 @@ def test_generate_refuses_an_infinite_temperature(capsys):
     with pytest.raises(SystemExit) as e:
         main(["generate", "x", "--temperature", "inf"])
     assert e.value.code == 2
+
+
+def test_publish_swaps_a_staged_run_in_whole_with_or_without_an_atomic_exchange(tmp_path, monkeypatch):
+    from rnnkit import runs
+
+    for atomic in (True, False):
+        out = tmp_path / f"out-{atomic}"
+        out.mkdir()
+        (out / "config.json").write_text('{"format": "rnnkit-run"}')
+        (out / "old-only.txt").write_text("old")
+        if not atomic:
+            monkeypatch.setattr(runs, "_exchange", lambda a, b: False)
+        run = runs.RunFolder.staged(out)
+        assert run.replaces and not run.published
+        run.write_json("config.json", {"format": "rnnkit-run", "new": True})
+        run.publish()
+        assert run.published and run.path == out
+        assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_recover_puts_the_old_run_back_after_a_kill_between_the_two_renames(tmp_path):
+    from rnnkit import runs
+
+    out, old = tmp_path / "run", tmp_path / ".run.rnnkit-old"
+    old.mkdir()
+    (old / "config.json").write_text("old run")
+    runs.recover(out)  # the state a kill leaves between rename(out, old) and rename(staging, out)
+    assert (out / "config.json").read_text() == "old run" and not old.exists()
