@@ -137,6 +137,13 @@ class Model:
 
         return generate(self, prompt, length, **sampling)
 
+    def export(self, path) -> Path:
+        """Write this classify or tag model to the ONNX file `path` (rnnkit.export); run it
+        without PyTorch with rnnkit.onnx.Predictor(path)."""
+        from rnnkit.export import export
+
+        return export(self, path)
+
     def read(self, path, **read_options) -> list:
         config = dataclasses.replace(self.data_config, **read_options) if read_options else self.data_config
         return _read(self.module, path, config)
