@@ -230,8 +230,9 @@ async def _read_body(request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(backend: Backend, limits: Limits = Limits()):
+def create_app(backend: Backend, limits: Limits | None = None):
     """The FastAPI application of `backend`."""
+    limits = limits or Limits()
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
@@ -243,7 +244,9 @@ def create_app(backend: Backend, limits: Limits = Limits()):
     async def lifespan(app):
         batcher.start()
         yield
-        await batcher.stop()
+        await batcher.stop()  # uvicorn has finished the requests in flight
+        print(f"rnnkit serve: stopped after {batcher.requests} requests in {batcher.batches} batches",
+              file=sys.stderr, flush=True)  # fmt: skip
 
     app = FastAPI(title="rnnkit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = batcher
@@ -287,7 +290,7 @@ def create_app(backend: Backend, limits: Limits = Limits()):
     return app
 
 
-def serve(run, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits = Limits()) -> None:
+def serve(run, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits | None = None) -> None:
     """Serve `run` until SIGTERM or Ctrl-C (uvicorn's graceful shutdown)."""
     try:
         import fastapi  # noqa: F401
@@ -295,7 +298,7 @@ def serve(run, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch"
     except ImportError:
         raise UserError('rnnkit serve needs FastAPI and uvicorn: pip install "rnnkit[serve]"') from None
     b = load_backend(run, backend)
-    app = create_app(b, limits)
+    app = create_app(b, limits or Limits())
     print(f"serving {run} ({b.task}, {b.name}) on http://{host}:{port}  (POST /predict, GET /health, GET /info)",
           file=sys.stderr, flush=True)  # fmt: skip
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning")).run()
