@@ -193,9 +193,48 @@ def test_export_refuses_what_it_cannot_export_and_says_why(tmp_path):
     model = random_model("classify")
     with pytest.raises(UserError, match=r"ending in \.onnx"):
         model.export(tmp_path / "model.bin")
-    model.task = "lm"  # refused before any weight is read
-    with pytest.raises(UserError, match="export covers classify and tag runs"):
-        model.export(tmp_path / "lm.onnx")
+    model.task = "seq2seq"  # refused before any weight is read
+    with pytest.raises(UserError, match="export covers classify, tag and lm runs"):
+        model.export(tmp_path / "s2s.onnx")
+
+
+LM_CASES = [
+    ("stream.txt", dict(cell="rnn", activation="sigmoid")),
+    ("stream.txt", dict(cell="lstm", level="word", num_layers=2, tie_weights=True)),
+    ("names.tsv", dict(cell="gru", embedding_dim=4)),
+    ("names.tsv", dict(cell="lstm", num_layers=2)),
+]
+
+
+@pytest.mark.parametrize("data, options", LM_CASES, ids=[f"{d}-{o['cell']}" for d, o in LM_CASES])
+def test_an_exported_language_model_steps_as_pytorch_and_generates_the_same_greedy_text(data, options, tmp_path):
+    (tmp_path / "stream.txt").write_text("the cat sat on the mat\nthe dog ran\n" * 10, encoding="utf-8")
+    names = [("Ivan", "ru"), ("Olga", "ru"), ("Hans", "de"), ("Greta", "de")] * 3
+    (tmp_path / "names.tsv").write_text("".join(f"{n}\t{y}\n" for n, y in names), encoding="utf-8")
+    model = rnnkit.train("lm", train=tmp_path / data, out=tmp_path / "run", epochs=2, hidden_size=6,
+                         log=lambda m: None, **options)  # fmt: skip
+    predictor = Predictor(model.export(tmp_path / "lm.onnx"))
+    conditional = data == "names.tsv"
+    label = "ru" if conditional else None
+    model.net.eval()  # no dropout
+    # one step from each label's s_0 (or from zero) agrees with the network's forward pass
+    with torch.no_grad():
+        tokens = torch.tensor([[5], [2]])
+        init = model.net.initial_state(torch.tensor([0, 1])) if conditional else None
+        logits, state = model.net(tokens, init)
+    L, H = options.get("num_layers", 1), 6
+    zeros = [np.zeros((L, 2, H), np.float32)] * (2 if options["cell"] == "lstm" else 1)
+    start = [s.numpy() for s in (init if isinstance(init, tuple) else (init,))] if conditional else zeros
+    mine, next_state = predictor.step(tokens[:, 0].numpy(), start)
+    np.testing.assert_allclose(mine, logits[:, 0].numpy(), atol=1e-5)
+    ref_state = state if isinstance(state, tuple) else (state,)
+    for a, b in zip(next_state, ref_state):
+        np.testing.assert_allclose(a, b.numpy(), atol=1e-5)
+    prompt = "I" if conditional else "the"
+    ref = model.generate(prompt, 25, temperature=0, label=label)
+    assert predictor.generate(prompt, 25, temperature=0, label=label) == ref
+    sampled = predictor.generate(prompt, 25, temperature=0.8, top_k=3, seed=1, label=label)
+    assert sampled == predictor.generate(prompt, 25, temperature=0.8, top_k=3, seed=1, label=label)
 
 
 def test_predictor_refuses_a_file_that_is_not_an_rnnkit_export(tmp_path):

@@ -138,8 +138,8 @@ class Model:
         return generate(self, prompt, length, **sampling)
 
     def export(self, path) -> Path:
-        """Write this classify or tag model to the ONNX file `path` (rnnkit.export); run it
-        without PyTorch with rnnkit.onnx.Predictor(path)."""
+        """Write this classify, tag or lm model to the ONNX file `path` (rnnkit.export); run it
+        without PyTorch with rnnkit.onnx.Predictor(path) (.predict, or .generate for an lm)."""
         from rnnkit.export import export
 
         return export(self, path)

@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_deploy_commands(sub) -> None:
     """`export` (an ONNX file) and `serve` (an HTTP service): rnnkit.export, rnnkit.serve."""
-    p = sub.add_parser("export", help="write a classify or tag run as an ONNX file (runs without PyTorch)")
+    p = sub.add_parser("export", help="write a classify, tag or lm run as an ONNX file (runs without PyTorch)")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p = sub.add_parser("serve", help="an HTTP JSON service for a run: POST /predict, GET /health, GET /info")

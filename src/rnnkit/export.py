@@ -1,4 +1,4 @@
-"""Export a trained `classify` or `tag` run to ONNX, with its recurrent layers as ONNX's own
+"""Export a trained `classify`, `tag` or `lm` run to ONNX, with its recurrent layers as ONNX's own
 `RNN`, `LSTM` and `GRU` operators (one node per layer, both directions in it), so that any ONNX
 runtime runs them natively. The graph is written from the run's weights with `onnx.helper`,
 operator by operator, rather than traced: tracing unrolls the seeds' cell into a loop.
@@ -23,6 +23,11 @@ Everything the runtime side (`rnnkit.onnx`) needs to turn text into these inputs
 into labels is stored in the model's metadata under "rnnkit" (JSON): task, the token, label and
 character vocabularies, lowercasing and level, the run's config, and a CRF's transition, start
 and end scores. The .onnx file alone is the whole deployable model.
+A language model exports one step (`_lm_step`): token (B,) and state (L, B, H) (an LSTM's cell
+too) in; logits, probabilities and the next state out; each label's s_0 of a conditional
+generator and the ids it never draws go in the metadata, so that rnnkit.onnx generates text.
+seq2seq runs are not exported: their attention decoder would need an encoder graph and a
+decoder-step graph with the encoder states as an input, and beam search beside them.
 An ensemble's members are all in the one graph, combined as rnnkit combines them (the mean of
 their probabilities; with a CRF, the mean of their emissions and of their CRF scores).
 """
@@ -108,38 +113,39 @@ def _char_features(g: _Graph, p: dict, chars_tb: str) -> str:
     return g.op("Reshape", w, shape)  # (T, B, H_c)
 
 
+def _layer(g: _Graph, p: dict, config, layer: int, onehot: bool) -> tuple[str, list[str], dict]:
+    """One layer's node type, its weight inputs W, R, B (both directions stacked) and attributes."""
+    cell, H = config.cell, config.hidden_size
+    dirs = 2 if config.bidirectional else 1
+    suffixes = [f"_l{layer}"] + ([f"_l{layer}_reverse"] if dirs == 2 else [])
+    direction = {"hidden_size": H, "direction": "bidirectional" if dirs == 2 else "forward"}
+    if cell == "rnn":
+        W = np.stack([p[f"rnn.U{s}"] for s in suffixes])  # (dirs, H, D)
+        if onehot and layer == 0:  # x holds each direction's gathered columns of U: select its block
+            W = np.stack([np.eye(H, dirs * H, k=d * H, dtype=np.float32) for d in range(dirs)])  # (dirs, H, dirs*H)
+        R = np.stack([p[f"rnn.W{s}"] for s in suffixes])  # (dirs, H, H)
+        B = np.stack([np.concatenate([p[f"rnn.b{s}"], np.zeros(H, np.float32)]) for s in suffixes])  # (dirs, 2H)
+        attrs = {"activations": [ONNX_ACTIVATIONS[config.activation]] * dirs}
+    else:
+        k = "rnn.kernel."
+        W = np.stack([onnx_gate_order(cell, p[f"{k}weight_ih{s}"]) for s in suffixes])  # (dirs, G*H, D)
+        R = np.stack([onnx_gate_order(cell, p[f"{k}weight_hh{s}"]) for s in suffixes])  # (dirs, G*H, H)
+        B = np.stack(
+            [np.concatenate([onnx_gate_order(cell, p[f"{k}{b}{s}"]) for b in ("bias_ih", "bias_hh")]) for s in suffixes]
+        )  # (dirs, 2*G*H)
+        attrs = {"linear_before_reset": 1} if cell == "gru" else {}
+    op = "RNN" if cell == "rnn" else cell.upper()
+    return op, [g.const(W, "W"), g.const(R, "R"), g.const(B, "B")], {**direction, **attrs}
+
+
 def _recurrent(g: _Graph, p: dict, config, x: str, seq_lens: str, onehot: bool) -> tuple[str, str]:
     """The stack of recurrent layers on x (T, B, D): one ONNX RNN/LSTM/GRU node per layer.
     Returns the top layer's states (T, B, dirs*H), zero past each length, and its final state
     (dirs, B, H) at each row's true end (right to left: after reading back to step 0)."""
-    cell, H = config.cell, config.hidden_size
-    dirs = 2 if config.bidirectional else 1
     for layer in range(config.num_layers):
-        suffixes = [f"_l{layer}"] + ([f"_l{layer}_reverse"] if dirs == 2 else [])
-        if cell == "rnn":
-            W = np.stack([p[f"rnn.U{s}"] for s in suffixes])  # (dirs, H, D)
-            if onehot and layer == 0:  # x holds each direction's gathered columns of U: select its block
-                W = np.stack([np.eye(H, dirs * H, k=d * H, dtype=np.float32) for d in range(dirs)])  # (dirs, H, dirs*H)
-            R = np.stack([p[f"rnn.W{s}"] for s in suffixes])  # (dirs, H, H)
-            B = np.stack([np.concatenate([p[f"rnn.b{s}"], np.zeros(H, np.float32)]) for s in suffixes])  # (dirs, 2H)
-            attrs = {"activations": [ONNX_ACTIVATIONS[config.activation]] * dirs}
-        else:
-            k = "rnn.kernel."
-            W = np.stack([onnx_gate_order(cell, p[f"{k}weight_ih{s}"]) for s in suffixes])  # (dirs, G*H, D)
-            R = np.stack([onnx_gate_order(cell, p[f"{k}weight_hh{s}"]) for s in suffixes])  # (dirs, G*H, H)
-            B = np.stack(
-                [
-                    np.concatenate([onnx_gate_order(cell, p[f"{k}{b}{s}"]) for b in ("bias_ih", "bias_hh")])
-                    for s in suffixes
-                ]
-            )  # (dirs, 2*G*H)
-            attrs = {"linear_before_reset": 1} if cell == "gru" else {}
-        outputs = 3 if cell == "lstm" else 2  # Y, Y_h (, Y_c)
-        Y, Y_h, *_ = g.op(
-            cell.upper() if cell != "rnn" else "RNN",
-            x, g.const(W, "W"), g.const(R, "R"), g.const(B, "B"), seq_lens,
-            outputs=outputs, hidden_size=H, direction="bidirectional" if dirs == 2 else "forward", **attrs,
-        )  # fmt: skip  # Y (T, dirs, B, H), Y_h (dirs, B, H)
+        op, weights, attrs = _layer(g, p, config, layer, onehot)
+        outputs = 3 if op == "LSTM" else 2
+        Y, Y_h, *_ = g.op(op, x, *weights, seq_lens, outputs=outputs, **attrs)  # (T, dirs, B, H), (dirs, B, H)
         x = g.op("Reshape", g.op("Transpose", Y, perm=[0, 2, 1, 3]), g.const(np.array([0, 0, -1])))  # (T, B, dirs*H)
     return x, Y_h
 
@@ -205,20 +211,71 @@ def _mask(g: _Graph) -> str:
 
 
 def check_exportable(task: str) -> None:
-    if task not in ("classify", "tag"):
+    if task not in ("classify", "tag", "lm"):
         raise UserError(
-            f"export covers classify and tag runs; a {task!r} run cannot be exported yet "
-            "(use 'rnnkit generate' or 'rnnkit predict' with the run folder)"
+            f"export covers classify, tag and lm runs; a {task!r} run cannot be exported yet "
+            "(serve it from its run folder with 'rnnkit predict')"
         )
 
 
+def _lm_step(model):
+    """One step of a language model (rnnkit.tasks.lm): token (B,) and the state (L, B, H) (an
+    LSTM's cell too) in; logits and ŷ = softmax(V s + c) (B, K), and the next state, out."""
+    from onnx import TensorProto, helper
+
+    config, p = model.model_config, {k: _f32(v) for k, v in model.net.state_dict().items()}
+    L, H, lstm = config.num_layers, config.hidden_size, config.cell == "lstm"
+    g = _Graph()
+    dims = ["L", "B", H]
+    inputs = [helper.make_tensor_value_info("token", TensorProto.INT64, ["B"])]
+    inputs += [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in (["state", "cell"] if lstm else ["state"])
+    ]
+    ids = g.op("Unsqueeze", "token", g.const(np.array([0])))  # (1, B): one step
+    onehot = "embedding.weight" not in p
+    E = p["rnn.U_l0"].T if onehot else p["embedding.weight"]  # (vocab_size, H) columns of U, or (vocab_size, E)
+    x = g.op("Gather", g.const(E, "E"), ids)  # (1, B, D)
+    finals: list[list[str]] = [[], []]
+    for layer in range(L):
+        op, weights, attrs = _layer(g, p, config, layer, onehot)
+        here = [g.op("Slice", n, g.const(np.array([layer])), g.const(np.array([layer + 1])), g.const(np.array([0])))
+                for n in (["state", "cell"] if lstm else ["state"])]  # fmt: skip  # (1, B, H) each
+        outs = g.op(op, x, *weights, "", *here, outputs=3 if lstm else 2, **attrs)  # Y (1, 1, B, H), Y_h (1, B, H)
+        for k, final in enumerate(outs[1:]):
+            finals[k].append(final)
+        x = g.op("Squeeze", outs[0], g.const(np.array([1])))  # (1, B, H)
+    V = p["embedding.weight"] if config.tie_weights else p["V"]  # (K, H)
+    s = g.op("Squeeze", x, g.const(np.array([0])))  # (B, H)
+    logits = g.op("Add", g.op("MatMul", s, g.const(V.T, "V_T")), g.const(p["c"], "c"), outputs=["logits"])
+    g.op("Softmax", logits, axis=-1, outputs=["probs"])
+    K = V.shape[0]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", K]) for n in ("logits", "probs")]
+    for k, name in enumerate(["state_out", "cell_out"] if lstm else ["state_out"]):
+        g.op("Concat", *finals[k], axis=0, outputs=[name])
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
+    from rnnkit.generate import never_targets
+
+    conditional = len(model.labels) > 0
+    extra = {
+        "cell": config.cell,
+        "num_layers": L,
+        "hidden_size": H,
+        "never": never_targets(model.vocab, conditional),
+        "initial_state": p["S0"].tolist() if conditional else None,  # (labels, L, H): s_0 of each label
+        "initial_cell": p["C0"].tolist() if conditional and lstm else None,
+    }
+    return g, inputs, outputs, extra
+
+
 def build(model):
-    """The ONNX ModelProto of a loaded classify or tag Model (rnnkit.load), with its metadata."""
-    import onnx
+    """The ONNX ModelProto of a loaded classify, tag or lm Model (rnnkit.load), with its metadata."""
     from onnx import TensorProto, helper
 
     check_exportable(model.task)
     config, task = model.model_config, model.task
+    if task == "lm":
+        g, inputs, outputs, extra = _lm_step(model)
+        return _model(g, task, inputs, outputs, metadata(model, None, extra))
     members = _members(model.net)
     g = _Graph()
     inputs = [
@@ -245,15 +302,22 @@ def build(model):
         out = _mean(g, [g.op("Softmax", x, axis=-1) for x in logits], "probs")  # the mean of their probabilities
         dims = ["B", K] if task == "classify" else ["B", "T", K]
         outputs = [helper.make_tensor_value_info(out, TensorProto.FLOAT, dims)]
+    return _model(g, task, inputs, outputs, metadata(model, crf))
+
+
+def _model(g: _Graph, task: str, inputs: list, outputs: list, meta: dict):
+    import onnx
+    from onnx import helper
+
     graph = helper.make_graph(g.nodes, f"rnnkit_{task}", inputs, outputs, g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rnnkit")
     proto.ir_version = 8  # readable by onnxruntime >= 1.14
-    onnx.helper.set_model_props(proto, {META_KEY: json.dumps(metadata(model, crf), ensure_ascii=False)})
+    helper.set_model_props(proto, {META_KEY: json.dumps(meta, ensure_ascii=False)})
     onnx.checker.check_model(proto)
     return proto
 
 
-def metadata(model, crf: dict | None) -> dict:
+def metadata(model, crf: dict | None, extra: dict | None = None) -> dict:
     """What the runtime side needs beside the graph: how text becomes ids, and ids labels."""
     from rnnkit import __version__
 
@@ -273,11 +337,12 @@ def metadata(model, crf: dict | None) -> dict:
         "crf": crf,
         "ensemble": model.model_config.ensemble,
         "config": config,
+        **(extra or {}),
     }
 
 
 def export(model, path) -> Path:
-    """Write `model` (a loaded classify or tag Model) to the ONNX file `path`; returns its path."""
+    """Write `model` (a loaded classify, tag or lm Model) to the ONNX file `path`; returns its path."""
     from rnnkit.runs import atomic_write_bytes
 
     path = Path(path)

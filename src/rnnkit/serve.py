@@ -86,6 +86,8 @@ def load_backend(run, backend: str = "torch") -> Backend:
 
             path = rnnkit.load(run).export(Path(tempfile.mkdtemp(prefix="rnnkit-serve-")) / "model.onnx")
         p = Predictor(path)
+        if p.task not in ("classify", "tag"):
+            raise UserError(f"{run}: serve covers classify and tag models, not a {p.task!r} one")
         return Backend(p.predict_examples, p.task, p.labels, p.level, "onnx", p.config)
     import rnnkit
 

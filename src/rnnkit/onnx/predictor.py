@@ -53,6 +53,22 @@ class Predictor:
     def __repr__(self) -> str:
         return f"Predictor(task={self.task!r}, path={str(self.path)!r})"
 
+    def step(self, tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A language model's one step: tokens (B,) int64 and the state [s (L, B, H)] ([s, c] for an
+        LSTM) -> logits (B, K) over the next token, and the next state."""
+        names = ["state", "cell"][: len(state)]
+        out = self.session.run(None, {"token": np.asarray(tokens, np.int64), **dict(zip(names, state))})
+        return out[0], out[2:]  # logits, probs, state_out (, cell_out)
+
+    def generate(self, prompt: str = "", length: int = 200, **sampling) -> str:
+        """A language model's text: the prompt, then up to `length` sampled tokens (temperature,
+        top_k, top_p, seed, label: rnnkit.onnx.generation.generate)."""
+        if self.task != "lm":
+            raise UserError(f"generate needs an exported language model (an 'lm' run), not a {self.task!r} one")
+        from rnnkit.onnx.generation import generate
+
+        return generate(self, prompt, length, **sampling)
+
     def examples(self, texts: Iterable) -> list[Example]:
         """Raw texts split into words (or characters at char level), or token lists kept as given."""
         return [Example(tuple(split_text(t, self.level) if isinstance(t, str) else t)) for t in texts]
@@ -78,6 +94,8 @@ class Predictor:
         return self.predict_examples(self.examples(texts), probs)
 
     def predict_examples(self, examples: Sequence[Example], probs: bool = False) -> list:
+        if self.task == "lm":
+            raise UserError("predict covers classify and tag exports; for a language model use generate")
         outs = self.scores(examples)
         if self.task == "classify":
             decoded = [self.labels[int(o.argmax())] for o in outs]
