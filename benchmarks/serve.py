@@ -10,8 +10,8 @@ taggers) and the `sentiment` classifier (SST-2; BiLSTM max-pooled), taken from -
 long they trained).
   predict   tokens/s of rnnkit.load(run).predict against rnnkit.onnx.Predictor(export).predict on
             the dev sentences (the tagger gets them as token lists, the classifier as raw text),
-            both in this process, each the best of 3 passes; and whether their predictions agree.
-  server    `rnnkit serve RUN --backend B` in a subprocess, loaded by C clients on loopback
+            both in this process, each the best of 3 passes (alternating); and whether they agree.
+  server    `rnnkit serve RUN --backend B --threads 1` in a subprocess, loaded by C clients on loopback
             (C = 1, 8, 32) that each send single-sentence requests one after another over a
             kept-alive connection for --seconds: requests/s, p50 and p99 latency; the gain from
             batching is the requests/s at 32 over that at 1 (and, for reference, the tagger at 32
@@ -44,6 +44,7 @@ RUNS = {
     "sentiment": ("classify", "sst2/train.tsv", "sst2/dev.tsv"),
 }
 CONCURRENCY = (1, 8, 32)
+THREADS = 1  # the server's model threads: the load clients share the machine's cores with it
 
 
 def trained(name: str, given: Path | None, data: Path, out: Path, minutes: float) -> Path:
@@ -65,19 +66,21 @@ def dev_inputs(name: str, model, data: Path) -> list:
     return [line.split("\t")[0] for line in (data / dev).read_text(encoding="utf-8").splitlines()[1:] if line]
 
 
-def best_of(fn, passes: int = 3) -> tuple[float, object]:
-    best, out = float("inf"), None
+def best_of_pair(first, second, passes: int = 3) -> tuple[float, object, float, object]:
+    """The best of `passes` timed calls of each, alternating so that the load of a shared
+    machine hits both alike; and each one's output."""
+    best, outs = [float("inf"), float("inf")], [None, None]
     for _ in range(passes):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+        for k, fn in enumerate((first, second)):
+            start = time.perf_counter()
+            outs[k] = fn()
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best[0], outs[0], best[1], outs[1]
 
 
 def predict_speed(model, predictor: Predictor, inputs: list) -> dict:
     tokens = sum(len(readers.split_text(x) if isinstance(x, str) else x) for x in inputs)
-    t_torch, ref = best_of(lambda: model.predict(inputs))
-    t_onnx, mine = best_of(lambda: predictor.predict(inputs))
+    t_torch, ref, t_onnx, mine = best_of_pair(lambda: model.predict(inputs), lambda: predictor.predict(inputs))
     same = sum(a == b for a, b in zip(ref, mine))
     return {
         "sentences": len(inputs),
@@ -143,6 +146,7 @@ def _free_port() -> int:
 def server_load(run: Path, backend: str, bodies: list[bytes], seconds: float, extra=()) -> list[dict]:
     port = _free_port()
     cmd = [sys.executable, "-m", "rnnkit", "serve", str(run), "--port", str(port), "--backend", backend, *extra]
+    cmd += ["--threads", str(THREADS)]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(240):
@@ -171,11 +175,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=2.0, help="training budget of a run trained here")
     parser.add_argument("--seconds", type=float, default=8.0, help="load duration per concurrency level")
     parser.add_argument("--backends", nargs="+", default=["onnx", "torch"], choices=["onnx", "torch"])
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS), help="which runs (default both)")
     parser.add_argument("--out", type=Path, default=here / "results", help="JSON (and trained runs) go here")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "runs": {}}
     for name, given in (("pos", args.pos_run), ("sentiment", args.sentiment_run)):
+        if name not in args.runs:
+            continue
         run = trained(name, given, args.data, args.out, args.minutes)
         model = rnnkit.load(run)
         onnx_path = model.export(Path(tempfile.mkdtemp(prefix="rnnkit-bench-")) / f"{name}.onnx")

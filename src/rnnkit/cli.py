@@ -328,6 +328,7 @@ def add_deploy_commands(sub) -> None:
     p.add_argument(
         "--max-body-bytes", type=positive_int, default=1_000_000, help="request body size at most (default 1000000)"
     )
+    p.add_argument("--threads", type=positive_int, help="the model's intra-op threads (default: the library's)")
 
 
 TRAIN_OPTIONS = (
@@ -650,7 +651,7 @@ def cmd_serve(args) -> int:
     from rnnkit.serve import Limits, serve
 
     limits = Limits(args.max_batch, args.max_wait_ms, args.max_texts, args.max_tokens, args.max_body_bytes)
-    serve(args.run, args.host, args.port, args.backend, limits)
+    serve(args.run, args.host, args.port, args.backend, limits, args.threads)
     return 0
 
 

@@ -106,8 +106,9 @@ def _char_features(g: _Graph, p: dict, chars_tb: str) -> str:
     flat = g.op("Flatten", chars_tb, axis=2)  # (N, L), N = T*B
     e = g.op("Transpose", g.op("Gather", g.const(C, "C"), flat), perm=[0, 2, 1])  # (N, D_c, L)
     h = g.op("Conv", e, g.const(F, "F"), g.const(f, "f"), pads=[1, 1])  # (N, H_c, L)
-    real = g.op("Unsqueeze", g.op("Not", g.op("Equal", flat, g.const(np.int64(0)))), g.const(np.array([1])))  # (N,1,L)
-    w = g.op("ReduceMax", g.op("Where", real, h, g.const(np.float32(-np.inf))), g.const(np.array([2])), keepdims=0)
+    pad = g.op("Unsqueeze", g.op("Equal", flat, g.const(np.int64(0))), g.const(np.array([1])))  # (N, 1, L)
+    off = g.op("Where", pad, g.const(np.float32(-np.inf)), g.const(np.float32(0.0)))  # (N, 1, L): -inf past the word
+    w = g.op("ReduceMax", g.op("Add", h, off), g.const(np.array([2])), keepdims=0)  # (N, H_c): max over its characters
     w = g.op("Where", g.op("IsInf", w), g.const(np.float32(0.0)), w)  # (N, H_c): a word with no characters: 0
     shape = g.op("Concat", g.op("Shape", chars_tb, start=0, end=2), g.const(np.array([F.shape[0]])), axis=0)
     return g.op("Reshape", w, shape)  # (T, B, H_c)

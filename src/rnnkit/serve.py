@@ -8,9 +8,10 @@
     GET  /info             task, labels, backend, limits and the run's config
 
 Dynamic batching: requests wait in one queue, and a worker runs the model on the texts of as
-many of them as fit in `max_batch`, in one call (a length-sorted batch, as predict runs). Under
-load (the previous batch held more than one request) it first waits up to `max_wait_ms` for
-more to arrive; a lone request runs at once, so batching costs a single client nothing. The
+many of them as fit in `max_batch`, in one call (length-sorted, as predict runs). Under load
+(the previous batch held more than one request) it first waits up to `max_wait_ms` for more
+to arrive, and stops waiting once a fifth of that passes with no arrival; a lone request runs
+at once, so batching costs a single client nothing. The
 model runs in one worker thread, so the event loop keeps taking requests while a batch runs.
 
 Bad input (malformed JSON, wrong types, too many or too long texts, a body over the size limit)
@@ -72,9 +73,10 @@ class Backend:
     config: dict
 
 
-def load_backend(run, backend: str = "torch") -> Backend:
+def load_backend(run, backend: str = "torch", threads: int | None = None) -> Backend:
     """A run folder on PyTorch (rnnkit.load), or on onnxruntime: an exported .onnx file, or a run
-    folder exported into a temporary file first."""
+    folder exported into a temporary file first. threads: the model's intra-op threads (None:
+    the library's default)."""
     if backend not in ("torch", "onnx"):
         raise UserError(f"unknown backend {backend!r}; choose 'torch' or 'onnx'")
     if backend == "onnx":
@@ -85,12 +87,16 @@ def load_backend(run, backend: str = "torch") -> Backend:
             import rnnkit
 
             path = rnnkit.load(run).export(Path(tempfile.mkdtemp(prefix="rnnkit-serve-")) / "model.onnx")
-        p = Predictor(path)
+        p = Predictor(path, threads=threads)
         if p.task not in ("classify", "tag"):
             raise UserError(f"{run}: serve covers classify and tag models, not a {p.task!r} one")
         return Backend(p.predict_examples, p.task, p.labels, p.level, "onnx", p.config)
     import rnnkit
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     model = rnnkit.load(run)
     if model.task not in ("classify", "tag"):
         raise UserError(f"{run}: serve covers classify and tag runs, not a {model.task!r} run")
@@ -131,15 +137,19 @@ class Batcher:
 
     async def _collect(self) -> list:
         """One batch of requests: the first to come, all that are queued, and (under load) those
-        arriving within max_wait_ms, while the texts fit in max_batch."""
+        arriving within max_wait_ms, while the texts fit in max_batch. The wait ends early when
+        no request has come for a fifth of it: clients that send together arrive together, and
+        waiting on for clients that are all in the batch already would only add latency."""
         held, self._held = self._held, None
         batch = [held if held is not None else await self.queue.get()]
         size = len(batch[0][0])
-        deadline = time.perf_counter() + (self.limits.max_wait_ms / 1000 if self._last_size > 1 else 0.0)
+        wait = self.limits.max_wait_ms / 1000 if self._last_size > 1 else 0.0
+        deadline, gap = time.perf_counter() + wait, wait / 5
         while size < self.limits.max_batch:
             try:
-                if self.queue.empty() and time.perf_counter() < deadline:
-                    item = await asyncio.wait_for(self.queue.get(), deadline - time.perf_counter())
+                left = deadline - time.perf_counter()
+                if self.queue.empty() and left > 0:
+                    item = await asyncio.wait_for(self.queue.get(), min(gap, left))
                 else:
                     item = self.queue.get_nowait()
             except (asyncio.QueueEmpty, asyncio.TimeoutError):
@@ -292,14 +302,16 @@ def create_app(backend: Backend, limits: Limits | None = None):
     return app
 
 
-def serve(run, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits | None = None) -> None:
+def serve(
+    run, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits | None = None, threads=None
+) -> None:
     """Serve `run` until SIGTERM or Ctrl-C (uvicorn's graceful shutdown)."""
     try:
         import fastapi  # noqa: F401
         import uvicorn
     except ImportError:
         raise UserError('rnnkit serve needs FastAPI and uvicorn: pip install "rnnkit[serve]"') from None
-    b = load_backend(run, backend)
+    b = load_backend(run, backend, threads)
     app = create_app(b, limits or Limits())
     print(f"serving {run} ({b.task}, {b.name}) on http://{host}:{port}  (POST /predict, GET /health, GET /info)",
           file=sys.stderr, flush=True)  # fmt: skip
