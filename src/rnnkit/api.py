@@ -140,6 +140,13 @@ class Model:
 
         return generate(self, prompt, length, **sampling)
 
+    def export(self, path) -> Path:
+        """Write this classify, tag or lm model to the ONNX file `path` (rnnkit.export); run it
+        without PyTorch with rnnkit.onnx.Predictor(path) (.predict, or .generate for an lm)."""
+        from rnnkit.export import export
+
+        return export(self, path)
+
     def read(self, path, **read_options) -> list:
         config = dataclasses.replace(self.data_config, **read_options) if read_options else self.data_config
         return _read(self.module, path, config)

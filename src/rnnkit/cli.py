@@ -345,7 +345,30 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", help="NAME (every split) or NAME:SPLIT")
     q = actions.add_parser("path", help="print the local path of a dataset or of one split")
     q.add_argument("name", help="NAME or NAME:SPLIT")
+    add_deploy_commands(sub)
     return parser
+
+
+def add_deploy_commands(sub) -> None:
+    """`export` (an ONNX file) and `serve` (an HTTP service): rnnkit.export, rnnkit.serve."""
+    p = sub.add_parser("export", help="write a classify, tag or lm run as an ONNX file (runs without PyTorch)")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p = sub.add_parser("serve", help="an HTTP JSON service for a run: POST /predict, GET /health, GET /info")
+    p.add_argument("run", help="run folder (or, with --backend onnx, an exported .onnx file)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="what runs the model (default torch)")
+    p.add_argument("--max-batch", type=positive_int, default=64, help="texts run together at most (default 64)")
+    p.add_argument(
+        "--max-wait-ms", type=non_negative_float, default=5.0, help="how long a batch waits to fill (default 5)"
+    )
+    p.add_argument("--max-texts", type=positive_int, default=256, help="texts per request at most (default 256)")
+    p.add_argument("--max-tokens", type=positive_int, default=512, help="tokens per text at most (default 512)")
+    p.add_argument(
+        "--max-body-bytes", type=positive_int, default=1_000_000, help="request body size at most (default 1000000)"
+    )
+    p.add_argument("--threads", type=positive_int, help="the model's intra-op threads (default: the library's)")
 
 
 TRAIN_OPTIONS = (
@@ -678,6 +701,22 @@ def _bytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
+def cmd_export(args) -> int:
+    import rnnkit
+
+    path = rnnkit.load(args.run).export(args.out)
+    print(f"exported {args.run} to {path}; run it with rnnkit.onnx.Predictor({str(path)!r})", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from rnnkit.serve import Limits, serve
+
+    limits = Limits(args.max_batch, args.max_wait_ms, args.max_texts, args.max_tokens, args.max_body_bytes)
+    serve(args.run, args.host, args.port, args.backend, limits, args.threads)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from rnnkit.demo import run_demo
 
@@ -694,6 +733,8 @@ COMMANDS = {
     "gradcheck": cmd_gradcheck,
     "explain": cmd_explain,
     "datasets": cmd_datasets,
+    "export": cmd_export,
+    "serve": cmd_serve,
 }
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from rnnkit.data.corpus import sequence_tokens
+from rnnkit.data.corpus import sequence_tokens, token_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 
@@ -106,7 +106,7 @@ def generate(
         i = next_token(z, temperature, top_k, top_p, generator)
         if conditional and i == vocab.eos_id:
             break
-        piece = _text_of(vocab.itos_[i], i == vocab.eos_id, level, after_newline)
+        piece = token_text(vocab.itos_[i], i == vocab.eos_id, level, after_newline)
         after_newline = piece.endswith("\n")
         pieces.append(piece)
         emit(piece)
@@ -140,11 +140,3 @@ def _start(model, label: str | None, conditional: bool, device) -> tuple[object,
         raise UserError("this language model was trained on a text stream without labels; drop --label")
     newline = vocab.eos_id if model.data_config.level == "word" else vocab.index("\n")
     return None, [newline]
-
-
-def _text_of(token: str, is_eos: bool, level: str, after_newline: bool) -> str:
-    if level == "char":
-        return token
-    if is_eos:
-        return "\n"
-    return token if after_newline else " " + token

@@ -45,6 +45,16 @@ def sequence_tokens(text: str, level: str) -> tuple[str, ...]:
     return tuple(text) if level == "char" else tuple(text.split())
 
 
+def token_text(token: str, is_eos: bool, level: str, after_newline: bool) -> str:
+    """A generated token as text: a character as it is; at word level <eos> as a line break,
+    and a word after a space unless it starts a line (rnnkit.generate, rnnkit.onnx)."""
+    if level == "char":
+        return token
+    if is_eos:
+        return "\n"
+    return token if after_newline else " " + token
+
+
 def read_stream(path, level: str) -> list[Example]:
     lines = _read_lines(path)
     if not lines:

@@ -1,0 +1,318 @@
+"""`rnnkit serve`: a classify or tag run as an HTTP JSON service, on FastAPI and uvicorn.
+
+    POST /predict          {"texts": ["...", ...]} or {"tokens": [["...", ...], ...]}
+                           -> {"predictions": [...]}, the items of Model.predict: a label per
+                           text, or a list of tags per text. ?probs=true (classify) makes each
+                           item {"label": ..., "probs": {label: p}}.
+    GET  /health           {"status": "ok"}
+    GET  /info             task, labels, backend, limits and the run's config
+
+Dynamic batching: requests wait in one queue, and a worker runs the model on the texts of as
+many of them as fit in `max_batch`, in one call (length-sorted, as predict runs). Under load
+(the previous batch held more than one request) it first waits up to `max_wait_ms` for more
+to arrive, and stops waiting once a fifth of that passes with no arrival; a lone request runs
+at once, so batching costs a single client nothing. The
+model runs in one worker thread, so the event loop keeps taking requests while a batch runs.
+
+Bad input (malformed JSON, wrong types, too many or too long texts, a body over the size limit)
+gets a 4xx with {"error": "..."}; nothing a client sends makes the service fail. It binds to
+127.0.0.1 unless told otherwise, and SIGTERM (or Ctrl-C) stops it gracefully: it stops accepting,
+finishes the requests in flight, then exits (uvicorn's shutdown).
+"""
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rnnkit.data.readers import Example, split_text
+from rnnkit.errors import UserError
+
+DRAIN_LIMIT = 64_000_000  # bytes of an oversized body read (and dropped) so the client gets its 413
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch: int = 64  # texts run together in one model call, at most (a larger request runs alone)
+    max_wait_ms: float = 5.0  # under load, how long a batch waits for more requests
+    max_texts: int = 256  # texts in one request
+    max_tokens: int = 512  # tokens in one text
+    max_body_bytes: int = 1_000_000  # the request body
+
+    def __post_init__(self):
+        problems = [
+            f"{name} must be a positive integer, got {getattr(self, name)!r}"
+            for name in ("max_batch", "max_texts", "max_tokens", "max_body_bytes")
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1
+        ]
+        if not isinstance(self.max_wait_ms, (int, float)) or self.max_wait_ms < 0:
+            problems.append(f"max_wait_ms must be a non-negative number, got {self.max_wait_ms!r}")
+        if problems:
+            raise UserError("invalid server limits: " + "; ".join(problems))
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Backend:
+    """What the service runs: predict(examples, probs) as Model.predict_examples, and what /info says."""
+
+    predict: object
+    task: str
+    labels: list
+    level: str
+    name: str
+    config: dict
+
+
+def load_backend(run, backend: str = "torch", threads: int | None = None) -> Backend:
+    """A run folder on PyTorch (rnnkit.load), or on onnxruntime: an exported .onnx file, or a run
+    folder exported into a temporary file first. threads: the model's intra-op threads (None:
+    the library's default)."""
+    if backend not in ("torch", "onnx"):
+        raise UserError(f"unknown backend {backend!r}; choose 'torch' or 'onnx'")
+    if backend == "onnx":
+        from rnnkit.onnx import Predictor
+
+        path = Path(run)
+        if path.suffix != ".onnx":
+            import rnnkit
+
+            path = rnnkit.load(run).export(Path(tempfile.mkdtemp(prefix="rnnkit-serve-")) / "model.onnx")
+        p = Predictor(path, threads=threads)
+        if p.task not in ("classify", "tag"):
+            raise UserError(f"{run}: serve covers classify and tag models, not a {p.task!r} one")
+        return Backend(p.predict_examples, p.task, p.labels, p.level, "onnx", p.config)
+    import rnnkit
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    model = rnnkit.load(run)
+    if model.task not in ("classify", "tag"):
+        raise UserError(f"{run}: serve covers classify and tag runs, not a {model.task!r} run")
+    config = json.loads((Path(run) / "config.json").read_text(encoding="utf-8"))
+    return Backend(
+        model.predict_examples, model.task, list(model.labels.itos_), model.data_config.level, "torch", config
+    )
+
+
+class Batcher:
+    """Collects the examples of concurrent requests and runs them as batches (module docstring)."""
+
+    def __init__(self, backend: Backend, limits: Limits):
+        self.backend, self.limits = backend, limits
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-model")
+        self.task: asyncio.Task | None = None
+        self.batches = self.requests = 0
+        self._last_size = 1
+        self._held = None  # a request that did not fit in the last batch
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+        self.executor.shutdown(wait=True)
+
+    async def submit(self, examples: list) -> list:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((examples, future))
+        return await future
+
+    async def _collect(self) -> list:
+        """One batch of requests: the first to come, all that are queued, and (under load) those
+        arriving within max_wait_ms, while the texts fit in max_batch. The wait ends early when
+        no request has come for a fifth of it: clients that send together arrive together, and
+        waiting on for clients that are all in the batch already would only add latency."""
+        held, self._held = self._held, None
+        batch = [held if held is not None else await self.queue.get()]
+        size = len(batch[0][0])
+        wait = self.limits.max_wait_ms / 1000 if self._last_size > 1 else 0.0
+        deadline, gap = time.perf_counter() + wait, wait / 5
+        while size < self.limits.max_batch:
+            try:
+                left = deadline - time.perf_counter()
+                if self.queue.empty() and left > 0:
+                    item = await asyncio.wait_for(self.queue.get(), min(gap, left))
+                else:
+                    item = self.queue.get_nowait()
+            except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                break
+            if size + len(item[0]) > self.limits.max_batch:
+                self._held = item  # it starts the next batch
+                break
+            batch.append(item)
+            size += len(item[0])
+        self._last_size = len(batch)
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            examples = [ex for exs, _ in batch for ex in exs]
+            probs = self.backend.task == "classify"
+            try:
+                outputs = await loop.run_in_executor(self.executor, self.backend.predict, examples, probs)
+            except Exception as e:  # noqa: BLE001  every waiting request gets the error, the worker lives on
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            self.batches, self.requests = self.batches + 1, self.requests + len(batch)
+            start = 0
+            for exs, future in batch:
+                if not future.done():
+                    future.set_result(outputs[start : start + len(exs)])
+                start += len(exs)
+
+
+def parse_request(body: bytes, limits: Limits, level: str) -> list[Example]:
+    """The examples of a /predict body, or BadRequest saying what is wrong with it."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadRequest(f"the body is not valid JSON ({e})") from None
+    if not isinstance(data, dict) or len({"texts", "tokens"} & set(data)) != 1:
+        raise BadRequest('expected a JSON object with "texts" (a list of strings) or "tokens" (a list of token lists)')
+    unknown = sorted(set(data) - {"texts", "tokens"})
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))}; expected only \"texts\" or \"tokens\"")
+    key = "texts" if "texts" in data else "tokens"
+    items = data[key]
+    if not isinstance(items, list):
+        raise BadRequest(f'"{key}" must be a list, got {type(items).__name__}')
+    if len(items) > limits.max_texts:
+        raise BadRequest(f"{len(items)} texts in one request; at most {limits.max_texts} (--max-texts)", 413)
+    examples = []
+    for i, item in enumerate(items):
+        if key == "texts":
+            if not isinstance(item, str):
+                raise BadRequest(f"texts[{i}] must be a string, got {type(item).__name__}")
+            tokens = split_text(item, level)
+        else:
+            if not isinstance(item, list) or not all(isinstance(t, str) for t in item):
+                raise BadRequest(f"tokens[{i}] must be a list of strings")
+            tokens = item
+        if len(tokens) > limits.max_tokens:
+            raise BadRequest(f"{key}[{i}] has {len(tokens)} tokens; at most {limits.max_tokens} (--max-tokens)", 413)
+        examples.append(Example(tuple(tokens)))
+    return examples
+
+
+def _flag(value: str | None) -> bool:
+    if value is None or value.lower() in ("false", "0", "no", ""):
+        return False
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    raise BadRequest(f"probs must be true or false, got {value!r}")
+
+
+async def _read_body(request, limit: int) -> bytes:
+    """The body, or BadRequest 413 once it passes `limit` bytes (read on, and dropped, up to
+    DRAIN_LIMIT, so that the client is listening when the answer comes)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > DRAIN_LIMIT:
+        raise BadRequest(f"the body has {declared} bytes; at most {limit} (--max-body-bytes)", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > DRAIN_LIMIT:
+            break
+    if size > limit:
+        raise BadRequest(f"the body has {size} bytes or more; at most {limit} (--max-body-bytes)", 413)
+    return b"".join(chunks)
+
+
+def create_app(backend: Backend, limits: Limits | None = None):
+    """The FastAPI application of `backend`."""
+    limits = limits or Limits()
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    batcher = Batcher(backend, limits)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        await batcher.stop()  # uvicorn has finished the requests in flight
+        print(f"rnnkit serve: stopped after {batcher.requests} requests in {batcher.batches} batches",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    app = FastAPI(title="rnnkit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.batcher = batcher
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/info")
+    async def info():
+        return {
+            "task": backend.task,
+            "labels": backend.labels,
+            "level": backend.level,
+            "backend": backend.name,
+            "limits": asdict(limits),
+            "config": backend.config,
+        }
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        try:
+            probs = _flag(request.query_params.get("probs"))
+            if probs and backend.task != "classify":
+                raise BadRequest("probs=true is for classify runs; a tagger returns one tag per token")
+            examples = parse_request(await _read_body(request, limits.max_body_bytes), limits, backend.level)
+            outputs = await batcher.submit(examples) if examples else []
+        except BadRequest as e:
+            return error(e.status, str(e))
+        except UserError as e:
+            return error(400, " ".join(str(e).split()))
+        except Exception as e:  # noqa: BLE001  not the client's doing: say so, and keep serving
+            return error(500, f"internal error: {type(e).__name__}: {e}")
+        if backend.task == "classify":
+            outputs = [{"label": label, "probs": p} if probs else label for label, p in outputs]
+        return {"predictions": outputs}
+
+    return app
+
+
+def serve(
+    run, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits | None = None, threads=None
+) -> None:
+    """Serve `run` until SIGTERM or Ctrl-C (uvicorn's graceful shutdown)."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise UserError('rnnkit serve needs FastAPI and uvicorn: pip install "rnnkit[serve]"') from None
+    b = load_backend(run, backend, threads)
+    app = create_app(b, limits or Limits())
+    print(f"serving {run} ({b.task}, {b.name}) on http://{host}:{port}  (POST /predict, GET /health, GET /info)",
+          file=sys.stderr, flush=True)  # fmt: skip
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning")).run()
