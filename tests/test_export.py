@@ -182,11 +182,11 @@ def test_a_trained_run_exports_from_the_cli_and_predicts_what_predict_prints(tag
     from rnnkit.cli import main
 
     run = tmp_path / "run"
-    rnnkit.train("tag", train=tag_file, out=run, **{**FAST, "epochs": 3}, log=lambda m: None)
+    rnnkit.train("tag", train=tag_file, out=run, **{**FAST, "epochs": 3}, device="cpu", log=lambda m: None)
     assert main(["export", str(run), "--out", str(tmp_path / "pos.onnx")]) == 0
     predictor = Predictor(tmp_path / "pos.onnx")
-    assert predictor.predict(TEXTS) == rnnkit.load(run).predict(TEXTS)
-    assert predictor.info["config"]["task"] == "tag" and predictor.labels == rnnkit.load(run).labels.itos_
+    assert predictor.predict(TEXTS) == rnnkit.load(run, device="cpu").predict(TEXTS)
+    assert predictor.info["config"]["task"] == "tag" and predictor.labels == rnnkit.load(run, device="cpu").labels.itos_
 
 
 def test_export_refuses_what_it_cannot_export_and_says_why(tmp_path):
@@ -211,7 +211,7 @@ def test_an_exported_language_model_steps_as_pytorch_and_generates_the_same_gree
     (tmp_path / "stream.txt").write_text("the cat sat on the mat\nthe dog ran\n" * 10, encoding="utf-8")
     names = [("Ivan", "ru"), ("Olga", "ru"), ("Hans", "de"), ("Greta", "de")] * 3
     (tmp_path / "names.tsv").write_text("".join(f"{n}\t{y}\n" for n, y in names), encoding="utf-8")
-    model = rnnkit.train("lm", train=tmp_path / data, out=tmp_path / "run", epochs=2, hidden_size=6,
+    model = rnnkit.train("lm", train=tmp_path / data, out=tmp_path / "run", epochs=2, hidden_size=6, device="cpu",
                          log=lambda m: None, **options)  # fmt: skip
     predictor = Predictor(model.export(tmp_path / "lm.onnx"))
     conditional = data == "names.tsv"

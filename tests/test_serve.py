@@ -155,7 +155,7 @@ def _free_port() -> int:
 
 def test_rnnkit_serve_answers_on_loopback_and_stops_gracefully_on_sigterm(classify_file, tmp_path):
     run = tmp_path / "run"
-    rnnkit.train("classify", train=classify_file, out=run, **{**FAST, "epochs": 2}, log=lambda m: None)
+    rnnkit.train("classify", train=classify_file, out=run, **{**FAST, "epochs": 2}, device="cpu", log=lambda m: None)
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "rnnkit", "serve", str(run), "--port", str(port)],
