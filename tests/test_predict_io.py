@@ -209,3 +209,25 @@ def test_a_model_far_larger_than_the_data_is_refused_with_its_size_unless_forced
     assert main(argv) == 2
     assert re.search(r"has 4,\d{3},\d{3} parameters for \d+ training tokens", capsys.readouterr().err)
     assert main([*argv, "--force", "--device", device]) == 0
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_conllu_comes_back_byte_for_byte_but_for_the_tag_column(tmp_path, newline):
+    from rnnkit import predict
+
+    rows = [("1-2", "Don't", "_"), ("1", "Do", "AUX"), ("2", "n't", "PART"), ("2.1", "went", "_"), ("3", "!", "PUNCT")]
+    words = "".join(f"{i}\t{w}\t_\t{t}\t_\t_\t_\t_\t_\tSpaceAfter=No\n" for i, w, t in rows)
+    text = ("\ufeff# sent_id = 1\n" + words + "\n# sent_id = 2\n1\tOk\t_\tINTJ\t_\t_\t_\t_\t_\t_\n\n").replace(
+        "\n", newline
+    )
+    path = tmp_path / "a.conllu"
+    path.write_bytes(text.encode("utf-8"))
+    gold = [list(ex.tags) for ex in readers.read_tagging(path)]
+    records = list(predict.block_records(predict.lines_of(str(path)), str(path), "conllu"))
+    assert [r.tokens for r in records if r.tokens] == [("Do", "n't", "!"), ("Ok",)]
+    out = "".join(predict._fill_conllu(r, gold.pop(0) if r.tokens else None, 3) for r in records)
+    assert out == text
+    moved = "".join(predict._fill_conllu(r, ["X"] * len(r.tokens) if r.tokens else None, 3) for r in records)
+    for a, b in zip(text.split(newline), moved.split(newline), strict=True):  # only word lines' UPOS changes
+        fa, fb = a.split("\t"), b.split("\t")
+        assert fb == fa if len(fa) < 10 or not fa[0].isdigit() else fb == fa[:3] + ["X"] + fa[4:]

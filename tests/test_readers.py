@@ -1,4 +1,4 @@
-"""Readers: every format, every user-facing error with its `path:line:` prefix, fill_conllu."""
+"""Readers: every format, every user-facing error with its `path:line:` prefix."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from rnnkit.data.readers import (
     FORMATS,
     Example,
     detect_format,
-    fill_conllu,
     read_classification,
-    read_lines,
     read_tagging,
     tokenize,
 )
@@ -511,65 +509,3 @@ def test_conll_column_must_be_an_index_or_last(tmp_path):
     path = write(tmp_path, "a.txt", CONLL)
     with pytest.raises(UserError, match="expected a column number .* or 'last' .* found 'upos'"):
         read_tagging(path, column="upos")
-
-
-# --- read_lines -------------------------------------------------------------------------------
-
-
-def test_read_lines_makes_one_tokenized_example_per_non_empty_line(tmp_path):
-    path = write(tmp_path, "in.txt", "It's good.\n\nBad!\n")
-    assert read_lines(path) == [Example(("It", "'s", "good", "."), line=1), Example(("Bad", "!"), line=3)]
-
-
-def test_read_lines_accepts_an_iterable_of_lines_such_as_stdin():
-    assert read_lines(["a b\n", "\n", "c\n"]) == [Example(("a", "b"), line=1), Example(("c",), line=3)]
-
-
-def test_read_lines_reports_a_non_utf8_byte_in_bytes_lines():
-    with pytest.raises(DataError, match=at("<stdin>", 2) + "expected UTF-8 text, found byte 0xfe"):
-        read_lines([b"ok\n", b"\xfe\n"])
-
-
-def test_read_lines_from_an_empty_file_is_an_error(tmp_path):
-    path = write(tmp_path, "in.txt", "\n\n")
-    with pytest.raises(DataError, match=at(path) + "expected at least one example"):
-        read_lines(path)
-
-
-# --- fill_conllu ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("newline, end", [("\n", "\n"), ("\r\n", "\r\n"), ("\n", "")])
-def test_fill_conllu_with_the_read_tags_gives_back_the_same_bytes(tmp_path, newline, end):
-    text = CONLLU.rstrip("\n").replace("\n", newline) + end
-    path = write(tmp_path, "a.conllu", text)
-    tags = [list(ex.tags) for ex in read_tagging(path)]
-    assert fill_conllu(path, tags) == text
-
-
-def test_fill_conllu_replaces_only_the_chosen_column_of_word_lines(tmp_path):
-    path = write(tmp_path, "a.conllu", CONLLU)
-    filled = fill_conllu(path, [["A", "B", "C", "D"], ["E"]], column="xpos")
-    expected = CONLLU
-    for old, new in [
-        ("AUX\tVBP", "AUX\tA"),
-        ("PART\tRB", "PART\tB"),
-        ("VERB\tVB\t", "VERB\tC\t"),
-        ("PUNCT\t.", "PUNCT\tD"),
-        ("INTJ\tUH", "INTJ\tE"),
-    ]:
-        expected = expected.replace(old, new, 1)
-    assert filled == expected
-    assert conllu_word(3.1, "went", "VERB", "VBD") in filled
-
-
-def test_fill_conllu_rejects_a_wrong_number_of_sentences(tmp_path):
-    path = write(tmp_path, "a.conllu", CONLLU)
-    with pytest.raises(UserError, match=at(path) + "expected predictions for 2 sentences, found 1"):
-        fill_conllu(path, [["A", "B", "C", "D"]])
-
-
-def test_fill_conllu_rejects_a_wrong_number_of_tags_in_a_sentence(tmp_path):
-    path = write(tmp_path, "a.conllu", CONLLU)
-    with pytest.raises(UserError, match=at(path, 10) + "expected 1 predicted tags for this sentence's words, found 2"):
-        fill_conllu(path, [["A", "B", "C", "D"], ["E", "F"]])

@@ -36,7 +36,7 @@ from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.spans import entity_report, looks_like_bio
 from rnnkit.tasks import MODELS
 from rnnkit.tasks import TASKS as TASK_MODULES
-from rnnkit.training import Interrupted, Trainer, batches_per_epoch, metric_column, pick_device
+from rnnkit.training import Trainer, check_processes, fit_run, metric_column, pick_device
 
 RESUME_OVERRIDES = ("epochs", "max_minutes", "device", "precision")  # what a resumed run may change
 
@@ -245,7 +245,7 @@ def train(
             raise UserError("--train F is required")
         _check_read_options(task, train, data_config, options)
         sets = _read_all(module, {"train": train, "dev": dev}, data_config)  # every input error before any write
-        _check_processes(len(sets["train"]), train_config)
+        check_processes(len(sets["train"]), train_config)
         torch.manual_seed(train_config.seed)  # the same initial weights in every process
         with distributed.session(pick_device(train_config.device)) as device:
             return _fit(module, task, run, sets, (train, dev), data_config, model_config, train_config, resume,
@@ -347,21 +347,8 @@ def _fit(module, task, run, sets, files, data_config, model_config, train_config
         + f", {sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
         + (f", {world} processes (data-parallel)" if world > 1 else "")
     )
-    state = _fit_or_keep_old(trainer, train_data, run)
+    state = fit_run(trainer, train_data, run)
     return finish(model, run, sets.get("dev"), state["history"], metric_column(metric))
-
-
-def _fit_or_keep_old(trainer: Trainer, data, run: RunFolder) -> dict:
-    """trainer.fit; an interruption before a new run replaced an old one says that the old one stays."""
-    try:
-        return trainer.fit(data)
-    except Interrupted:
-        if run.published:
-            raise
-        raise Interrupted(
-            f"training stopped in its first epoch, before the new run was complete; {run.target} keeps "
-            "the old run, unchanged"
-        ) from None
 
 
 def _names(source):
@@ -441,19 +428,6 @@ def _training_data(module, sets: dict, vocab: Vocab, labels: Vocab, chars: Vocab
     return encode(sets["train"], vocab, labels, module.TARGET, chars)
 
 
-def _check_processes(num_examples: int, train_config: TrainConfig) -> None:
-    """Data-parallel training gives each process whole batches: it needs a batch for each."""
-    world = distributed.world_size()
-    if world == 1:
-        return
-    batches = batches_per_epoch(num_examples, train_config)
-    if world > batches:
-        raise UserError(
-            f"{world} processes need at least {world} batches per epoch, and {num_examples} examples in batches of "
-            f"{train_config.batch_size} make {batches}; use fewer processes or a smaller --batch-size"
-        )
-
-
 def finish(model: Model, run: RunFolder, dev_examples, history: list[dict], column: str = "dev_accuracy") -> Model:
     """Load the best weights, score dev once more and write metrics.json and the plots.
     Under torchrun rank 0 reads the weights and sends them to the others, and writes alone."""
@@ -495,32 +469,9 @@ def load(path, task: str | None = None, device: str = "auto") -> Model:
         if isinstance(e, UserError):  # a config value out of bounds, a vocabulary of the wrong shape
             raise e if str(e).startswith(str(run.path)) else UserError(f"{run.path}: {e}") from None
         raise UserError(f"{run.path}: corrupt run folder (config or vocabulary lacks {e})") from None
-    net = checked_build(run, lambda: build_net(config["task"], vocab, labels, chars, model_config))
+    net = run.build_network(lambda: build_net(config["task"], vocab, labels, chars, model_config))
     net.to(pick_device(device))
     return Model(config["task"], net, vocab, labels, data_config, model_config, train_config, run.path, chars)
-
-
-def checked_build(run: RunFolder, build):
-    """`build()` with the run's weights, once the shapes it would make (built on the meta device:
-    no memory) match those in model.safetensors' header; a config that does not fit its weights
-    is a UserError before any allocation."""
-    shapes = run.weight_shapes()
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
-    if expected != shapes:
-        key = next((k for k in sorted(set(expected) | set(shapes)) if expected.get(k) != shapes.get(k)), None)
-        raise UserError(
-            f"{run.path / 'model.safetensors'}: weights do not fit the config ({key}: the config makes "
-            f"{expected.get(key, 'nothing')}, the weights hold {shapes.get(key, 'nothing')})"
-        )
-    net = build()
-    try:
-        net.load_state_dict(run.load_weights())
-    except RuntimeError as e:
-        raise UserError(
-            f"{run.path / 'model.safetensors'}: weights do not fit the config ({str(e).splitlines()[0]})"
-        ) from None
-    return net
 
 
 def _read_vocabs(run: RunFolder, model_config: ModelConfig) -> tuple[Vocab, Vocab, Vocab | None]:

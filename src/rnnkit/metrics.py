@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from rnnkit.tables import table
+
 _MAX_ROW_LABEL = 24  # row labels longer than this are truncated in text tables
 _MAX_COLUMN_LABEL = 8  # longer labels make the confusion columns use indices instead
 
@@ -144,22 +146,6 @@ def _truncate(text: str, width: int) -> str:
     return text[: width - 2 - tail] + ".." + text[len(text) - tail :]
 
 
-def _table(rows: list[list[str]], left_columns: int = 1) -> list[str]:
-    """Align cells into columns: the first `left_columns` left-justified, the rest right.
-
-    Every returned line has the same width.
-    """
-    widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [
-            cell.ljust(width) if j < left_columns else cell.rjust(width)
-            for j, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells))
-    return lines
-
-
 def format_report(report: dict, title: str | None = None) -> str:
     """Render a `classification_report` dict as plain text (no ANSI codes).
 
@@ -195,7 +181,7 @@ def format_report(report: dict, title: str | None = None) -> str:
             [_truncate(name, _MAX_ROW_LABEL), str(scores["support"])]
             + [f"{scores[key]:.3f}" for key in ("accuracy", "precision", "recall", "f1")]
         )
-    lines += _table(rows)
+    lines += table(rows)
     lines.append("")
 
     lines.append("confusion matrix (rows: true, columns: predicted)")
@@ -210,7 +196,7 @@ def format_report(report: dict, title: str | None = None) -> str:
     rows += [[row_names[i]] + [str(count) for count in matrix[i]] for i in range(len(names))]
     # one width for every count column, so the diagonal reads as a straight line
     width = max(len(cell) for row in rows for cell in row[1:])
-    lines += _table([[row[0]] + [cell.rjust(width) for cell in row[1:]] for row in rows])
+    lines += table([[row[0]] + [cell.rjust(width) for cell in row[1:]] for row in rows])
     return "\n".join(lines) + "\n"
 
 

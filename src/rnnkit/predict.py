@@ -33,6 +33,7 @@ from rnnkit.errors import DataError, UserError
 CHUNK = 2048  # examples predicted together; the batches inside are length-bucketed as in training
 READ_SIZE = 1 << 16
 WAIT = None  # a line source's marker: no more input is ready yet (a pipe whose writer waits)
+Splitter = Callable[[str], tuple]  # a text's tokens
 
 
 # ---------------------------------------------------------------------------------------------
@@ -64,13 +65,23 @@ def lines_of(source: str) -> Iterator[tuple[int, str] | None]:
 
 
 def _decode(name: str, lineno: int, raw: bytes) -> str:
+    """A line as it is, a \r ending and the first line's byte-order mark included: column files
+    come back byte for byte (`_clean` gives the text)."""
     try:
-        line = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(name, lineno, f"expected UTF-8 text, found byte 0x{raw[e.start]:02x}") from None
-    if lineno == 1:
-        line = line.removeprefix("\ufeff")
-    return line.removesuffix("\r")
+
+
+def _clean(line: str) -> str:
+    return line.removeprefix("\ufeff").removesuffix("\r")
+
+
+def _ends(line: str) -> tuple[str, str, str]:
+    """(byte-order mark, the line's text, \r ending): what a rewritten line puts back around it."""
+    bom, line = ("\ufeff", line[1:]) if line.startswith("\ufeff") else ("", line)
+    cr, line = ("\r", line[:-1]) if line.endswith("\r") else ("", line)
+    return bom, line, cr
 
 
 def _file_chunks(path: str) -> Iterator[bytes]:
@@ -119,23 +130,34 @@ class Record:
     text: str = ""  # the text of a text line or row
 
 
-def text_records(lines: Iterable, level: str, tokenized: bool) -> Iterator[Record | None]:
+def text_records(lines: Iterable, split: Splitter) -> Iterator[Record | None]:
     """One record per line; a blank line predicts nothing and writes a blank line or block."""
     for item in lines:
         if item is WAIT:
             yield WAIT
             continue
-        _, line = item
-        tokens = _split(line, level, tokenized)
+        line = _clean(item[1])
+        tokens = split(line)
         yield Record(tokens or None, [line], line.strip())
 
 
-def _split(text: str, level: str, tokenized: bool) -> tuple[str, ...]:
-    return tuple(text.split()) if tokenized else tuple(readers.split_text(text, level))
+def splitter(model, tokenized: bool) -> Splitter:
+    """How predict splits a text: on whitespace with --tokenized or for a seq2seq run (whose data
+    is tokenized text), into characters at char level, else as the run was trained (split_text)."""
+    if model.task == "seq2seq":
+        from rnnkit.data.parallel import split_tokens
+
+        return lambda text: split_tokens(text, model.level)
+    level = model.data_config.level
+    if tokenized:
+        if level == "char":
+            raise UserError("--tokenized splits words on whitespace; this run reads characters")
+        return lambda text: tuple(text.split())
+    return lambda text: tuple(readers.split_text(text, level))
 
 
 def row_records(
-    lines: Iterable, fmt: str, name: str, level: str, tokenized: bool, text_field: str, label_field: str
+    lines: Iterable, fmt: str, name: str, split: Splitter, text_field: str, label_field: str
 ) -> Iterator[Record | None]:
     """One record per row of a TSV (column 1; a header line is skipped), CSV or JSONL file (the
     text field); the label, if there is one, is never read as text."""
@@ -144,7 +166,7 @@ def row_records(
         if item is WAIT:
             yield WAIT
             continue
-        lineno, line = item
+        lineno, line = item[0], _clean(item[1])
         if not line.strip():
             continue
         if fmt == "tsv":
@@ -169,7 +191,7 @@ def row_records(
                 continue
             if not isinstance(text, str):
                 raise DataError(name, lineno, f"expected {text_field!r} to be a string, found {type(text).__name__}")
-        tokens = _split(text, level, tokenized)
+        tokens = split(text)
         yield Record(tokens or None, [line], " ".join(text.split()))
 
 
@@ -184,7 +206,8 @@ def block_records(lines: Iterable, name: str, fmt: str) -> Iterator[Record | Non
                 yield WAIT
             continue
         lineno, line = item
-        if not line.strip() or (fmt == "conll" and line.split()[0] == "-DOCSTART-"):
+        text = _clean(line)
+        if not text.strip() or (fmt == "conll" and text.split()[0] == "-DOCSTART-"):
             if block:
                 yield _block(block, name, start, fmt)
                 block = []
@@ -198,10 +221,10 @@ def block_records(lines: Iterable, name: str, fmt: str) -> Iterator[Record | Non
 
 def _block(lines: list[str], name: str, start: int, fmt: str) -> Record:
     if fmt == "conllu":
-        words = [_conllu_word(name, start + i, line) for i, line in enumerate(lines)]
+        words = [_conllu_word(name, start + i, _clean(line)) for i, line in enumerate(lines)]
         tokens = tuple(f[1] for f in words if f is not None)
     else:
-        tokens = tuple(line.split()[0] for line in lines)
+        tokens = tuple(_clean(line).split()[0] for line in lines)
     return Record(tokens or None, lines)
 
 
@@ -249,21 +272,26 @@ def _fill_conllu(record: Record, tags, k: int) -> str:
         return "".join(line + "\n" for line in record.lines)
     it = iter(tags)
     out = []
-    for line in record.lines:
+    for raw in record.lines:
+        bom, line, cr = _ends(raw)
         fields = line.split("\t")
         if not line.startswith("#") and len(fields) == 10 and fields[0].isdigit():
             fields[k] = next(it)
-            line = "\t".join(fields)
-        out.append(line + "\n")
+            raw = bom + "\t".join(fields) + cr
+        out.append(raw + "\n")
     return "".join(out)
 
 
 def _append_column(record: Record, tags) -> str:
     if tags is None:  # blank or -DOCSTART-: a docstart keeps its column count, as conlleval needs
-        line = record.lines[0]
+        bom, line, cr = _ends(record.lines[0])
         fields = line.split()
-        return (f"{line}{_separator(line)}{fields[-1]}" if fields else line) + "\n"
-    return "".join(f"{line}{_separator(line)}{tag}\n" for line, tag in zip(record.lines, tags))
+        return bom + (f"{line}{_separator(line)}{fields[-1]}" if fields else line) + cr + "\n"
+    out = []
+    for raw, tag in zip(record.lines, tags):
+        bom, line, cr = _ends(raw)
+        out.append(f"{bom}{line}{_separator(line)}{tag}{cr}\n")
+    return "".join(out)
 
 
 def _separator(line: str) -> str:
@@ -348,19 +376,17 @@ def _starts_with_docstart(path: str) -> bool:
 
 def records_for(model, source: str, fmt: str, tokenized: bool) -> Iterator[Record | None]:
     name = "<stdin>" if source == "-" else source
-    level = model.data_config.level if model.task != "seq2seq" else model.level
-    if tokenized and level == "char":
-        raise UserError("--tokenized splits words on whitespace; this run reads characters")
+    split = splitter(model, tokenized)
     lines = lines_of(source)
     if fmt == "text":
-        return text_records(lines, level, tokenized)
+        return text_records(lines, split)
     if fmt in ("tsv", "csv", "jsonl"):
         if model.task == "tag" and fmt == "jsonl":
-            return row_records(lines, fmt, name, level, True, "tokens", "tags")
-        if model.task != "classify" and model.task != "seq2seq":
+            return row_records(lines, fmt, name, lambda text: tuple(text.split()), "tokens", "tags")
+        if model.task not in ("classify", "seq2seq"):
             raise UserError(f"{name}: {fmt} rows are texts to classify; a {model.task} run predicts for text lines")
         cfg = model.data_config
-        return row_records(lines, fmt, name, level, tokenized, cfg.text_field, cfg.label_field)
+        return row_records(lines, fmt, name, split, cfg.text_field, cfg.label_field)
     if fmt in ("conllu", "conll"):
         if model.task != "tag":
             raise UserError(f"{name}: {fmt} files are tagged sentences; predicting for them needs a tag run")

@@ -274,6 +274,30 @@ class RunFolder:
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise UserError(f"{p}: corrupt weights ({e}); retrain or restore the folder") from None
 
+    def build_network(self, build):
+        """`build()` with this run's weights, once the shapes it would make (built on the meta
+        device: no memory) match those in model.safetensors' header; a config that does not fit
+        its weights is a UserError before any allocation."""
+        import torch
+
+        shapes = self.weight_shapes()
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+        if expected != shapes:
+            key = next((k for k in sorted(set(expected) | set(shapes)) if expected.get(k) != shapes.get(k)), None)
+            raise UserError(
+                f"{self.path / 'model.safetensors'}: weights do not fit the config ({key}: the config makes "
+                f"{expected.get(key, 'nothing')}, the weights hold {shapes.get(key, 'nothing')})"
+            )
+        net = build()
+        try:
+            net.load_state_dict(self.load_weights())
+        except RuntimeError as e:
+            raise UserError(
+                f"{self.path / 'model.safetensors'}: weights do not fit the config ({str(e).splitlines()[0]})"
+            ) from None
+        return net
+
     def load_checkpoint(self) -> dict | None:
         """checkpoint.pt, read with torch.load(weights_only=True): tensors, numbers, strings,
         lists and dicts only. A pickle that would run code is refused, never executed."""

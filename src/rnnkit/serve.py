@@ -193,7 +193,7 @@ def parse_request(body: bytes, limits: Limits, level: str) -> list[Example]:
         raise BadRequest('expected a JSON object with "texts" (a list of strings) or "tokens" (a list of token lists)')
     unknown = sorted(set(data) - {"texts", "tokens"})
     if unknown:
-        raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))}; expected only \"texts\" or \"tokens\"")
+        raise BadRequest(f'unknown field(s) {", ".join(map(repr, unknown))}; expected only "texts" or "tokens"')
     key = "texts" if "texts" in data else "tokens"
     items = data[key]
     if not isinstance(items, list):

@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from rnnkit.metrics import _table
+from rnnkit.tables import table
 
 _BIO_TAG = re.compile(r"[BIES]-.+")
 
@@ -122,5 +122,5 @@ def format_entities(entity: dict) -> str:
         [kind, str(s["support"]), f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}"]
         for kind, s in entity["per_type"].items()
     ]
-    lines += _table(rows)
+    lines += table(rows)
     return "\n".join(lines) + "\n"

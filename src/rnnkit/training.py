@@ -47,6 +47,7 @@ from torch.optim.swa_utils import AveragedModel
 from rnnkit import distributed
 from rnnkit.config import TrainConfig
 from rnnkit.data.batching import Encoded, bucket_batches, make_batch
+from rnnkit.errors import UserError
 from rnnkit.runs import RunFolder
 
 PROGRESS_EVERY = 0.5  # seconds between progress-bar updates, each one reads the loss off the device
@@ -61,8 +62,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from rnnkit.errors import UserError
-
         raise UserError("device 'cuda' asked for, but no CUDA device is available; use --device cpu or auto")
     return torch.device(name)
 
@@ -256,8 +255,6 @@ class Trainer:
         state = dict(ckpt["state"])
         saved_world = state.get("world_size", 1)
         if saved_world != self.world and state["batch"] > 0:
-            from rnnkit.errors import UserError
-
             raise UserError(
                 f"{self.run.path}: the checkpoint stopped in the middle of epoch {state['epoch']}, trained by "
                 f"{saved_world} process(es); resume it with {saved_world} (torchrun --nproc-per-node), not {self.world}"
@@ -446,6 +443,32 @@ class Trainer:
         if cfg.patience is not None and st["bad_epochs"] >= cfg.patience:
             self._finish("patience", f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
         self._save_checkpoint()
+
+
+def check_processes(num_examples: int, train_config: TrainConfig) -> None:
+    """Data-parallel training gives each process whole batches: it needs a batch for each."""
+    world = distributed.world_size()
+    if world == 1:
+        return
+    batches = batches_per_epoch(num_examples, train_config)
+    if world > batches:
+        raise UserError(
+            f"{world} processes need at least {world} batches per epoch, and {num_examples} examples in batches of "
+            f"{train_config.batch_size} make {batches}; use fewer processes or a smaller --batch-size"
+        )
+
+
+def fit_run(trainer: Trainer, data, run: RunFolder) -> dict:
+    """trainer.fit; an interruption before a new run replaced an old one says that the old one stays."""
+    try:
+        return trainer.fit(data)
+    except Interrupted:
+        if run.published:
+            raise
+        raise Interrupted(
+            f"training stopped in its first epoch, before the new run was complete; {run.target} keeps "
+            "the old run, unchanged"
+        ) from None
 
 
 def ema_update(decay: float) -> Callable:

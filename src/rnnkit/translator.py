@@ -36,7 +36,7 @@ from rnnkit.runs import RunFolder, TrainingFolder, config_record, data_fingerpri
 from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.tasks import seq2seq
 from rnnkit.tasks.decoding import beam_search, greedy_search, max_target_lengths
-from rnnkit.training import Bucketed, Trainer, pick_device
+from rnnkit.training import Bucketed, Trainer, check_processes, fit_run, pick_device
 
 TASK = "seq2seq"
 CONFIGS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "seq2seq": Seq2SeqConfig}
@@ -204,8 +204,6 @@ def train(
     files), scoring `dev` (the same kinds) by greedy BLEU after every epoch, into the run folder
     `out`. `options`: fields of DataConfig, ModelConfig, TrainConfig, Seq2SeqConfig and
     DecodeConfig. Otherwise as `rnnkit.train`, which checks `out` before it calls this."""
-    from rnnkit.api import _check_processes, _fit_or_keep_old, _quiet
-
     with TrainingFolder(out, resume, distributed.is_main()) as run:
         configs = _configs(run, resume, recipe, options)
         if resume:
@@ -220,12 +218,12 @@ def train(
         data_config, model_config, train_config = configs["data"], configs["model"], configs["train"]
         level = configs["seq2seq"].level
         sets = {name: read_pairs(d, level, data_config.format) for name, d in (("train", train), ("dev", dev)) if d}
-        _check_processes(len(sets["train"]), train_config)
+        check_processes(len(sets["train"]), train_config)
         torch.manual_seed(train_config.seed)
 
         with distributed.session(pick_device(train_config.device)) as device:
             main = distributed.is_main()
-            log = log if main else _quiet
+            log = log if main else (lambda message: None)
             if resume:
                 vocabs = run.read_json("vocab.json")
                 source_vocab, target_vocab = Vocab.from_dict(vocabs["source"]), Vocab.from_dict(vocabs["target"])
@@ -265,7 +263,7 @@ def train(
                 f"seq2seq: {len(sets['train'])} train pairs, vocabulary {len(source_vocab)} source / "
                 f"{len(target_vocab)} target, {sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
             )
-            state = _fit_or_keep_old(trainer, Bucketed(train_data, source_vocab.pad_id, make_pair_batch), run)
+            state = fit_run(trainer, Bucketed(train_data, source_vocab.pad_id, make_pair_batch), run)
             return _finish(model, run, sets.get("dev"), state["history"])
 
 
@@ -302,9 +300,7 @@ def load(run: RunFolder, config: dict, device: str = "auto") -> Translator:
         if isinstance(e, UserError):  # a config value out of bounds, a vocabulary of the wrong shape
             raise e if str(e).startswith(str(run.path)) else UserError(f"{run.path}: {e}") from None
         raise UserError(f"{run.path}: corrupt run folder (config or vocabulary lacks {e})") from None
-    from rnnkit.api import checked_build
-
     build = lambda: seq2seq.Seq2Seq(len(source_vocab), len(target_vocab), configs["model"], configs["seq2seq"])  # noqa: E731
-    net = checked_build(run, build)
+    net = run.build_network(build)
     net.to(pick_device(device))
     return Translator(net, source_vocab, target_vocab, configs, run.path)

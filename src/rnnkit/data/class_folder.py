@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rnnkit.data.readers import Example, _read_lines, _tokens_of
+from rnnkit.data.text import Example, read_lines, tokens_of
 from rnnkit.errors import DataError, UserError
 
 SUFFIX = ".txt"
@@ -35,8 +35,8 @@ def read_class_folder(path, format: str | None = None, level: str = "word") -> l
     examples = []
     for p in entries:
         found = [
-            Example(_tokens_of(p, lineno, line, "this line", level), label=p.stem, line=lineno)
-            for lineno, line in enumerate(_read_lines(p), 1)
+            Example(tokens_of(p, lineno, line, "this line", level), label=p.stem, line=lineno)
+            for lineno, line in enumerate(read_lines(p), 1)
             if line.strip()
         ]
         if not found:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnkit.data.class_folder import read_class_folder
-from rnnkit.data.readers import Example, _check_file, _read_lines, split_text
+from rnnkit.data.text import Example, check_file, read_lines, split_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import DataError, UserError
 
@@ -34,7 +34,7 @@ def read_lm(path, level: str = "word", format: str | None = None) -> list[Exampl
         raise UserError(f"{path}: a language model reads text or tsv files (or a folder), not {format!r}")
     if Path(path).is_dir():
         return read_class_folder(path, level=level)
-    _check_file(path)
+    check_file(path)
     if format == "tsv" or (format is None and Path(path).suffix.lower() == ".tsv"):
         return read_labelled(path, level)
     return read_stream(path, level)
@@ -56,7 +56,7 @@ def token_text(token: str, is_eos: bool, level: str, after_newline: bool) -> str
 
 
 def read_stream(path, level: str) -> list[Example]:
-    lines = _read_lines(path)
+    lines = read_lines(path)
     if not lines:
         raise DataError(path, None, "expected at least one line of text, found an empty file")
     if level == "char":
@@ -66,7 +66,7 @@ def read_stream(path, level: str) -> list[Example]:
 
 def read_labelled(path, level: str) -> list[Example]:
     examples = []
-    for lineno, line in enumerate(_read_lines(path), 1):
+    for lineno, line in enumerate(read_lines(path), 1):
         if not line.strip():
             continue
         fields = line.split("\t")

@@ -14,8 +14,7 @@ transliteration; a space inside a line is a token too). Both sides are wrapped
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnnkit.data.batching import Encoded, pad_rows
-from rnnkit.data.readers import _at_least_one, _decoded, _read_lines
+from rnnkit.data.text import at_least_one, read_lines
 from rnnkit.errors import DataError, UserError
 
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ def read_pairs(data, level: str = "word", format: str | None = None) -> list[Pai
 
 def _read_tsv_pairs(path, level: str) -> list[Pair]:
     pairs = []
-    for lineno, line in enumerate(_read_lines(path), 1):
+    for lineno, line in enumerate(read_lines(path), 1):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -85,11 +84,11 @@ def _read_tsv_pairs(path, level: str) -> list[Pair]:
             if not tokens:
                 raise DataError(path, lineno, f"expected text in column {column}, found an empty field")
         pairs.append(Pair(source, target, lineno))
-    return _at_least_one(path, pairs)
+    return at_least_one(path, pairs)
 
 
 def _read_parallel_files(source_path, target_path, level: str) -> list[Pair]:
-    sources, targets = _read_lines(source_path), _read_lines(target_path)
+    sources, targets = read_lines(source_path), read_lines(target_path)
     if len(sources) != len(targets):
         raise UserError(
             f"{source_path} has {len(sources)} lines but {target_path} has {len(targets)}; "
@@ -104,21 +103,7 @@ def _read_parallel_files(source_path, target_path, level: str) -> list[Pair]:
             if not tokens:
                 raise DataError(path, lineno, f"expected text, found an empty line where {other} has one")
         pairs.append(Pair(source, target, lineno))
-    return _at_least_one(source_path, pairs)
-
-
-def read_sources(path_or_lines, level: str = "word") -> list[Pair]:
-    """Sentences to translate, one per line, blank lines included (they translate to blank lines,
-    so that output line i is the translation of input line i): a file (str or PathLike; an empty
-    one is an error), or an iterable of lines (str, or bytes decoded as UTF-8, e.g. stdin)."""
-    if isinstance(path_or_lines, (str, os.PathLike)):
-        lines: Iterable[str] = _read_lines(path_or_lines)
-    else:
-        lines = _decoded(path_or_lines)
-    pairs = [Pair(split_tokens(line, level), line=n) for n, line in enumerate(lines, 1)]
-    if isinstance(path_or_lines, (str, os.PathLike)):
-        _at_least_one(path_or_lines, pairs)
-    return pairs
+    return at_least_one(source_path, pairs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
                      a folder of <class>.txt files, one text per line (class_folder.py)
     tagging          conllu (10 columns)   conll (whitespace columns, CoNLL-2003)
                      jsonl ({"tokens": [...], "tags": [...]})
-    prediction       text (one example per non-empty line, tokenized)
+    prediction       rnnkit.predict reads its input a chunk at a time, with these helpers
 
 Texts become word tokens (`tokenize`), or with level="char" their characters (`characters`).
 
@@ -18,104 +18,30 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-from rnnkit.config import LEVELS
+from rnnkit.data.class_folder import read_class_folder
+from rnnkit.data.text import (  # noqa: F401  (tokenize, characters, ... are read as readers.X too)
+    Example,
+    characters,
+    join_tokens,
+    split_text,
+    tokenize,
+)
+from rnnkit.data.text import at_least_one as _at_least_one
+from rnnkit.data.text import check_file as _check_file
+from rnnkit.data.text import read_lines as _read_lines
+from rnnkit.data.text import read_text as _read_text
+from rnnkit.data.text import tokens_of as _tokens_of
 from rnnkit.errors import DataError, UserError
-
-
-@dataclass(frozen=True)
-class Example:
-    tokens: tuple[str, ...]
-    label: str | None = None  # classification target
-    tags: tuple[str, ...] | None = None  # tagging targets, same length as tokens
-    line: int = 0  # 1-based line in its file where the example starts
-
 
 FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
 CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 HEADER_LABELS = ("label", "labels", "class", "y", "sentiment")
 _SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".conllu": "conllu", ".conll": "conll"}
 _CHOOSE_FORMAT = f"pass --format with one of {', '.join(FORMATS)}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokenizer
-
-_APOS = "['’]"  # the ASCII apostrophe and the typographic one
-_CLITIC = r"(?:s|re|ve|ll|d|m)"
-_ABBREVIATIONS = (
-    "mr|mrs|ms|messrs|dr|prof|rev|gen|gov|sen|rep|jr|sr|st|vs|etc|inc|co|corp|ltd|bros|jan|feb|aug|sept?|oct|nov|dec"
-)
-_PIECE = r"(?:\d+(?:[.,:/]\d+)+|\w+)"  # a number with separators (3.5, 1,000, 10:30) or a word
-_TOKEN_RE = re.compile(
-    rf"""
-      <[A-Za-z]+>                                   # markup already in the data: <unk>, <eos>
-    | -(?i:[lr][rcs]b)-                             # PTB bracket escapes: -LRB-, -rrb-
-    | (?:[A-Za-z]\.){{2,}}                          # dotted initials: U.S., e.g.
-    | (?!I\.)[A-Za-z]\.(?=\s+[A-Za-z])              # an initial before a name: J. Smith
-    | (?i:{_ABBREVIATIONS})\.(?!\w)                  # abbreviations keep their period: Mr.
-    | \w+(?=(?i:n{_APOS}t)\b)                       # the stem before n't: does|n't, ca|n't
-    | (?i:n{_APOS}t)\b                              # n't
-    | {_APOS}(?i:{_CLITIC})\b                       # clitics: 's 're 've 'll 'd 'm
-    | {_APOS}(?:\d\ds?|(?i:em|til))\b               # '70s '53 'em 'til, as PTB keeps them
-    | {_PIECE}(?:(?:-|&|\\/|{_APOS}(?!(?i:{_CLITIC}|t)\b)){_PIECE})*  # well-made, AT&T, a\/b
-    | ``|''|\.{{2,}}|-{{2,}}|[!?]{{2,}}|\\/|(?:\\\*)+   # PTB quotes, ... -- !? and \/ \* escapes
-    | [^\w\s]                                       # any other symbol on its own
-    """,
-    re.VERBOSE,
-)
-
-
-def tokenize(text: str) -> list[str]:
-    """Split `text` into word tokens the way Penn-Treebank-tokenized data writes them.
-
-    Punctuation is split off words; negations and clitics become tokens of their own
-    ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m"); numbers with separators (3.5, 1,000),
-    hyphenated words (well-made), words with an inner apostrophe (o'clock) or ampersand (AT&T),
-    initials (U.S., J. Smith) and a few abbreviations (Mr., Inc., Jan.) stay whole, as do
-    markup such as <unk> and PTB escapes (-LRB-, \\/).
-    Text that is already tokenized this way (SST, PTB) is returned as its whitespace split.
-
-    >>> tokenize("It doesn't look well-made, and it's $3.50!")
-    ['It', 'does', "n't", 'look', 'well-made', ',', 'and', 'it', "'s", '$', '3.50', '!']
-    >>> tokenize("it 's 1,000 times better ... does n't it ?")
-    ['it', "'s", '1,000', 'times', 'better', '...', 'does', "n't", 'it', '?']
-    >>> tokenize("I can't go to the U.S. with Mr. <unk>")
-    ['I', 'ca', "n't", 'go', 'to', 'the', 'U.S.', 'with', 'Mr.', '<unk>']
-    """
-    return _TOKEN_RE.findall(text)
-
-
-def characters(text: str) -> list[str]:
-    """The characters of `text` as tokens, for character-level models.
-
-    The text is put in Unicode NFC form (an accented letter is one character however it was
-    typed), leading and trailing whitespace is dropped, and each run of whitespace inside
-    becomes one space, itself a token: it marks where words meet ("de la Cruz").
-
-    >>> characters("  Ng  Yo ")
-    ['N', 'g', ' ', 'Y', 'o']
-    """
-    return list(" ".join(unicodedata.normalize("NFC", text).split()))
-
-
-def split_text(text: str, level: str = "word") -> list[str]:
-    """The tokens of `text`: words (`tokenize`) or, with level "char", `characters`."""
-    if level not in LEVELS:
-        raise UserError(f"unknown level {level!r}; choose 'word' or 'char'")
-    return characters(text) if level == "char" else tokenize(text)
-
-
-def join_tokens(tokens, level: str = "word") -> str:
-    """The text that `split_text` made `tokens` from, as far as it can tell: words joined by
-    spaces; characters joined as they are (spaces are tokens of their own)."""
-    return "".join(tokens) if level == "char" else " ".join(tokens)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,59 +76,7 @@ def _choose_reader(path, task: str, format: str | None, readers: dict[str, Calla
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading text
-
-
-def _check_file(path) -> None:
-    p = Path(path)
-    if p.is_dir():
-        raise DataError(path, None, "expected a file, found a directory")
-    if not p.exists():
-        raise DataError(path, None, "no such file")
-
-
-def _read_text(path) -> str:
-    """The whole file as strict UTF-8, byte-order mark kept; a bad byte is located by line."""
-    _check_file(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(path, None, "no such file") from None
-    except OSError as e:
-        raise DataError(path, None, f"cannot be read ({e.strerror})") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        found = f"found byte 0x{data[e.start]:02x}"
-        raise DataError(path, line, f"expected UTF-8 text, {found}") from None
-
-
-def _split_lines(text: str) -> list[str]:
-    """Physical lines without their \\n or \\r\\n ending; line i + 1 is element i."""
-    text = text.removeprefix("\ufeff")
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the final newline ends the last line; it does not start one
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
-def _read_lines(path) -> list[str]:
-    return _split_lines(_read_text(path))
-
-
-def _at_least_one(path, examples: list[Example], what_else: str | None = None) -> list[Example]:
-    if not examples:
-        found = f"only {what_else}" if what_else else "none (empty file)"
-        raise DataError(path, None, f"expected at least one example, found {found}")
-    return examples
-
-
-def _tokens_of(path, lineno: int, text: str, where: str, level: str = "word") -> tuple[str, ...]:
-    tokens = tuple(split_text(text, level))
-    if not tokens:
-        raise DataError(path, lineno, f"expected text in {where}, found an empty field")
-    return tokens
+# Labels
 
 
 def _label(path, lineno: int, label: str, where: str) -> str:
@@ -226,8 +100,6 @@ def read_classification(path, format=None, text_field="text", label_field="label
     """Labelled texts from a tsv, csv or jsonl file, or from a folder of one <class>.txt file per
     class: Examples with tokens (words, or characters with level="char") and a label."""
     if Path(path).is_dir():
-        from rnnkit.data.class_folder import read_class_folder  # it builds on this module's helpers
-
         return read_class_folder(path, format, level)
     readers = {"tsv": _read_tsv, "csv": _read_csv, "jsonl": _read_jsonl_classification}
     read = _choose_reader(path, "classify", format, readers, "for classification use tsv, csv or jsonl (pass --format)")
@@ -495,59 +367,3 @@ def _read_jsonl_tagging(path, column) -> list[Example]:
         tags = tuple(_label(path, lineno, str(t), repr(key)) for t in tags)
         examples.append(Example(tuple(tokens), tags=tags, line=lineno))
     return _at_least_one(path, examples)
-
-
-# ---------------------------------------------------------------------------------------------
-# Prediction input and output
-
-
-def read_lines(path_or_lines, level: str = "word") -> list[Example]:
-    """Raw text to predict on: one Example (tokens only) per non-empty line, split by `split_text`.
-
-    A str or os.PathLike is a file (an empty one is a DataError); anything else is an iterable
-    of lines (str, or bytes decoded as strict UTF-8, e.g. stdin), which may yield no examples.
-    """
-    if isinstance(path_or_lines, (str, os.PathLike)):
-        examples = _examples_of_lines(_read_lines(path_or_lines), level)
-        return _at_least_one(path_or_lines, examples)
-    return _examples_of_lines(_decoded(path_or_lines), level)
-
-
-def _decoded(lines: Iterable[str | bytes]) -> Iterable[str]:
-    for lineno, line in enumerate(lines, 1):
-        if isinstance(line, bytes):
-            try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError("<stdin>", lineno, f"expected UTF-8 text, found byte 0x{line[e.start]:02x}") from None
-        yield line
-
-
-def _examples_of_lines(lines: Iterable[str], level: str = "word") -> list[Example]:
-    return [
-        Example(tuple(split_text(line, level)), line=lineno) for lineno, line in enumerate(lines, 1) if line.strip()
-    ]
-
-
-def fill_conllu(path, predictions: list[list[str]], column="upos") -> str:
-    """The text of the CoNLL-U file `path` with `column` of every word line set to `predictions`.
-
-    predictions: one list per sentence, one tag per word line (multiword ranges and empty nodes
-    are left alone). Comments, other fields and line endings are kept byte for byte.
-    """
-    k = _conllu_column(column)
-    text = _read_text(path)
-    bom = "\ufeff" if text.startswith("\ufeff") else ""
-    raw = text[len(bom) :].split("\n")
-    sentences = list(_conllu_sentences(path, [line.removesuffix("\r") for line in raw]))
-    if len(predictions) != len(sentences):
-        raise UserError(f"{path}: expected predictions for {len(sentences)} sentences, found {len(predictions)}")
-    for (start, words), tags in zip(sentences, predictions, strict=True):
-        if len(tags) != len(words):
-            raise UserError(
-                f"{path}:{start}: expected {len(words)} predicted tags for this sentence's words, found {len(tags)}"
-            )
-        for (i, fields), tag in zip(words, tags, strict=True):
-            fields[k] = tag
-            raw[i] = "\t".join(fields) + ("\r" if raw[i].endswith("\r") else "")
-    return bom + "\n".join(raw)

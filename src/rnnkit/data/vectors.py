@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.data.readers import _check_file
+from rnnkit.data.text import check_file
 from rnnkit.errors import DataError
 
 
@@ -35,7 +35,7 @@ class Vectors:
 
 def read_vectors(path, vocab) -> Vectors:
     """The vectors of `vocab`'s words (a fitted token Vocab) found in the file at `path`."""
-    _check_file(path)
+    check_file(path)
     wanted: dict[str, list[int]] = {}
     for i, token in enumerate(vocab.itos_[len(vocab.SPECIALS) :], len(vocab.SPECIALS)):
         wanted.setdefault(token, []).append(i)
