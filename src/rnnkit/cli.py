@@ -113,37 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rnnkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
+    add_demo_command(sub)
+    add_train_command(sub)
+    add_evaluate_command(sub)
+    add_generate_command(sub)
+    add_explain_command(sub)
+    add_gradcheck_command(sub)
+    add_predict_command(sub)
+    add_datasets_command(sub)
+    add_deploy_commands(sub)
+    return parser
+
+
+def add_demo_command(sub) -> None:
     p = sub.add_parser("demo", help="train on the built-in demo data and print the report")
     p.add_argument("--out", default="rnnkit-demo", help="folder for the demo data and runs (default rnnkit-demo)")
 
-    p = sub.add_parser("train", help="train a model into a run folder")
-    p.add_argument("task", choices=("classify", "tag", "lm", "seq2seq"))
-    p.add_argument(
-        "--train",
-        help="training file, or NAME:SPLIT (classify: or a folder of <class>.txt files; "
-        "seq2seq: source<TAB>target lines, or --src and --tgt)",
-    )
-    p.add_argument("--dev", help="dev file, folder or NAME:SPLIT, scored each epoch; the best weights on it are kept")
-    p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a run already in --out (the old run stays whole until the new one has its first checkpoint)",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="with --resume: continue on data other than the run's; build a model larger than the data "
-        "or memory is judged to allow",
-    )
-    p.add_argument(
-        "--recipe",
-        choices=sorted(RECIPES),
-        metavar="NAME",
-        help=f"a named, tuned set of options; options given override it: {', '.join(sorted(RECIPES))}",
-    )
-    add_data_options(p)
+
+def _train_vocabulary_options(p) -> None:
     g = p.add_argument_group("vocabulary")
     g.add_argument(
         "--lowercase",
@@ -158,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("word", "char"),
         help="tokens are words or characters (classify, lm, seq2seq; default word, lm char)",
     )
+
+
+def _train_model_options(p) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=("rnn", "lstm", "gru"), help="rnn: the seeds' cell (default)")
     g.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), help="σ of the rnn cell (default sigmoid)")
@@ -224,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="tag: a linear-chain CRF output layer, trained on -log p(tags), decoded by Viterbi (default off)",
     )
+
+
+def _train_training_options(p) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--optimizer", choices=("sgd", "adam"), help="default adam")
     g.add_argument("--lr", type=positive_float, help="learning rate (default: adam 1e-3, tag 2e-3; sgd 0.1)")
@@ -258,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("fp32", "bf16"),
         help="bf16: autocast the forward pass on CUDA, weights stay fp32; CPU trains in fp32 (default fp32)",
     )
+
+
+def _train_seq2seq_options(p) -> None:
     g = p.add_argument_group("seq2seq")
     g.add_argument(
         "--attention",
@@ -272,10 +268,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--teacher-forcing", type=probability, help="chance of feeding the gold previous token (default 1)")
     g.add_argument("--label-smoothing", type=fraction, help="ε of the training loss (default 0)")
+
+
+def add_train_command(sub) -> None:
+    p = sub.add_parser("train", help="train a model into a run folder")
+    p.add_argument("task", choices=("classify", "tag", "lm", "seq2seq"))
+    p.add_argument(
+        "--train",
+        help="training file, or NAME:SPLIT (classify: or a folder of <class>.txt files; "
+        "seq2seq: source<TAB>target lines, or --src and --tgt)",
+    )
+    p.add_argument("--dev", help="dev file, folder or NAME:SPLIT, scored each epoch; the best weights on it are kept")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run already in --out (the old run stays whole until the new one has its first checkpoint)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: continue on data other than the run's; build a model larger than the data "
+        "or memory is judged to allow",
+    )
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        metavar="NAME",
+        help=f"a named, tuned set of options; options given override it: {', '.join(sorted(RECIPES))}",
+    )
+    add_data_options(p)
+    _train_vocabulary_options(p)
+    _train_model_options(p)
+    _train_training_options(p)
+    _train_seq2seq_options(p)
     add_parallel_options(p, dev=True)
     add_decoding_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+
+def add_evaluate_command(sub) -> None:
     p = sub.add_parser("evaluate", help="score a run on a labelled file")
     p.add_argument("run", help="run folder")
     add_device_option(p)
@@ -290,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_parallel_options(p, dev=False)
     add_decoding_options(p)
 
+
+def add_generate_command(sub) -> None:
     p = sub.add_parser("generate", help="write text with a language model (an lm run)")
     p.add_argument("run", help="run folder of an lm run")
     add_device_option(p)
@@ -303,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, help="the same seed gives the same text (default: random)")
     p.add_argument("--label", help="the label to generate for (a conditional generator)")
 
+
+def add_explain_command(sub) -> None:
     p = sub.add_parser("explain", help="what a run sees and does with one sentence, step by step")
     p.add_argument("run", help="run folder")
     add_device_option(p)
@@ -312,12 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="save the gradient-flow heatmap G[t, k] here (seq2seq: the attention) (PNG)")
     add_decoding_options(p)
 
+
+def add_gradcheck_command(sub) -> None:
     p = sub.add_parser("gradcheck", help="check the NumPy reference's BPTT against finite differences and PyTorch")
     p.add_argument("--task", choices=("classify", "tag"), default="tag")
     p.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), default="sigmoid")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random weights and batch")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+
+def add_predict_command(sub) -> None:
     p = sub.add_parser(
         "predict", help="predict for each input line (or row, or CoNLL sentence), streamed, in the input's order"
     )
@@ -338,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_decoding_options(p)
 
+
+def add_datasets_command(sub) -> None:
     p = sub.add_parser("datasets", help="public datasets by name (NAME:SPLIT wherever a file is taken)")
     actions = p.add_subparsers(dest="action", required=True, parser_class=Parser)
     actions.add_parser("list", help="the datasets: task, splits, size, licence, where they are")
@@ -345,8 +388,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", help="NAME (every split) or NAME:SPLIT")
     q = actions.add_parser("path", help="print the local path of a dataset or of one split")
     q.add_argument("name", help="NAME or NAME:SPLIT")
-    add_deploy_commands(sub)
-    return parser
 
 
 def add_deploy_commands(sub) -> None:
