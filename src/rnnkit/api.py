@@ -36,7 +36,7 @@ from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.spans import entity_report, looks_like_bio
 from rnnkit.tasks import MODELS
 from rnnkit.tasks import TASKS as TASK_MODULES
-from rnnkit.training import Trainer, check_processes, fit_run, metric_column, pick_device
+from rnnkit.training import Trainer, check_processes, finish_run, fit_run, metric_column, pick_device
 
 RESUME_OVERRIDES = ("epochs", "max_minutes", "device", "precision")  # what a resumed run may change
 
@@ -235,7 +235,7 @@ def train(
     if task == "seq2seq":
         from rnnkit import translator
 
-        return translator.train(train, out, dev, resume, overwrite, progress, log, callbacks, recipe, force, **options)
+        return translator.train(train, out, dev, resume, progress, log, callbacks, recipe, force, **options)
     module = TASK_MODULES[task]
     with TrainingFolder(out, resume, distributed.is_main()) as run:
         data_config, model_config, train_config, resume = _configs(run, task, resume, recipe, options, log)
@@ -348,7 +348,7 @@ def _fit(module, task, run, sets, files, data_config, model_config, train_config
         + (f", {world} processes (data-parallel)" if world > 1 else "")
     )
     state = fit_run(trainer, train_data, run)
-    return finish(model, run, sets.get("dev"), state["history"], metric_column(metric))
+    return finish_run(model, run, sets.get("dev"), state["history"], metric_column(metric))
 
 
 def _names(source):
@@ -426,26 +426,6 @@ def _training_data(module, sets: dict, vocab: Vocab, labels: Vocab, chars: Vocab
     if hasattr(module, "training_data"):
         return module.training_data(sets, vocab, labels, train_config)
     return encode(sets["train"], vocab, labels, module.TARGET, chars)
-
-
-def finish(model: Model, run: RunFolder, dev_examples, history: list[dict], column: str = "dev_accuracy") -> Model:
-    """Load the best weights, score dev once more and write metrics.json and the plots.
-    Under torchrun rank 0 reads the weights and sends them to the others, and writes alone."""
-    from rnnkit import plots
-
-    if distributed.is_main():
-        model.net.load_state_dict(run.load_weights())
-    distributed.broadcast_weights(model.net)
-    if not distributed.is_main():
-        return model
-    if history:
-        plots.learning_curves(history, run / "learning_curves.png", metric=column)
-    if dev_examples is not None:
-        report = model.evaluate(dev_examples)
-        run.write_json("metrics.json", report)
-        if "confusion" in report:
-            plots.confusion_heatmap(report["confusion"], run / "confusion.png", title="dev")
-    return model
 
 
 def load(path, task: str | None = None, device: str = "auto") -> Model:

@@ -471,6 +471,28 @@ def fit_run(trainer: Trainer, data, run: RunFolder) -> dict:
         ) from None
 
 
+def finish_run(model, run: RunFolder, dev, history: list[dict], column: str) -> object:
+    """The end of every task's training: load the best weights into `model` (an api.Model or a
+    Translator), score `dev` once more into metrics.json, and plot the learning curves (`column`
+    of history) and a confusion matrix where the report has one. Under torchrun rank 0 reads the
+    weights and sends them to the others, and writes alone."""
+    from rnnkit import plots
+
+    if distributed.is_main():
+        model.net.load_state_dict(run.load_weights())
+    distributed.broadcast_weights(model.net)
+    if not distributed.is_main():
+        return model
+    if history:
+        plots.learning_curves(history, run / "learning_curves.png", metric=column)
+    if dev is not None:
+        report = model.evaluate(dev)
+        run.write_json("metrics.json", report)
+        if "confusion" in report:
+            plots.confusion_heatmap(report["confusion"], run / "confusion.png", title="dev")
+    return model
+
+
 def ema_update(decay: float) -> Callable:
     """AveragedModel's update for an exponential moving average whose decay warms up as
     min(decay, (1 + n) / (10 + n)) after n updates (TensorFlow's ExponentialMovingAverage with

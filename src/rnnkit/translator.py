@@ -36,7 +36,7 @@ from rnnkit.runs import RunFolder, TrainingFolder, config_record, data_fingerpri
 from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.tasks import seq2seq
 from rnnkit.tasks.decoding import beam_search, greedy_search, max_target_lengths
-from rnnkit.training import Bucketed, Trainer, check_processes, fit_run, pick_device
+from rnnkit.training import Bucketed, Trainer, check_processes, finish_run, fit_run, pick_device
 
 TASK = "seq2seq"
 CONFIGS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "seq2seq": Seq2SeqConfig}
@@ -192,7 +192,6 @@ def train(
     out,
     dev=None,
     resume: bool = False,
-    overwrite: bool = False,
     progress: bool = False,
     log=_log,
     callbacks=(),
@@ -264,29 +263,13 @@ def train(
                 f"{len(target_vocab)} target, {sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
             )
             state = fit_run(trainer, Bucketed(train_data, source_vocab.pad_id, make_pair_batch), run)
-            return _finish(model, run, sets.get("dev"), state["history"])
+            return finish_run(model, run, sets.get("dev"), state["history"], "dev_bleu")
 
 
 def _file_names(data):
     if data is None:
         return None
     return [str(d) for d in data] if isinstance(data, (tuple, list)) else str(data)
-
-
-def _finish(model: Translator, run: RunFolder, dev_pairs, history: list[dict]) -> Translator:
-    """Load the best weights; score dev with the saved decoding into metrics.json; plot the curves."""
-    from rnnkit import plots
-
-    if distributed.is_main():
-        model.net.load_state_dict(run.load_weights())
-    distributed.broadcast_weights(model.net)
-    if not distributed.is_main():
-        return model
-    if history:
-        plots.learning_curves(history, run / "learning_curves.png", metric="dev_bleu")
-    if dev_pairs is not None:
-        run.write_json("metrics.json", model.evaluate(dev_pairs))
-    return model
 
 
 def load(run: RunFolder, config: dict, device: str = "auto") -> Translator:
