@@ -28,10 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-
-def _mask(lengths: Tensor, T: int) -> Tensor:
-    """(B,) -> (B, T) bool, True on real steps."""
-    return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+from rnnkit.nn.rnn import lengths_mask
 
 
 class CRF(nn.Module):
@@ -56,7 +53,7 @@ class CRF(nn.Module):
         """log Z of each sequence by the forward algorithm. emissions (B, T, K), lengths (B,) -> (B,)."""
         self._check(emissions, lengths)
         T = emissions.shape[1]
-        mask = _mask(lengths.to(emissions.device), T).unsqueeze(2)  # (B, T, 1)
+        mask = lengths_mask(lengths.to(emissions.device), T).unsqueeze(2)  # (B, T, 1)
         A = self.transitions.unsqueeze(0)  # (1, K, K)
         alpha = self.start + emissions[:, 0]  # (B, K)
         for t in range(1, T):
@@ -69,7 +66,7 @@ class CRF(nn.Module):
         self._check(emissions, lengths)
         B, T, _ = emissions.shape
         lengths = lengths.to(emissions.device)
-        mask = _mask(lengths, T)  # (B, T)
+        mask = lengths_mask(lengths, T)  # (B, T)
         y = tags.masked_fill(~mask, 0)  # (B, T), any valid tag past the length
         P = emissions.gather(2, y.unsqueeze(2)).squeeze(2)  # (B, T): P[t, y_t]
         A = self.transitions[y[:, :-1], y[:, 1:]]  # (B, T-1): A[y_{t-1}, y_t]
@@ -97,7 +94,7 @@ class CRF(nn.Module):
         repeat the last tag and mean nothing."""
         self._check(emissions, lengths)
         B, T, K = emissions.shape
-        mask = _mask(lengths.to(emissions.device), T).unsqueeze(2)  # (B, T, 1)
+        mask = lengths_mask(lengths.to(emissions.device), T).unsqueeze(2)  # (B, T, 1)
         A = self.transitions.unsqueeze(0)  # (1, K, K)
         stay = torch.arange(K, device=emissions.device).expand(B, K)  # (B, K): a backpointer to the same tag
         delta = self.start + emissions[:, 0]  # (B, K): the best score of a path ending in each tag
