@@ -231,3 +231,41 @@ def test_conllu_comes_back_byte_for_byte_but_for_the_tag_column(tmp_path, newlin
     for a, b in zip(text.split(newline), moved.split(newline), strict=True):  # only word lines' UPOS changes
         fa, fb = a.split("\t"), b.split("\t")
         assert fb == fa if len(fa) < 10 or not fa[0].isdigit() else fb == fa[:3] + ["X"] + fa[4:]
+
+
+def test_an_unreadable_run_file_is_one_line_naming_it(runs, tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    read_bytes = Path.read_bytes
+
+    def denied(self):
+        if self.name == "config.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    (tmp_path / "in.txt").write_text("fine .\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["predict", str(runs / "c"), str(tmp_path / "in.txt"), *DEVICE]) == 2
+    err = capsys.readouterr().err
+    assert "config.json: cannot read the run file (Permission denied)" in err and len(err.splitlines()) == 1
+
+
+def test_resume_into_a_run_folder_that_cannot_be_written_stops_before_training(tmp_path, monkeypatch, capsys, device):
+    import tempfile
+
+    data = write_tsv(tmp_path / "train.tsv", CLASSIFY)
+    out = tmp_path / "r"
+    assert main(["train", "classify", "--train", str(data), "--out", str(out), *FAST, "--epochs", "1",
+                 "--device", device]) == 0  # fmt: skip
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def read_only(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    capsys.readouterr()
+    assert main(["train", "classify", "--out", str(out), "--resume", "--epochs", "3", "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: cannot write the run folder (Permission denied)" in err and "epoch" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
