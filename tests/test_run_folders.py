@@ -317,3 +317,15 @@ def test_recover_puts_the_old_run_back_after_a_kill_between_the_two_renames(tmp_
     (old / "config.json").write_text("old run")
     runs.recover(out)  # the state a kill leaves between rename(out, old) and rename(staging, out)
     assert (out / "config.json").read_text() == "old run" and not old.exists()
+
+
+def test_out_as_dot_or_through_a_link_writes_the_folder_itself(classify_file, tmp_path, monkeypatch):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    inode = os.stat(".").st_ino
+    assert _train(classify_file, ".", "--epochs", "1") == 0
+    assert os.stat(".").st_ino == inode and os.path.isfile("model.safetensors")  # the shell's folder, filled
+    (tmp_path / "link").symlink_to(tmp_path / "here")
+    assert _train(classify_file, tmp_path / "link", "--epochs", "1", "--overwrite") == 0
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "here" / "model.safetensors").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here", "link", "train.tsv"]

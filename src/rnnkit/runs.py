@@ -150,9 +150,11 @@ class RunFolder:
                     os.rename(staging, out)
                     staging = old
                 remove_tree(staging)  # the old run, now out of the way
+            elif out.is_dir():  # an empty folder (perhaps a shell's working directory): fill it, keep it
+                for f in sorted(staging.iterdir(), key=lambda f: f.name == "checkpoint.pt"):  # the checkpoint last
+                    os.rename(f, out / f.name)
+                staging.rmdir()
             else:
-                if out.is_dir():
-                    out.rmdir()
                 os.rename(staging, out)
         except OSError as e:
             raise file_error(out, "put the new run in place", e) from None
@@ -452,7 +454,7 @@ def check_out(out, resume: bool, overwrite: bool) -> Path:
     A folder of other files is never written into."""
     if out is None or not str(out).strip():
         raise UserError("--out is empty; name the run folder to write, e.g. --out runs/mine")
-    out = Path(out)
+    out = Path(out).expanduser().resolve()  # "." and a link to a run name the folder itself: it is what moves
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose another --out")
     run = is_run(out)
