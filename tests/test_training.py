@@ -292,10 +292,9 @@ def test_ema_scores_and_keeps_the_moving_average_and_leaves_training_unchanged(c
         device=device,
     )
     ckpt = RunFolder(tmp_path / "ema").load_checkpoint()
-    best = ckpt["state"]["best_epoch"]
     kept = RunFolder(tmp_path / "ema").load_weights()
     plain = _weights(tmp_path / "plain")
-    for name, average in ends[best - 1].items():
+    for name, average in ends[-1].items():  # no dev: the run keeps the last epoch's average
         torch.testing.assert_close(kept[name], average, msg=name)  # the run keeps the average...
         # ...while training follows the same path as without it, and the live weights are swapped back
         torch.testing.assert_close(ckpt["model"][name], plain[name], **same, msg=name)
@@ -334,3 +333,16 @@ def test_resume_with_ema_ends_in_the_same_average(classify_file, tmp_path, devic
     resumed = RunFolder(tmp_path / "cut").load_checkpoint()["average"]
     for name in straight:
         torch.testing.assert_close(resumed[name], straight[name], **same, msg=name)
+
+
+def test_without_dev_every_epoch_runs_and_the_run_keeps_the_last_weights(classify_file, tmp_path, device):
+    from safetensors.torch import load_file
+
+    lines = []
+    rnnkit.train("classify", train=classify_file, out=tmp_path / "run", log=lines.append, device=device,
+                 **(FAST | dict(patience=1, epochs=6, lr=0.5)))  # fmt: skip
+    ckpt = RunFolder(tmp_path / "run").load_checkpoint()
+    assert len(ckpt["state"]["history"]) == 6 and ckpt["state"]["stop_reason"] == "epochs"
+    assert not any("early stop" in line for line in lines)
+    kept = load_file(tmp_path / "run" / "model.safetensors")
+    assert all(torch.equal(kept[k], v.cpu()) for k, v in ckpt["model"].items())

@@ -237,7 +237,9 @@ def _train_training_options(p) -> None:
     )
     g.add_argument("--bptt", type=positive_int, help="lm: steps per chunk of truncated BPTT (default 35)")
     g.add_argument(
-        "--patience", type=positive_int, help="early stopping after this many epochs without gain (default 5)"
+        "--patience",
+        type=positive_int,
+        help="early stopping after this many epochs without a better dev score (default 5; no dev, no early stop)",
     )
     g.add_argument("--seed", type=non_negative_int, help="random seed (default 0)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when present")

@@ -6,6 +6,8 @@
             L.backward()                 BPTT by autograd
             clip ‖∇‖ to `clip`; step     SGD (the seeds' w <- w - η ∇w) or Adam
         evaluate on dev; keep the best weights; stop early after `patience` epochs without gain
+        (without dev: keep the last weights and train every epoch asked for; lr_decay then
+        follows the training loss)
         with ema: dev scores, and the run keeps, an exponential moving average of the weights
         (Polyak averaging), updated after every step
         with lr_decay: multiply the learning rate by it after each epoch without gain, or after
@@ -423,10 +425,10 @@ class Trainer:
             improved = st["best"] is None or score > st["best"]
             if improved:
                 st["best"], st["best_epoch"], st["bad_epochs"] = score, st["epoch"], 0
-                if self.main:
-                    self.run.save_weights(self.model.state_dict())
             else:
                 st["bad_epochs"] += 1
+            if self.main and (improved or self.evaluate is None):  # without dev, the run keeps the last weights
+                self.run.save_weights(self.model.state_dict())
         if cfg.lr_decay is not None:
             row["lr"] = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
             self._decay_lr(improved)
@@ -440,7 +442,7 @@ class Trainer:
             f"{row['tokens_per_s']:,} tok/s  {elapsed / 60:.1f} min" + ("  *" if improved else "") + cut
         )
         st.update(epoch=st["epoch"] + 1, batch=0, loss_sum=0.0, items=0, tokens=0, epoch_start=elapsed)
-        if cfg.patience is not None and st["bad_epochs"] >= cfg.patience:
+        if cfg.patience is not None and self.evaluate is not None and st["bad_epochs"] >= cfg.patience:
             self._finish("patience", f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
         self._save_checkpoint()
 
