@@ -11,12 +11,13 @@ loss per part. Prints each log line with the wall-clock and CPU seconds since th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
 import rnnkit
 from rnnkit.data.streams import Stream
-from rnnkit.tasks import lm
+from rnnkit.tasks import TASKS, lm
 
 
 class Parts(Stream):
@@ -44,7 +45,7 @@ def main() -> None:
         s = whole(*a)
         return Parts(s.inputs, s.targets, s.bptt)
 
-    lm.training_data = in_parts
+    TASKS["lm"] = dataclasses.replace(lm.TASK, training_data=in_parts)
     t0, c0 = time.perf_counter(), time.process_time()
 
     def log(message: str) -> None:

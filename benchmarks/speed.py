@@ -278,7 +278,7 @@ def train_loop(data: Path | None, device: torch.device, epochs: int = 2, rounds:
     on a fresh model and times its last; the ratio is the median over rounds, since this machine's
     speed drifts between minutes by more than the difference being measured."""
     from rnnkit.data.batching import encode, make_batch
-    from rnnkit.tasks import MODELS
+    from rnnkit.tasks.tag import Tagger
     from rnnkit.training import epoch_batches, make_optimizer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -298,9 +298,9 @@ def train_loop(data: Path | None, device: torch.device, epochs: int = 2, rounds:
 
             # the minimal loop: same model class and options, same optimiser, clipping and batches
             cfg = model.train_config
-            data_enc = encode(model.read(train_file), model.vocab, model.labels, model.module.TARGET)
+            data_enc = encode(model.read(train_file), model.vocab, model.labels, model.spec.target)
             torch.manual_seed(cfg.seed)
-            net = MODELS["tag"](len(model.vocab), len(model.labels), model.model_config, model.vocab.pad_id)
+            net = Tagger(len(model.vocab), len(model.labels), model.model_config, model.vocab.pad_id)
             net = net.to(device)
             optimizer = make_optimizer(net.parameters(), cfg)
             pad = model.vocab.pad_id

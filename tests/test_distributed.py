@@ -14,11 +14,10 @@ import torch
 import rnnkit
 from conftest import CUDA_TOLERANCE, FAST, ddp_device
 from rnnkit import distributed
+from rnnkit.api import build_net
 from rnnkit.data.batching import encode, make_batch
 from rnnkit.data.demo import write_demo
 from rnnkit.runs import RunFolder
-from rnnkit.tasks import MODELS
-from rnnkit.tasks import TASKS as TASK_MODULES
 from rnnkit.training import Interrupted, batches_per_epoch, epoch_batches, make_optimizer
 
 # small LSTMs that learn the demo data in a few epochs; no dropout, so no randomness after init
@@ -60,10 +59,10 @@ def replay(run, train_file, world=2) -> dict:
 
 def _replay(run, train_file, world: int) -> dict:
     model = rnnkit.load(run, device="cpu")  # the replay runs on the host, whichever device trained
-    cfg, module = model.train_config, TASK_MODULES[model.task]
-    data = encode(model.read(train_file), model.vocab, model.labels, module.TARGET)
+    cfg = model.train_config
+    data = encode(model.read(train_file), model.vocab, model.labels, model.spec.target)
     torch.manual_seed(cfg.seed)
-    net = MODELS[model.task](len(model.vocab), len(model.labels), model.model_config, model.vocab.pad_id)
+    net = build_net(model.spec, model.vocabs, model.configs)
     optimizer = make_optimizer(net.parameters(), cfg)
     for epoch in range(1, len(RunFolder(run).load_checkpoint()["state"]["history"]) + 1):
         batches = epoch_batches(data.lengths, cfg, epoch)

@@ -10,7 +10,7 @@ from rnnkit.data.batching import encode, make_batch
 from rnnkit.errors import UserError
 from rnnkit.nn import CRF, Ensemble
 from rnnkit.runs import RunFolder
-from rnnkit.tasks import MODELS
+from rnnkit.tasks.classify import Classifier
 from rnnkit.training import epoch_batches, make_optimizer
 
 
@@ -29,7 +29,7 @@ def test_each_member_takes_the_steps_it_would_take_alone(classify_file, tmp_path
     cfg = model.train_config
     data = encode(model.read(classify_file), model.vocab, model.labels, "label")
     torch.manual_seed(cfg.seed)
-    members = [MODELS["classify"](len(model.vocab), len(model.labels), model.model_config) for _ in range(2)]
+    members = [Classifier(len(model.vocab), len(model.labels), model.model_config) for _ in range(2)]
     members = [net.to(device) for net in members]  # each replayed alone, on the run's device
     trained = RunFolder(tmp_path / "run").load_checkpoint()["model"]
     for m, net in enumerate(members):

@@ -14,15 +14,17 @@ pytest.importorskip("onnxruntime", reason='export tests need onnxruntime: pip in
 
 import rnnkit  # noqa: E402
 from conftest import FAST, TAGGED  # noqa: E402
-from rnnkit.api import Model, build_net  # noqa: E402
+from rnnkit.api import build_net  # noqa: E402
 from rnnkit.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from rnnkit.data.batching import encode, make_batch  # noqa: E402
 from rnnkit.data.chars import fit_chars  # noqa: E402
 from rnnkit.data.vocab import Vocab  # noqa: E402
 from rnnkit.errors import UserError  # noqa: E402
 from rnnkit.export import onnx_gate_order  # noqa: E402
+from rnnkit.model import Model  # noqa: E402
 from rnnkit.nn import CRF  # noqa: E402
 from rnnkit.onnx import Predictor, viterbi  # noqa: E402
+from rnnkit.tasks import TASKS  # noqa: E402
 
 TRAIN = [[w for w, _ in sentence] for sentence in TAGGED]
 # ragged: 0 to 9 words, unseen words (<unk>, unseen characters), a batch that pads a lot
@@ -43,12 +45,14 @@ def random_model(task: str, seed: int = 0, **options) -> Model:
     vocab = Vocab().fit(TRAIN)
     labels = Vocab(specials=False).fit([["DET", "NOUN", "AUX", "ADJ", "PUNCT"]])
     chars = fit_chars(TRAIN) if config.char_embedding_dim else None
-    net = build_net(task, vocab, labels, chars, config)
+    vocabs = {"tokens": vocab, "labels": labels, **({} if chars is None else {"chars": chars})}
+    configs = {"data": DataConfig(), "model": config, "train": TrainConfig()}
+    net = build_net(TASKS[task], vocabs, configs)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.5 * torch.randn_like(p))
     net.eval()
-    return Model(task, net, vocab, labels, DataConfig(), config, TrainConfig(), None, chars)
+    return Model(task, net, vocabs, configs)
 
 
 def torch_scores(model: Model, texts) -> list[np.ndarray]:

@@ -1,6 +1,7 @@
 """Language models: the stream layout, truncated BPTT (value carried, gradient cut), the loss and
 its perplexity and bits per char, word and char level, the conditional generator, and training."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ from rnnkit.data.corpus import read_lm
 from rnnkit.data.streams import stream_of
 from rnnkit.nn import RNN
 from rnnkit.runs import RunFolder
-from rnnkit.tasks import lm
+from rnnkit.tasks import TASKS, lm
 from rnnkit.tasks.lm import LanguageModel, stream_loss, truncate_bptt
 from rnnkit.training import Interrupted
 
@@ -177,7 +178,8 @@ def test_lr_decay_multiplies_the_rate_after_an_epoch_without_a_better_dev_loss(
     """The dev losses are given, not trained for: whether a real epoch gets worse is no part of the test."""
     dev_losses = [3.0, 2.0, 2.5, 1.5, 1.5, 1.0]  # better, better, worse, better, not better (equal), better
     losses = iter([*dev_losses, 1.0])  # and the final report of the best weights
-    monkeypatch.setattr(lm, "evaluate", lambda model, examples: {"loss": next(losses)})
+    scored = lambda model, examples, source: {"loss": next(losses)}  # noqa: E731
+    monkeypatch.setitem(TASKS, "lm", dataclasses.replace(lm.TASK, evaluate=scored))
     options = FAST_LM | dict(lr=0.5, lr_decay=0.25, epochs=len(dev_losses))
     rnnkit.train("lm", train=text_file, dev=text_file, out=tmp_path / "r", log=quiet, **options, device=device)
     rows = _history(tmp_path / "r")
@@ -194,7 +196,8 @@ def test_lr_decay_start_decays_after_every_epoch_from_then_on(text_file, tmp_pat
 
 def test_an_early_stop_in_the_epoch_where_time_runs_out_stays_the_stop_reason(text_file, tmp_path, monkeypatch, device):
     losses = iter(range(1, 100))  # dev gets worse every epoch
-    monkeypatch.setattr(lm, "evaluate", lambda model, examples: {"loss": float(next(losses))})
+    scored = lambda model, examples, source: {"loss": float(next(losses))}  # noqa: E731
+    monkeypatch.setitem(TASKS, "lm", dataclasses.replace(lm.TASK, evaluate=scored))
 
     clock = [0.0]  # the trainer's clock: it moves only when the second epoch's first batch "takes" 3.1 s
     monkeypatch.setattr("rnnkit.training.time.perf_counter", lambda: clock[0])

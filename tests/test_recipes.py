@@ -47,6 +47,6 @@ def test_the_generation_recipes_are_valid_lm_options_and_imply_their_level():
 
     for name, level in (("char-lm", "char"), ("word-lm", "word"), ("names-gen", "char")):
         recipe = recipes.RECIPES[name]
-        data, model, train = split_options({**lm.DEFAULTS, **recipe.options})
+        data, model, train = split_options({**lm.TASK.defaults, **recipe.options})
         assert recipe.task == "lm" and data.level == level
     assert recipes.RECIPES["word-lm"].options["tie_weights"] is True

@@ -131,7 +131,7 @@ def test_char_features_and_crf_are_refused_for_classification(classify_file, tmp
 def test_the_tagging_recipes_are_valid_tag_options(name):
     recipe = RECIPES[name]
     assert recipe.task == "tag"
-    _, model_config, _ = split_options({**tag.DEFAULTS, **recipe.options})
+    _, model_config, _ = split_options({**tag.TASK.defaults, **recipe.options})
     assert model_config.char_embedding_dim > 0 and model_config.crf == (name == "ner")
 
 

@@ -11,7 +11,7 @@ from conftest import FAST
 from rnnkit import training
 from rnnkit.data.batching import encode, make_batch
 from rnnkit.runs import RunFolder
-from rnnkit.tasks import MODELS
+from rnnkit.tasks.tag import Tagger
 from rnnkit.training import Interrupted, batches_per_epoch, epoch_batches, make_optimizer
 
 
@@ -215,7 +215,7 @@ def test_history_train_loss_is_the_item_weighted_mean_of_every_batch_loss_read_o
     cfg = model.train_config
     data = encode(model.read(tag_file), model.vocab, model.labels, "tags")
     torch.manual_seed(cfg.seed)
-    net = MODELS["tag"](len(model.vocab), len(model.labels), model.model_config, model.vocab.pad_id).to(device)
+    net = Tagger(len(model.vocab), len(model.labels), model.model_config, model.vocab.pad_id).to(device)
     optimizer = make_optimizer(net.parameters(), cfg)
     history = RunFolder(tmp_path / "run").load_checkpoint()["state"]["history"]
     for row in history:

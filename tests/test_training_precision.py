@@ -14,7 +14,7 @@ from rnnkit.data import readers
 from rnnkit.data.batching import encode
 from rnnkit.data.vocab import Vocab
 from rnnkit.runs import RunFolder
-from rnnkit.tasks import MODELS
+from rnnkit.tasks.tag import Tagger
 from rnnkit.training import Trainer, autocast
 
 
@@ -78,7 +78,7 @@ def _tagger(tag_file, cell: str, embedding_dim: int, num_layers: int):
     labels = Vocab(specials=False).fit(ex.tags for ex in examples)
     config = ModelConfig(cell=cell, embedding_dim=embedding_dim, num_layers=num_layers, hidden_size=16, dropout=0.0)
     torch.manual_seed(0)
-    return MODELS["tag"](len(vocab), len(labels), config, vocab.pad_id), encode(examples, vocab, labels, "tags")
+    return Tagger(len(vocab), len(labels), config, vocab.pad_id), encode(examples, vocab, labels, "tags")
 
 
 def _cpu_runs_bf16_lstm() -> bool:

@@ -110,7 +110,7 @@ def test_evaluate_reports_sacrebleu_figures_on_the_saved_decoding(reverse_run, r
     model = rnnkit.load(reverse_run, device=device)
     pairs = read_pairs(reverse_files, level="char")
     report = model.evaluate(pairs[:20], beam=1, bleu_tokenize="13a")
-    hypotheses, references = model.predict_pairs(pairs[:20], beam=1), ["".join(p.target) for p in pairs[:20]]
+    hypotheses, references = model.predict_examples(pairs[:20], beam=1), ["".join(p.target) for p in pairs[:20]]
     assert report["bleu"] == sacrebleu.corpus_bleu(hypotheses, [references], tokenize="13a").score
     assert report["chrf"] == sacrebleu.corpus_chrf(hypotheses, [references]).score
     assert report["bleu_tokenize"] == "13a" and "tok:13a" in report["bleu_signature"]
@@ -222,9 +222,10 @@ def test_beam_search_never_ends_below_the_greedy_hypothesis(trained):
     """With α = 0 both rank by log P; a beam that keeps going until no live prefix can win
     finds a hypothesis at least as probable as greedy's, for every source."""
     from rnnkit.data.parallel import Pair
+    from rnnkit.tasks.decoding import decoding, translate
 
     pairs = [Pair(tuple(w)) for w in WORDS]
-    greedy = trained.translate(pairs, beam=1)
-    beam = trained.translate(pairs, beam=3, length_penalty=0.0)
+    greedy = translate(trained, pairs, decoding(trained, beam=1))
+    beam = translate(trained, pairs, decoding(trained, beam=3, length_penalty=0.0))
     for word, (_, g), (_, b) in zip(WORDS, greedy, beam):
         assert b >= g - 1e-4, f"{word}: beam log P {b:.4f} below greedy's {g:.4f}"

@@ -14,190 +14,39 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Iterable, Sequence
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from rnnkit import distributed
-from rnnkit.config import TASK_OPTIONS, TASKS, DataConfig, ModelConfig, TrainConfig, from_dict, split_options
-from rnnkit.data import readers, registry
-from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
-from rnnkit.data.chars import fit_chars
+from rnnkit.config import TASK_OPTIONS, ModelConfig, from_dict, split_options
+from rnnkit.data import registry
 from rnnkit.data.vectors import Vectors, read_vectors
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
-from rnnkit.metrics import classification_report
+from rnnkit.model import Model, read
 from rnnkit.nn import Ensemble
 from rnnkit.recipes import recipe_options
 from rnnkit.runs import RunFolder, TrainingFolder, check_out, config_record, data_fingerprints, resumed_data
 from rnnkit.sizing import check_training_size, count_parameters
-from rnnkit.spans import entity_report, looks_like_bio
-from rnnkit.tasks import MODELS
-from rnnkit.tasks import TASKS as TASK_MODULES
+from rnnkit.tasks import TASKS, Task
+from rnnkit.tasks.decoding import DECODE_OPTIONS
 from rnnkit.training import Trainer, check_processes, finish_run, fit_run, metric_column, pick_device
 
-RESUME_OVERRIDES = ("epochs", "max_minutes", "device", "precision")  # what a resumed run may change
+# what a resumed run may change, by config section; every other option is the saved run's
+RESUMABLE = {"train": ("epochs", "max_minutes", "device", "precision"), "decode": DECODE_OPTIONS}
+
+__all__ = ["Model", "load", "train"]
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise UserError(f"unknown task {task!r}; choose {', '.join(map(repr, TASKS))}")
-
-
-class Model:
-    """A trained model with its vocabularies; made by `train` or `load`."""
-
-    def __init__(
-        self,
-        task: str,
-        net: torch.nn.Module,
-        vocab: Vocab,
-        labels: Vocab,
-        data_config: DataConfig,
-        model_config: ModelConfig,
-        train_config: TrainConfig,
-        path: Path | None = None,
-        chars: Vocab | None = None,
-    ):
-        self.task, self.net, self.vocab, self.labels, self.chars = task, net, vocab, labels, chars
-        self.data_config, self.model_config, self.train_config = data_config, model_config, train_config
-        self.path = path
-        self.module = TASK_MODULES[task]
-        self.device = next(net.parameters()).device
-
-    def __repr__(self) -> str:
-        return f"Model(task={self.task!r}, path={str(self.path)!r}, net={self.net.__class__.__name__})"
-
-    # running the network
-    def encode(self, examples: Sequence) -> Encoded:
-        target = self.module.TARGET if examples and self._has_gold(examples[0]) else None
-        return encode(examples, self.vocab, self.labels, target, self.chars)
-
-    def _has_gold(self, example) -> bool:
-        return (example.label if self.task == "classify" else example.tags) is not None
-
-    @torch.inference_mode()
-    def outputs(self, data: Encoded, batch_size: int = 256) -> tuple[list, float | None]:
-        """Per-example outputs in dataset order, and the mean loss per scored item (None without targets)."""
-        self.net.eval()
-        results: list = [None] * len(data)
-        loss_sum, items = 0.0, 0
-        for rows in bucket_batches(data.lengths, batch_size):
-            batch = make_batch(data, rows, self.vocab.pad_id).to(self.device)
-            for i, out in zip(rows.tolist(), self.net.predict(batch)):
-                results[i] = out
-            if data.targets is not None:
-                loss, n = self.net.loss(batch, "token")
-                loss_sum, items = loss_sum + float(loss) * n, items + n
-        return results, (loss_sum / items if items else None)
-
-    # public
-    def predict(self, texts: Iterable, probs: bool = False) -> list:
-        """Predict for raw texts (strings are split into words, or characters for a char-level run)
-        or token lists.
-
-        Classification: one label per text, or (label, {label: probability}) with probs=True.
-        Tagging: one list of tags per text, one tag per token.
-        """
-        level = self.data_config.level
-        examples = [readers.Example(tuple(readers.split_text(t, level) if isinstance(t, str) else t)) for t in texts]
-        return self.predict_examples(examples, probs)
-
-    def predict_examples(self, examples: Sequence, probs: bool = False) -> list:
-        outs, _ = self.outputs(encode(examples, self.vocab, chars=self.chars))
-        decoded = [self.module.decode(o, self.labels) for o in outs]
-        if probs and self.task == "classify":
-            return [(d, dict(zip(self.labels.itos_, map(float, o)))) for d, o in zip(decoded, outs)]
-        return decoded
-
-    def evaluate(self, data, source: str | None = None, **read_options) -> dict:
-        """Score a labelled file (or a list of Examples, read from `source`): the dict of
-        DESIGN.md's `evaluate --json`."""
-        examples = data if isinstance(data, list) else self.read(data, **read_options)
-        if hasattr(self.module, "evaluate"):
-            return self.module.evaluate(self, examples)
-        outs, loss = self.outputs(self.encode(examples))
-        golds = [self.module.gold(ex) for ex in examples]
-        preds = [_as_list(self.module.decode(o, self.labels)) for o in outs]
-        gold, pred = [g for gs in golds for g in gs], [p for ps in preds for p in ps]
-        source = source or (str(data) if not isinstance(data, list) else "data")
-        report = score(gold, pred, self.labels.itos_, source=source)
-        if self.task == "tag" and looks_like_bio(self.labels.itos_):
-            report["entity"] = entity_report(golds, preds)  # chunk P/R/F1, as conlleval
-        tokens = sum(len(ex.tokens) for ex in examples)
-        return {"task": self.task, "examples": len(examples), "tokens": tokens, **report, "loss": loss}
-
-    def generate(self, prompt: str = "", length: int = 200, **sampling) -> str:
-        """Text from a language model: the prompt, then `length` sampled tokens (see
-        rnnkit.generate.generate for temperature, top_k, top_p, seed, label and on_text)."""
-        from rnnkit.generate import generate
-
-        return generate(self, prompt, length, **sampling)
-
-    def export(self, path) -> Path:
-        """Write this classify, tag or lm model to the ONNX file `path` (rnnkit.export); run it
-        without PyTorch with rnnkit.onnx.Predictor(path) (.predict, or .generate for an lm)."""
-        from rnnkit.export import export
-
-        return export(self, path)
-
-    def read(self, path, **read_options) -> list:
-        config = dataclasses.replace(self.data_config, **read_options) if read_options else self.data_config
-        return _read(self.module, path, config)
-
-
-def _as_list(x) -> list:
-    return x if isinstance(x, list) else [x]
-
-
-def score(gold: list[str], pred: list[str], known: list[str], source: str = "data") -> dict:
-    """Accuracy, per-class figures and the confusion matrix over items (sequences or tokens).
-    Gold labels that training never saw get their own rows: the model cannot predict them, so
-    each counts as an error. They are reported once on stderr."""
-    unseen = sorted(set(gold) - set(known))
-    if unseen:
-        n = sum(g in set(unseen) for g in gold)
-        _log(
-            f"{source}: {n} item(s) have labels training never saw ({', '.join(map(repr, unseen[:5]))}"
-            f"{', ...' if len(unseen) > 5 else ''}); they count as errors"
-        )
-    labels = list(known) + unseen
-    index = {label: i for i, label in enumerate(labels)}
-    y_true = np.fromiter((index[g] for g in gold), dtype=np.int64, count=len(gold))
-    y_pred = np.fromiter((index[p] for p in pred), dtype=np.int64, count=len(pred))
-    return classification_report(y_true, y_pred, labels)
-
-
-def dev_metric(task: str, labels: Vocab) -> str:
-    """What picks the best epoch: the task's METRIC if it names one (lm: the dev loss), entity F1
-    for BIO-style tags (NER, chunking), else accuracy."""
-    if hasattr(TASK_MODULES[task], "METRIC"):
-        return TASK_MODULES[task].METRIC
-    return "entity.f1" if task == "tag" and looks_like_bio(labels.itos_) else "accuracy"
-
-
-def build_net(task: str, vocab: Vocab, labels: Vocab, chars: Vocab | None, model_config: ModelConfig):
-    """The task's network for these vocabularies (character features need the character vocabulary);
-    with ensemble N > 1, N of them side by side (nn.Ensemble)."""
-    extra = {} if chars is None else {"num_chars": len(chars)}
-    make = lambda: MODELS[task](len(vocab), len(labels), model_config, vocab.pad_id, **extra)  # noqa: E731
-    nets = [make() for _ in range(model_config.ensemble)]
+def build_net(spec: Task, vocabs: dict, configs: dict):
+    """The task's network for these vocabularies; with ensemble N > 1, N of them side by side
+    (nn.Ensemble)."""
+    nets = [spec.network(vocabs, configs) for _ in range(configs["model"].ensemble)]
     return nets[0] if len(nets) == 1 else Ensemble(nets)
-
-
-def _read(module, source, data_config: DataConfig) -> list:
-    """The examples of a file, or of a public dataset's split named NAME:SPLIT (rnnkit.data.registry)."""
-    return module.read(registry.resolve(source), data_config)
-
-
-def _read_all(module, paths: dict, data_config: DataConfig) -> dict:
-    return {name: _read(module, p, data_config) for name, p in paths.items() if p is not None}
 
 
 def train(
@@ -215,137 +64,130 @@ def train(
     **options,
 ) -> Model:
     """Train a model for `task` ("classify", "tag", "lm" or "seq2seq") on the file `train`, scoring `dev` each
-    epoch, into the run folder `out`. `options` are the fields of DataConfig, ModelConfig and
-    TrainConfig (cell, hidden_size, embedding_dim, lr, max_minutes, ...). Returns the Model with
-    the best weights. With resume=True, continues the run in `out` from its checkpoint, on the
-    data it was trained on (`train` and `dev` may be left out; other data is refused unless
-    `force`). `callbacks` are called with the Trainer after every batch (trainer.request_stop()
-    stops training the way Ctrl-C does, leaving a checkpoint to resume from). Started by torchrun
-    as several processes, it trains data-parallel and rank 0 writes the run (docs/scaling.md).
-    `recipe` names a tuned set of options (rnnkit.recipes.RECIPES); `options` override it.
-    `force` also builds a model larger than the data or the machine's memory is judged to allow.
-    For "seq2seq", `train` and `dev` may be (source file, target file) pairs (rnnkit.translator).
+    epoch, into the run folder `out`. `options` are the fields of the task's configs: DataConfig,
+    ModelConfig, TrainConfig (cell, hidden_size, embedding_dim, lr, max_minutes, ...) and, for
+    seq2seq, Seq2SeqConfig and DecodeConfig. Returns the Model with the best weights. With
+    resume=True, continues the run in `out` from its checkpoint, on the data it was trained on
+    (`train` and `dev` may be left out; other data is refused unless `force`). `callbacks` are
+    called with the Trainer after every batch (trainer.request_stop() stops training the way
+    Ctrl-C does, leaving a checkpoint to resume from). Started by torchrun as several processes,
+    it trains data-parallel and rank 0 writes the run (docs/scaling.md). `recipe` names a tuned
+    set of options (rnnkit.recipes.RECIPES); `options` override it. `force` also builds a model
+    larger than the data or the machine's memory is judged to allow. For "seq2seq", `train` and
+    `dev` may be (source file, target file) pairs (data/parallel.py).
 
     The run folder is one unit (rnnkit.runs): one training writes it at a time, a new run
     replaces an old one (overwrite=True) only once it has a complete state, and a folder of
     other files is never written into."""
-    _check_task(task)
+    spec = _spec(task)
     out = check_out(out, resume, overwrite)
     check_task_options(task, options)
-    if task == "seq2seq":
-        from rnnkit import translator
-
-        return translator.train(train, out, dev, resume, progress, log, callbacks, recipe, force, **options)
-    module = TASK_MODULES[task]
     with TrainingFolder(out, resume, distributed.is_main()) as run:
-        data_config, model_config, train_config, resume = _configs(run, task, resume, recipe, options, log)
+        configs, resume = _configs(run, spec, resume, recipe, options, log)
         if resume:
             train, dev = resumed_data(RunFolder(run.target).read_config(task), train, dev, force)
         elif train is None:
             raise UserError("--train F is required")
-        _check_read_options(task, train, data_config, options)
-        sets = _read_all(module, {"train": train, "dev": dev}, data_config)  # every input error before any write
-        check_processes(len(sets["train"]), train_config)
-        torch.manual_seed(train_config.seed)  # the same initial weights in every process
-        with distributed.session(pick_device(train_config.device)) as device:
-            return _fit(module, task, run, sets, (train, dev), data_config, model_config, train_config, resume,
-                        device, log, progress, callbacks, force)  # fmt: skip
+        if not isinstance(train, (tuple, list)):
+            spec.check_source(registry.resolve(train), configs, options)
+        sets = {name: read(spec, d, configs) for name, d in (("train", train), ("dev", dev)) if d is not None}
+        check_processes(len(sets["train"]), configs["train"])  # every input error before any write
+        torch.manual_seed(configs["train"].seed)  # the same initial weights in every process
+        with distributed.session(pick_device(configs["train"].device)) as device:
+            return _fit(spec, run, sets, (train, dev), configs, resume, device, log, progress, callbacks, force)
 
 
-def _configs(run: RunFolder, task: str, resume: bool, recipe: str | None, options: dict, log) -> tuple:
-    """The data, model and training configs: the saved run's (resume=True; only RESUME_OVERRIDES
-    may change), or the task's defaults < the recipe < the options. A run resumed without a
-    checkpoint starts over from its saved configs; the last value says whether it resumes."""
-    module = TASK_MODULES[task]
+def _spec(task: str) -> Task:
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r}; choose {', '.join(map(repr, TASKS))}")
+    return TASKS[task]
+
+
+def _configs(run: RunFolder, spec: Task, resume: bool, recipe: str | None, options: dict, log) -> tuple[dict, bool]:
+    """The task's configs by section: the saved run's (resume=True; only what RESUMABLE names may
+    change), or the task's defaults < the recipe < the options. A run resumed without a
+    checkpoint starts over from its saved configs; the second value says whether it resumes."""
     if resume:
-        saved = RunFolder(run.target).read_config(task)
-        try:
-            configs = [
-                from_dict(c, saved[k])
-                for c, k in ((DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "train"))
-            ]
-        except KeyError as e:
-            raise UserError(f"{run.path}: corrupt run folder (config.json lacks {e})") from None
-        saved_values = {k: v for c in configs for k, v in dataclasses.asdict(c).items()}
-        changed = sorted(k for k, v in options.items() if k not in RESUME_OVERRIDES and saved_values.get(k) != v)
+        configs = _saved_configs(run, spec, RunFolder(run.target).read_config(spec.name))
+        allowed = [name for section in configs for name in RESUMABLE.get(section, ())]
+        saved_values = {k: v for c in configs.values() for k, v in dataclasses.asdict(c).items()}
+        changed = sorted(k for k, v in options.items() if k not in allowed and saved_values.get(k) != v)
         if changed:
             raise UserError(
                 f"{run.path}: --resume continues the saved run, whose {', '.join(changed)} differ from "
-                f"the options given; only {', '.join(RESUME_OVERRIDES)} may change on resume"
+                f"the options given; only {', '.join(allowed)} may change on resume"
             )
-        data_config, model_config, train_config = configs
-        train_config = dataclasses.replace(train_config, **{k: v for k, v in options.items() if k in RESUME_OVERRIDES})
+        for section, names in RESUMABLE.items():
+            if section in configs:
+                given = {k: v for k, v in options.items() if k in names}
+                configs[section] = dataclasses.replace(configs[section], **given)
         if not (run.path / "checkpoint.pt").is_file():
             log(f"{run.target}: the run stopped before its first checkpoint; it starts over")
             resume = False
-    else:
-        tuned = recipe_options(task, recipe) if recipe else {}
-        defaults = dict(module.DEFAULTS)
-        if {**tuned, **options}.get("optimizer", "adam") != "adam":
-            defaults.pop("lr", None)  # a task's lr is tuned for Adam; SGD keeps its own default
-        data_config, model_config, train_config = split_options({**defaults, **tuned, **options})
-        if hasattr(module, "check_options"):
-            module.check_options(data_config, model_config, train_config)
-    if data_config.lowercase is None:
-        data_config = dataclasses.replace(data_config, lowercase=module.DEFAULT_LOWERCASE)
-    return data_config, model_config, train_config, resume
+        return configs, resume
+    given = {**(recipe_options(spec.name, recipe) if recipe else {}), **options}
+    defaults = dict(spec.defaults)
+    if given.get("optimizer", "adam") != "adam":
+        defaults.pop("lr", None)  # a task's lr is tuned for Adam; SGD keeps its own default
+    configs = dict(zip(spec.configs, split_options({**defaults, **given}, tuple(spec.configs.values()))))
+    spec.check(configs)
+    if configs["data"].lowercase is None:
+        configs["data"] = dataclasses.replace(configs["data"], lowercase=spec.lowercase)
+    return configs, resume
 
 
-def _fit(module, task, run, sets, files, data_config, model_config, train_config, resume, device, log, progress,
-         callbacks, force) -> Model:  # fmt: skip
+def _saved_configs(run: RunFolder, spec: Task, saved: dict) -> dict:
+    """The configs of a config.json; a task's own sections may be absent (their defaults)."""
+    try:
+        return {name: from_dict(cls, saved[name] if name in ("data", "model", "train") else saved.get(name, {}))
+                for name, cls in spec.configs.items()}  # fmt: skip
+    except KeyError as e:
+        raise UserError(f"{run.path}: corrupt run folder (config.json lacks {e})") from None
+
+
+def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbacks, force) -> Model:
     main = distributed.is_main()  # under torchrun only rank 0 writes and logs
     log = log if main else _quiet
+    vectors = None  # a resumed run's checkpoint holds the embedding
     if resume:
-        vocab, labels, chars = _read_vocabs(run, model_config)
-        vectors = None  # the checkpoint holds the embedding
+        vocabs = _read_vocabs(run)
     else:
-        vocab = Vocab(
-            lowercase=data_config.lowercase, min_freq=data_config.min_freq, max_size=data_config.max_size
-        ).fit(ex.tokens for ex in sets["train"])
-        labels = Vocab(specials=False).fit(module.gold(ex) for ex in sets["train"])
-        _check_labels(task, labels, files[0])
-        model_config, vectors = _pretrained(model_config, vocab, log)
-        chars = fit_chars(ex.tokens for ex in sets["train"]) if model_config.char_embedding_dim else None
-    train_data = _training_data(module, sets, vocab, labels, chars, train_config)  # its errors before any write
-    build = lambda: build_net(task, vocab, labels, chars, model_config)  # noqa: E731
+        vocabs = spec.fit_vocabularies(sets["train"], configs, files[0])
+        configs["model"], vectors = _pretrained(configs["model"], vocabs.get("tokens"), log)
+    train_data = spec.fit_data(sets, vocabs, configs)  # its errors before any write
+    build = lambda: build_net(spec, vocabs, configs)  # noqa: E731
     if not resume:
-        lengths = [len(ex.tokens) + 2 for ex in sets["train"]]
-        longest = min(max(lengths), train_config.bptt) if task == "lm" else max(lengths)
-        check_training_size(
-            count_parameters(build), sum(lengths), train_config.batch_size, longest, model_config, device, force
-        )
+        steps = [spec.steps(ex) for ex in sets["train"]]
+        batch_size, longest = configs["train"].batch_size, spec.longest(steps, configs["train"])
+        check_training_size(count_parameters(build), sum(steps), batch_size, longest, configs["model"], device, force)
     if main and not resume:
-        record = config_record(
-            task, data_config, model_config, train_config, {"train": _names(files[0]), "dev": _names(files[1])},
-            fingerprints=data_fingerprints(*files),
-        )  # fmt: skip
+        c = configs
+        names = {"train": _names(files[0]), "dev": _names(files[1])}
+        sections = {name: dataclasses.asdict(c[name]) for name in spec.sections}
+        record = config_record(spec.name, c["data"], c["model"], c["train"], names,
+                               fingerprints=data_fingerprints(*files), **sections)  # fmt: skip
         run.write_json("config.json", record)
-        vocabs = {"tokens": vocab.to_dict(), "labels": labels.to_dict()}
-        run.write_json("vocab.json", vocabs if chars is None else {**vocabs, "chars": chars.to_dict()})
+        run.write_json("vocab.json", {name: vocab.to_dict() for name, vocab in vocabs.items()})
 
     net = build()
     if vectors is not None:
         with torch.no_grad():
             for member in net.members if isinstance(net, Ensemble) else [net]:
-                embedding = member.encoder.embedding if hasattr(member, "encoder") else member.embedding  # lm: E
-                embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
-    net = net.to(device)
-    model = Model(task, net, vocab, labels, data_config, model_config, train_config, run.target, chars)
+                member.embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
+    model = Model(spec.name, net.to(device), vocabs, configs, run.target)
     evaluate = None
     if "dev" in sets:
         dev_examples, source = sets["dev"], str(files[1])
-        evaluate = lambda _net: model.evaluate(dev_examples, source=source)  # noqa: E731
-    metric = dev_metric(task, labels)
-    trainer = Trainer(net, train_config, run, evaluate, metric, vocab.pad_id, device, log, progress)
+        evaluate = lambda _net: model.evaluate(dev_examples, source=source, **spec.dev_options)  # noqa: E731
+    metric = spec.dev_metric(vocabs)
+    trainer = Trainer(model.net, configs["train"], run, evaluate, metric, model.vocab.pad_id, device, log, progress)
     trainer.on_batch.extend(callbacks)
     if resume:
         trainer.restore(run.load_checkpoint())
     world = distributed.world_size()
     log(
-        f"{task}: {len(sets['train'])} train examples, vocabulary {len(vocab)}"
-        + ("" if task == "lm" and len(labels) == 0 else f", {len(labels)} labels")
-        + f", {sum(p.numel() for p in net.parameters()):,} parameters, device {device}"
-        + (f", {world} processes (data-parallel)" if world > 1 else "")
+        f"{spec.name}: {spec.summary(sets['train'], vocabs)}, {sum(p.numel() for p in net.parameters()):,} parameters, "
+        f"device {device}" + (f", {world} processes (data-parallel)" if world > 1 else "")
     )
     state = fit_run(trainer, train_data, run)
     return finish_run(model, run, sets.get("dev"), state["history"], metric_column(metric))
@@ -378,27 +220,6 @@ FLAGS = {"hidden_size": "hidden", "embedding_dim": "embed", "num_layers": "layer
          "char_hidden_size": "char_hidden"}  # fmt: skip
 
 
-def _check_read_options(task: str, train, data_config: DataConfig, options: dict) -> None:
-    """--text-field names a CSV/JSONL field: on a TSV or a folder it would be ignored, so it is an error."""
-    if task != "classify" or options.get("text_field") is None or isinstance(train, (tuple, list)):
-        return
-    path = registry.resolve(train)
-    if Path(path).is_dir():
-        return
-    fmt = readers.detect_format(path, task, data_config.format)
-    if fmt not in ("csv", "jsonl"):
-        raise UserError(f"--text-field names a field of CSV and JSONL files; {train} is {fmt}, whose text is column 1")
-
-
-def _check_labels(task: str, labels: Vocab, source) -> None:
-    if task in ("classify", "tag") and len(labels) < 2:
-        found = f"only {labels.itos_[0]!r}" if len(labels) else "none"
-        raise UserError(
-            f"{source}: a {task} run learns to tell labels apart, and this training data has one label ({found}); "
-            "it needs at least two"
-        )
-
-
 def _pretrained(model_config: ModelConfig, vocab: Vocab, log) -> tuple[ModelConfig, Vectors | None]:
     """The vectors of the vocabulary's words in the file model_config.vectors, whose size becomes
     the embedding size; logs the share of the vocabulary they cover."""
@@ -421,13 +242,6 @@ def _quiet(message: str) -> None:
     pass
 
 
-def _training_data(module, sets: dict, vocab: Vocab, labels: Vocab, chars: Vocab | None, train_config: TrainConfig):
-    """What the Trainer fits: the task's own (a language model's stream), else the encoded train set."""
-    if hasattr(module, "training_data"):
-        return module.training_data(sets, vocab, labels, train_config)
-    return encode(sets["train"], vocab, labels, module.TARGET, chars)
-
-
 def load(path, task: str | None = None, device: str = "auto") -> Model:
     """Rebuild a trained model from its run folder (config.json, vocab.json, model.safetensors) on
     `device`: "auto" (CUDA when present, as `rnnkit train` and the CLI pick), "cpu" or "cuda". The
@@ -436,28 +250,21 @@ def load(path, task: str | None = None, device: str = "auto") -> Model:
     every size in config.json against the weights file before it allocates anything."""
     run = RunFolder(path)
     config = run.read_config(task)
-    if config.get("task") == "seq2seq":
-        from rnnkit import translator
-
-        return translator.load(run, config, device)
+    spec = TASKS[config["task"]]
     try:
-        data_config = from_dict(DataConfig, config["data"])
-        model_config = from_dict(ModelConfig, config["model"])
-        train_config = from_dict(TrainConfig, config["train"])
-        vocab, labels, chars = _read_vocabs(run, model_config)
+        configs = _saved_configs(run, spec, config)
+        vocabs = _read_vocabs(run)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, UserError):  # a config value out of bounds, a vocabulary of the wrong shape
             raise e if str(e).startswith(str(run.path)) else UserError(f"{run.path}: {e}") from None
         raise UserError(f"{run.path}: corrupt run folder (config or vocabulary lacks {e})") from None
-    net = run.build_network(lambda: build_net(config["task"], vocab, labels, chars, model_config))
-    net.to(pick_device(device))
-    return Model(config["task"], net, vocab, labels, data_config, model_config, train_config, run.path, chars)
+    net = run.build_network(lambda: build_net(spec, vocabs, configs))
+    return Model(spec.name, net.to(pick_device(device)), vocabs, configs, run.path)
 
 
-def _read_vocabs(run: RunFolder, model_config: ModelConfig) -> tuple[Vocab, Vocab, Vocab | None]:
-    """The token, label and (with character features) character vocabularies of vocab.json."""
+def _read_vocabs(run: RunFolder) -> dict[str, Vocab]:
+    """The vocabularies of vocab.json by name (tokens, labels, chars; seq2seq: source, target)."""
     vocabs = run.read_json("vocab.json")
     if not isinstance(vocabs, dict):
         raise UserError(f"{run.path / 'vocab.json'}: expected a JSON object of vocabularies")
-    chars = Vocab.from_dict(vocabs["chars"]) if model_config.char_embedding_dim else None
-    return Vocab.from_dict(vocabs["tokens"]), Vocab.from_dict(vocabs["labels"]), chars
+    return {name: Vocab.from_dict(v) for name, v in vocabs.items()}

@@ -173,30 +173,36 @@ def explain_seq2seq(model, text: str | list[str], gold: str | list[str] | None =
     """`text`: the source (a string, split by the run's level, or tokens); `gold`: a reference
     translation (the same). `decoding`: DecodeConfig fields for the translation."""
     from rnnkit.data.parallel import Pair, join_tokens, split_tokens
+    from rnnkit.tasks.decoding import decoding as saved_decoding
+    from rnnkit.tasks.decoding import translate
+
+    level, source_vocab, target_vocab = model.data_config.level, model.vocabs["source"], model.vocabs["target"]
 
     def tokens_of(x):
-        return split_tokens(x, model.level) if isinstance(x, str) else tuple(x)
+        return split_tokens(x, level) if isinstance(x, str) else tuple(x)
 
     source = tokens_of(text)
     if not source:
         raise UserError("explain needs a non-empty text")
-    target = tokens_of(gold) if gold is not None else tuple(model.translate([Pair(source)], **decoding)[0][0])
-    src = model.source_vocab.encode(source, wrap=True)
-    tgt = model.target_vocab.encode(target, wrap=True)
+    if gold is None:
+        target = tuple(translate(model, [Pair(source)], saved_decoding(model, **decoding))[0][0])
+    else:
+        target = tokens_of(gold)
+    src, tgt = source_vocab.encode(source, wrap=True), target_vocab.encode(target, wrap=True)
     net = model.net.eval()
     as_batch = lambda ids: (torch.tensor([ids], device=model.device), torch.tensor([len(ids)]))  # noqa: E731
     logits, alpha = net(*as_batch(src), *as_batch(tgt))  # (1, T, K), (1, T, S): teacher-forced on `target`
     probs = torch.softmax(logits[0].float(), -1).cpu().numpy()  # (T, K)
     alpha = alpha[0].float().cpu().numpy()  # (T, S)
-    src_row = [model.source_vocab.itos_[i] for i in src]
-    out_row = [model.target_vocab.itos_[i] for i in tgt[1:]]  # y_1 .. y_m <eos>: one per step
+    src_row = [source_vocab.itos_[i] for i in src]
+    out_row = [target_vocab.itos_[i] for i in tgt[1:]]  # y_1 .. y_m <eos>: one per step
     steps = []
     for t, y in enumerate(tgt[1:]):
         step = {
             "t": t + 1,
             "token": out_row[t],
             "probability": float(probs[t, y]),
-            "top3": _top3(probs[t], model.target_vocab),
+            "top3": _top3(probs[t], target_vocab),
             "attended": src_row[int(alpha[t].argmax())],
         }
         if gold is not None:
@@ -204,9 +210,9 @@ def explain_seq2seq(model, text: str | list[str], gold: str | list[str] | None =
         steps.append(step)
     return {
         "task": "seq2seq",
-        "text": text if isinstance(text, str) else join_tokens(source, model.level),
+        "text": text if isinstance(text, str) else join_tokens(source, level),
         "source": src_row,
-        "translation": join_tokens(target, model.level),
+        "translation": join_tokens(target, level),
         "gold": gold is not None,
         "target": out_row,
         "steps": steps,

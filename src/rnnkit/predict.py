@@ -144,11 +144,11 @@ def text_records(lines: Iterable, split: Splitter) -> Iterator[Record | None]:
 def splitter(model, tokenized: bool) -> Splitter:
     """How predict splits a text: on whitespace with --tokenized or for a seq2seq run (whose data
     is tokenized text), into characters at char level, else as the run was trained (split_text)."""
+    level = model.data_config.level
     if model.task == "seq2seq":
         from rnnkit.data.parallel import split_tokens
 
-        return lambda text: split_tokens(text, model.level)
-    level = model.data_config.level
+        return lambda text: split_tokens(text, level)
     if tokenized:
         if level == "char":
             raise UserError("--tokenized splits words on whitespace; this run reads characters")
@@ -332,12 +332,8 @@ def stream(model, records: Iterable[Record | None], write: Callable[[str], None]
 
 
 def _predict(model, token_lists: list[tuple[str, ...]], probs: bool, decoding: dict) -> list:
-    if model.task == "seq2seq":
-        from rnnkit.data.parallel import Pair
-
-        return model.predict_pairs([Pair(tokens) for tokens in token_lists], **decoding)
-    examples = [readers.Example(tokens) for tokens in token_lists]
-    return model.predict_examples(examples, probs=probs and model.task == "classify")
+    options = {**decoding, "probs": True} if probs else decoding  # the CLI has refused what a task lacks
+    return model.predict_examples([model.spec.example(tokens) for tokens in token_lists], **options)
 
 
 def input_format(model, source: str, given: str | None, tokenized: bool, trained_on=None) -> str:

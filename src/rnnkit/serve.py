@@ -27,6 +27,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from rnnkit.data.readers import Example, split_text
@@ -169,7 +170,8 @@ class Batcher:
             examples = [ex for exs, _ in batch for ex in exs]
             probs = self.backend.task == "classify"
             try:
-                outputs = await loop.run_in_executor(self.executor, self.backend.predict, examples, probs)
+                run = partial(self.backend.predict, examples, probs=probs)
+                outputs = await loop.run_in_executor(self.executor, run)
             except Exception as e:  # noqa: BLE001  every waiting request gets the error, the worker lives on
                 for _, future in batch:
                     if not future.done():

@@ -69,12 +69,13 @@ def torch_grads(p: Params, ids, lengths, targets, task: str, activation: str) ->
 
     from rnnkit.config import ModelConfig
     from rnnkit.data.batching import Batch
-    from rnnkit.tasks import MODELS
+    from rnnkit.tasks.classify import Classifier
+    from rnnkit.tasks.tag import Tagger
 
     config = ModelConfig(
         cell="rnn", activation=activation, hidden_size=p.W.shape[0], embedding_dim=0, dropout=0.0, word_dropout=0.0
     )
-    net = MODELS[task](p.U.shape[1], p.V.shape[0], config).double()
+    net = (Classifier if task == "classify" else Tagger)(p.U.shape[1], p.V.shape[0], config).double()
     load_into_torch(net, p)
     batch = Batch(torch.from_numpy(ids), torch.from_numpy(lengths), torch.from_numpy(targets), torch.arange(len(ids)))
     loss, _ = net.loss(batch, "sequence")

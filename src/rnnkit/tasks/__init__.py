@@ -1,12 +1,7 @@
-"""One module per task. Each offers the same small contract, dispatched by the dict below:
-TARGET, DEFAULT_LOWERCASE, DEFAULTS (options the task sets unless the user
-does), read(path, data_config), gold(example), a model class with
-loss(batch, reduction) and predict(batch), and decode(output, labels).
-A task may also define METRIC (the dev score to select on; default accuracy),
-check_options(data, model, train), training_data(sets, vocab, labels, train_config)
-(default: the encoded train set) and evaluate(model, examples) (default: api.Model's)."""
+"""The four tasks, one record each (tasks/task.py): TASKS[name] is all that the one train / load /
+Model path (api.py, model.py) knows of a task."""
 
-from rnnkit.tasks import classify, lm, tag
+from rnnkit.tasks import classify, lm, seq2seq, tag
+from rnnkit.tasks.task import Task
 
-TASKS = {"classify": classify, "tag": tag, "lm": lm}
-MODELS = {"classify": classify.Classifier, "tag": tag.Tagger, "lm": lm.LanguageModel}
+TASKS: dict[str, Task] = {t.name: t for t in (classify.TASK, tag.TASK, lm.TASK, seq2seq.TASK)}

@@ -12,6 +12,8 @@ the right-to-left state after reading back to <sos>; the other readouts pool bot
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -19,17 +21,15 @@ from torch import Tensor, nn
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, Batch
+from rnnkit.errors import UserError
 from rnnkit.nn import Encoder, Output
 from rnnkit.nn.readout import Readout
-
-TARGET = "label"  # one target per sequence
-DEFAULT_LOWERCASE = True  # sentiment and topic do not depend on case; one entry per word form
-# A sentence label gives little signal per word, so models overfit fast: stronger dropout, and
-# word dropout so <unk> is learned (SST-2 dev, LSTM: 0.787 -> 0.812; docs/benchmarks.md)
-DEFAULTS = {"dropout": 0.5, "word_dropout": 0.25, "hidden_size": 128}
+from rnnkit.tasks import labelled
+from rnnkit.tasks.task import Task
 
 
-def read(path, data_config) -> list:
+def read(path, configs: dict) -> list:
+    data_config = configs["data"]
     return readers.read_classification(
         path,
         format=data_config.format,
@@ -39,8 +39,13 @@ def read(path, data_config) -> list:
     )
 
 
-def gold(example) -> list[str]:
-    return [example.label]
+def check_source(source, configs: dict, options: dict) -> None:
+    """--text-field names a CSV/JSONL field: on a TSV it would be ignored, so it is an error."""
+    if options.get("text_field") is None or Path(source).is_dir():
+        return
+    fmt = readers.detect_format(source, "classify", configs["data"].format)
+    if fmt not in ("csv", "jsonl"):
+        raise UserError(f"--text-field names a field of CSV and JSONL files; {source} is {fmt}, whose text is column 1")
 
 
 class Classifier(nn.Module):
@@ -52,6 +57,11 @@ class Classifier(nn.Module):
         self.readout = Readout(config.readout, self.encoder.output_size, config.bidirectional)
         self.output = Output(self.encoder.output_size, num_labels)
         self.dropout = config.dropout
+
+    @property
+    def embedding(self) -> nn.Embedding:
+        """E, the one --vectors starts from."""
+        return self.encoder.embedding
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         states = self.encoder(ids, lengths)  # (B, T, dirs*H)
@@ -81,3 +91,21 @@ class Classifier(nn.Module):
 
 def decode(output, labels) -> str:
     return labels.itos_[int(output.argmax())]
+
+
+TASK = Task(
+    "classify",
+    read=read,
+    network=lambda vocabs, configs: Classifier(
+        len(vocabs["tokens"]), len(vocabs["labels"]), configs["model"], vocabs["tokens"].pad_id
+    ),
+    decode=decode,
+    target="label",  # one target per sequence
+    # A sentence label gives little signal per word, so models overfit fast: stronger dropout, and
+    # word dropout so <unk> is learned (SST-2 dev, LSTM: 0.787 -> 0.812; docs/benchmarks.md)
+    defaults={"dropout": 0.5, "word_dropout": 0.25, "hidden_size": 128},
+    lowercase=True,  # sentiment and topic do not depend on case; one entry per word form
+    evaluate=labelled.evaluate,
+    predict=labelled.predict,
+    check_source=check_source,
+)

@@ -24,12 +24,54 @@ index (torch.topk on CPU).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 from torch import Tensor
 
+from rnnkit.config import DecodeConfig
+from rnnkit.data.batching import bucket_batches
+from rnnkit.data.parallel import Pair, encode_pairs, make_pair_batch
+from rnnkit.errors import UserError
+
 MAX_LENGTH_EXTRA = 10  # max length = ratio × source tokens + this, so short sources may still grow
+SENTENCES_PER_BEAM_BATCH = 512  # decoding batches hold about this many rows (sentences × beams)
+DECODE_OPTIONS = tuple(f.name for f in dataclasses.fields(DecodeConfig))
+
+
+def decoding(model, **overrides) -> DecodeConfig:
+    """The run's saved decoding, with the options given here (None: keep the saved one)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(DECODE_OPTIONS))
+    if unknown:
+        raise UserError(f"unknown decoding option(s) {', '.join(unknown)}; known: {', '.join(DECODE_OPTIONS)}")
+    return dataclasses.replace(model.configs["decode"], **given)
+
+
+def translate(model, pairs: list[Pair], config: DecodeConfig) -> list[tuple[list[str], float]]:
+    """Target tokens and score (log P, length-normalised in beam search) per source, in order.
+    An empty source gets an empty translation."""
+    results: list = [([], 0.0)] * len(pairs)
+    todo = [i for i, p in enumerate(pairs) if p.source]
+    if not todo:
+        return results
+    source, target = model.vocabs["source"], model.vocabs["target"]
+    data = encode_pairs([Pair(pairs[i].source) for i in todo], source, target)
+    special = dict(sos=target.sos_id, eos=target.eos_id, banned=[target.pad_id, target.sos_id])
+    for rows in bucket_batches(data.lengths, max(1, SENTENCES_PER_BEAM_BATCH // config.beam)):
+        batch = make_pair_batch(data, rows, source.pad_id).to(model.device)
+        max_lengths = max_target_lengths(batch.src_lengths, config.max_length_ratio)
+        if config.beam == 1:
+            found = greedy_search(model.net, batch.src, batch.src_lengths, max_lengths, **special)
+        else:
+            found = beam_search(
+                model.net, batch.src, batch.src_lengths, max_lengths, **special,
+                beam=config.beam, alpha=config.length_penalty,
+            )  # fmt: skip
+        for i, (ids, score) in zip(rows.tolist(), found):
+            results[todo[i]] = (target.decode(ids), score)
+    return results
 
 
 def max_target_lengths(src_lengths: Tensor, ratio: float) -> Tensor:

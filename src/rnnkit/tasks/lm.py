@@ -32,44 +32,37 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.config import DataConfig, ModelConfig, TrainConfig
+from rnnkit.config import ModelConfig
 from rnnkit.data import corpus
 from rnnkit.data.batching import IGNORE, Batch, bucket_batches, encode, make_batch
 from rnnkit.data.streams import Chunk, Stream, stream_of
 from rnnkit.errors import UserError
 from rnnkit.metrics import bits_per_char, perplexity
 from rnnkit.nn import RNN
+from rnnkit.tasks.task import Task
 
 TARGET = "label"  # labelled data: one label per sequence, the condition; the targets are the next tokens
-DEFAULT_LOWERCASE = False  # a generator should write capitals where the text has them
-METRIC = "loss"  # dev loss in nats per token, lower is better
-# Characters need no vocabulary and never meet <unk>; per-token loss so that the step size does not
-# grow with bptt; Adam at 2e-3 (docs/benchmarks.md)
-DEFAULTS = {"level": "char", "loss": "token", "lr": 2e-3}
 
 
-def read(path, data_config: DataConfig) -> list:
+def read(path, configs: dict) -> list:
+    data_config = configs["data"]
     return corpus.read_lm(path, data_config.level, data_config.format)
 
 
-def gold(example) -> list[str]:
-    """The condition of a labelled sequence; none in a stream."""
-    return [] if example.label is None else [example.label]
-
-
-def check_options(data_config: DataConfig, model_config: ModelConfig, train_config: TrainConfig) -> None:
-    if model_config.bidirectional:
+def check(configs: dict) -> None:
+    if configs["model"].bidirectional:
         raise UserError(
             "a language model predicts each token from the ones before it, so it reads left to right; "
             "drop --bidirectional"
         )
 
 
-def training_data(sets: dict, vocab, labels, train_config: TrainConfig):
+def training_data(sets: dict, vocabs: dict, configs: dict):
     """The train set as the Trainer takes it: a Stream of chunks, or Encoded labelled sequences.
     Train and dev must both be streams or both labelled, and dev may use only labels train has."""
     from rnnkit import distributed
 
+    vocab, labels, train_config = vocabs["tokens"], vocabs["labels"], configs["train"]
     train, dev = sets["train"], sets.get("dev")
     labelled = train[0].label is not None
     if dev is not None and (dev[0].label is not None) != labelled:
@@ -216,7 +209,7 @@ def sequences_loss(net: LanguageModel, data, pad_id: int, device, batch_size: in
     return float(total), n
 
 
-def evaluate(model, examples: list) -> dict:
+def evaluate(model, examples: list, source: str) -> dict:
     """The report of `evaluate --json` for a language model: loss in nats per predicted token,
     perplexity, and bits per character at char level. A stream is read with the chunking it was
     trained with (batch_size rows, bptt steps, the state carried)."""
@@ -237,3 +230,23 @@ def evaluate(model, examples: list) -> dict:
     if model.data_config.level == "char":
         report["bits_per_char"] = bits_per_char(loss)
     return report
+
+
+TASK = Task(
+    "lm",
+    read=read,
+    network=lambda vocabs, configs: LanguageModel(
+        len(vocabs["tokens"]), len(vocabs["labels"]), configs["model"], vocabs["tokens"].pad_id
+    ),
+    target=TARGET,
+    # Characters need no vocabulary and never meet <unk>; per-token loss so that the step size does not
+    # grow with bptt; Adam at 2e-3 (docs/benchmarks.md)
+    defaults={"level": "char", "loss": "token", "lr": 2e-3},
+    lowercase=False,  # a generator should write capitals where the text has them
+    min_labels=0,  # a stream has none; labelled lines condition the generator
+    metric="loss",  # dev loss in nats per token, lower is better
+    training_data=training_data,
+    evaluate=evaluate,
+    check=check,
+    longest=lambda steps, train_config: min(max(steps), train_config.bptt),  # a stream runs in bptt chunks
+)

@@ -24,28 +24,26 @@ Greedy and beam search over this model are in tasks/decoding.py.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.config import ModelConfig, Seq2SeqConfig
+from rnnkit.config import DecodeConfig, ModelConfig, Seq2SeqConfig
+from rnnkit.data.batching import bucket_batches
+from rnnkit.data.parallel import Pair, encode_pairs, make_pair_batch, read_pairs, split_tokens
+from rnnkit.data.text import join_tokens
+from rnnkit.data.vocab import Vocab
+from rnnkit.errors import UserError
+from rnnkit.metrics import generation_scores
 from rnnkit.nn import Encoder, Output
 from rnnkit.nn.attention import Attention
 from rnnkit.nn.rnn import RNN, lengths_mask
-
-DEFAULT_LOWERCASE = False  # the target is generated: keep its case unless asked
-# a bidirectional GRU with learned embeddings, the usual attention NMT baseline; the loss averaged
-# over target tokens, as fairseq and most NMT setups do
-DEFAULTS = {
-    "cell": "gru",
-    "bidirectional": True,
-    "embedding_dim": 256,
-    "dropout": 0.3,
-    "batch_size": 64,
-    "loss": "token",
-}
+from rnnkit.tasks.decoding import decoding, translate
+from rnnkit.tasks.task import Task
+from rnnkit.training import Bucketed
 
 
 @dataclass
@@ -90,10 +88,7 @@ class Seq2Seq(nn.Module):
     ):
         super().__init__()
         H, E, dirs = config.hidden_size, config.input_embedding_dim, 2 if config.bidirectional else 1
-        if E == 0:
-            raise ValueError("seq2seq needs a learned embedding (embedding_dim > 0)")
-        if H % dirs:
-            raise ValueError(f"a bidirectional encoder runs hidden_size/2 units each way; give an even size, not {H}")
+        check_sizes(config)
         self.hidden_size, self.num_layers, self.dirs = H, config.num_layers, dirs
         self.dropout, self.cell = config.dropout, config.cell
         self.input_feeding, self.teacher_forcing = task.input_feeding, task.teacher_forcing
@@ -187,3 +182,104 @@ class Seq2Seq(nn.Module):
         total = F.cross_entropy(logits, y, reduction="sum", label_smoothing=epsilon)
         n = batch.num_scored
         return total / (max(n, 1) if reduction == "token" else batch.src.shape[0]), n
+
+
+def check_sizes(config: ModelConfig) -> None:
+    """The sizes a Seq2Seq needs: a learned embedding, and an even H for a bidirectional encoder."""
+    if config.input_embedding_dim == 0:
+        raise UserError("seq2seq needs learned embeddings; give --embed N (N > 0)")
+    H = config.hidden_size
+    if config.bidirectional and H % 2:
+        raise UserError(f"a bidirectional encoder runs hidden_size/2 units each way; give an even --hidden, not {H}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The task: pairs in, translations out, scored by BLEU
+
+
+def read(data, configs: dict) -> list[Pair]:
+    """Pairs from a `source<TAB>target` file or a (source file, target file) pair."""
+    return read_pairs(data, configs["seq2seq"].level, configs["data"].format)
+
+
+def vocabularies(pairs: list[Pair], configs: dict, source) -> dict:
+    data = configs["data"]
+    options = dict(lowercase=data.lowercase, min_freq=data.min_freq, max_size=data.max_size)
+    source, target = Vocab(**options).fit(p.source for p in pairs), Vocab(**options).fit(p.target for p in pairs)
+    return {"source": source, "target": target}
+
+
+def predict(model, pairs: list[Pair], **options) -> list[str]:
+    """One translation per source, with the run's decoding unless `options` (DecodeConfig's) say otherwise."""
+    level = model.data_config.level
+    return [join_tokens(tokens, level) for tokens, _ in translate(model, pairs, decoding(model, **options))]
+
+
+@torch.inference_mode()
+def loss(model, pairs: list[Pair], batch_size: int = 256) -> float:
+    """Teacher-forced cross-entropy in nats per target token (<eos> included)."""
+    model.net.eval()
+    data = encode_pairs(pairs, model.vocabs["source"], model.vocabs["target"])
+    total, steps = 0.0, 0
+    for rows in bucket_batches(data.lengths, batch_size):
+        batch = make_pair_batch(data, rows, model.vocab.pad_id).to(model.device)
+        value, n = model.net.loss(batch, "token")
+        total, steps = total + float(value) * n, steps + n
+    return total / max(steps, 1)
+
+
+def evaluate(model, pairs: list[Pair], source: str, **options) -> dict:
+    """BLEU and chrF of the translations of `pairs` against their targets (sacrebleu), with
+    the teacher-forced loss and perplexity: the dict of `rnnkit evaluate --json`."""
+    config = decoding(model, **options)
+    hypotheses = predict(model, pairs, **dataclasses.asdict(config))
+    level = model.data_config.level
+    references = [join_tokens(p.target, level) for p in pairs]
+    tokenize = config.bleu_tokenize or ("char" if level == "char" else "13a")
+    scores = generation_scores(hypotheses, references, tokenize, lowercase=bool(model.data_config.lowercase))
+    value = loss(model, pairs)
+    return {
+        "task": "seq2seq",
+        "examples": len(pairs),
+        "tokens": sum(len(p.target) for p in pairs),
+        **scores,
+        "loss": value,
+        "perplexity": math.exp(min(value, 700.0)),  # an untrained model's loss must not overflow
+        "decoding": {k: v for k, v in dataclasses.asdict(config).items() if k != "bleu_tokenize"},
+    }
+
+
+TASK = Task(
+    "seq2seq",
+    read=read,
+    network=lambda vocabs, configs: Seq2Seq(
+        len(vocabs["source"]), len(vocabs["target"]), configs["model"], configs["seq2seq"]
+    ),
+    # a bidirectional GRU with learned embeddings, the usual attention NMT baseline; the loss averaged
+    # over target tokens, as fairseq and most NMT setups do
+    defaults={
+        "cell": "gru",
+        "bidirectional": True,
+        "embedding_dim": 256,
+        "dropout": 0.3,
+        "batch_size": 64,
+        "loss": "token",
+    },  # fmt: skip
+    lowercase=False,  # the target is generated: keep its case unless asked
+    sections={"seq2seq": Seq2SeqConfig, "decode": DecodeConfig},
+    metric="bleu",
+    dev_options={"beam": 1},  # greedy BLEU while training: cheap; metrics.json has the saved decoding
+    vocabularies=vocabularies,
+    training_data=lambda sets, vocabs, configs: Bucketed(
+        encode_pairs(sets["train"], vocabs["source"], vocabs["target"]), vocabs["source"].pad_id, make_pair_batch
+    ),
+    evaluate=evaluate,
+    predict=predict,
+    check=lambda configs: check_sizes(configs["model"]),
+    steps=lambda pair: max(len(pair.source), len(pair.target)) + 2,
+    example=Pair,
+    split=split_tokens,
+    describe=lambda pairs, vocabs: (
+        f"{len(pairs)} train pairs, vocabulary {len(vocabs['source'])} source / {len(vocabs['target'])} target"
+    ),
+)

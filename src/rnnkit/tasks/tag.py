@@ -22,22 +22,15 @@ from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, UNSEEN, Batch
 from rnnkit.errors import UserError
 from rnnkit.nn import CRF, Encoder, Output, sequence_dropout
-
-TARGET = "tags"  # one target per token
-DEFAULT_LOWERCASE = False  # capitals mark proper nouns and sentence starts: keep them
-# Tagging has a target per token, so batches of 64 sentences still give well-spread gradients,
-# and on a CPU they run faster per token (UD EWT BiLSTM, 3 min: 0.8998 -> 0.9127 dev; docs/benchmarks.md)
-DEFAULTS = {"batch_size": 64, "lr": 2e-3}
+from rnnkit.tasks import labelled
+from rnnkit.tasks.task import Task
 
 
-def read(path, data_config) -> list:
+def read(path, configs: dict) -> list:
+    data_config = configs["data"]
     if data_config.level != "word":
         raise UserError(f"tagging reads words (one tag per token); level {data_config.level!r} is for classify")
     return readers.read_tagging(path, format=data_config.format, column=data_config.column)
-
-
-def gold(example) -> list[str]:
-    return list(example.tags)
 
 
 class Tagger(nn.Module):
@@ -49,6 +42,11 @@ class Tagger(nn.Module):
         self.output = Output(self.encoder.output_size, num_labels)
         self.crf = CRF(num_labels) if config.crf else None
         self.dropout, self.locked = config.dropout, config.locked_dropout
+
+    @property
+    def embedding(self) -> nn.Embedding:
+        """E, the one --vectors starts from."""
+        return self.encoder.embedding
 
     def forward(self, ids: Tensor, lengths: Tensor, chars: Tensor | None = None) -> Tensor:
         states = self.encoder(ids, lengths, chars)  # (B, T, dirs*H)
@@ -100,3 +98,25 @@ class Tagger(nn.Module):
 
 def decode(output, labels) -> list[str]:
     return [labels.itos_[int(i)] for i in output]
+
+
+def network(vocabs: dict, configs: dict) -> Tagger:
+    chars = vocabs.get("chars")
+    extra = {} if chars is None else {"num_chars": len(chars)}
+    return Tagger(len(vocabs["tokens"]), len(vocabs["labels"]), configs["model"], vocabs["tokens"].pad_id, **extra)
+
+
+TASK = Task(
+    "tag",
+    read=read,
+    network=network,
+    decode=decode,
+    target="tags",  # one target per token
+    # Tagging has a target per token, so batches of 64 sentences still give well-spread gradients, and on
+    # a CPU they run faster per token (UD EWT BiLSTM, 3 min: 0.8998 -> 0.9127 dev; docs/benchmarks.md)
+    defaults={"batch_size": 64, "lr": 2e-3},
+    lowercase=False,  # capitals mark proper nouns and sentence starts: keep them
+    metric=labelled.bio_metric,
+    evaluate=labelled.evaluate,
+    predict=labelled.predict,
+)

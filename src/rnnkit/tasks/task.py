@@ -1,0 +1,101 @@
+"""The task record: everything the one train / load / Model path needs to know of a task.
+
+Each task module (classify, tag, lm, seq2seq) ends with one `Task(...)`; tasks.TASKS holds the
+four. api.train reads, fits the vocabularies, builds the network and trains through these fields
+alone, rnnkit.load rebuilds from them, and model.Model predicts and evaluates through them: no
+code outside a task module asks which task it runs. The defaults here are the labelled tasks'
+(classify and tag: tokens in, labels out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rnnkit.config import DataConfig, ModelConfig, TrainConfig
+from rnnkit.data.batching import encode
+from rnnkit.data.text import Example, split_text
+from rnnkit.data.vocab import Vocab
+from rnnkit.errors import UserError
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}  # every task's configs
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task. `configs` below is the dict of a run's config dataclasses by section ("data",
+    "model", "train", and the task's own `sections`); `vocabs` the dict of vocab.json."""
+
+    name: str
+    read: Callable  # (source, configs) -> examples; a source is a path (seq2seq: or a pair of them)
+    network: Callable  # (vocabs, configs) -> nn.Module with loss(batch, reduction) and predict(batch)
+    decode: Callable | None = None  # (network output, labels Vocab) -> the prediction of one example
+    target: str | None = None  # the Example field encode() reads targets from: "label" or "tags"
+    defaults: dict = field(default_factory=dict)  # options the task sets unless the user does
+    lowercase: bool = False  # DataConfig.lowercase when the user leaves it unset
+    min_labels: int = 2  # labels the training data must have (a classifier tells two apart at least)
+    sections: dict = field(default_factory=dict)  # config sections of its own: {name: dataclass}
+    metric: str | Callable = "accuracy"  # the dev score that picks the best epoch, or vocabs -> it
+    dev_options: dict = field(default_factory=dict)  # how dev is scored while training (seq2seq: greedy)
+    vocabularies: Callable | None = None  # (train examples, configs, source) -> vocabs; default fit_labelled
+    training_data: Callable | None = None  # (sets, vocabs, configs) -> what the Trainer fits; default encoded
+    evaluate: Callable | None = None  # (model, examples, source, **options) -> evaluate's report
+    predict: Callable | None = None  # (model, examples, **options) -> one prediction per example
+    check: Callable = lambda configs: None  # refuse option combinations the task cannot run
+    check_source: Callable = lambda source, configs, options: None  # refuse training data the options do not fit
+    steps: Callable = lambda example: len(example.tokens) + 2  # an example's time steps, <sos> and <eos> in
+    longest: Callable = lambda steps, train_config: max(steps)  # the longest batch row, for sizing
+    example: Callable = Example  # tokens -> the example predict runs on
+    split: Callable = split_text  # (text, level) -> its tokens, as training read them
+    describe: Callable | None = None  # (train examples, vocabs) -> "N train examples, vocabulary ..."
+
+    @property
+    def configs(self) -> dict:
+        """Every config section of this task: {name: dataclass}."""
+        return {**SECTIONS, **self.sections}
+
+    def dev_metric(self, vocabs: dict) -> str:
+        return self.metric(vocabs) if callable(self.metric) else self.metric
+
+    def fit_vocabularies(self, examples: list, configs: dict, source) -> dict:
+        if self.vocabularies is not None:
+            return self.vocabularies(examples, configs, source)
+        return fit_labelled(self, examples, configs, source)
+
+    def fit_data(self, sets: dict, vocabs: dict, configs: dict):
+        if self.training_data is not None:
+            return self.training_data(sets, vocabs, configs)
+        return encode(sets["train"], vocabs["tokens"], vocabs["labels"], self.target, vocabs.get("chars"))
+
+    def summary(self, examples: list, vocabs: dict) -> str:
+        if self.describe is not None:
+            return self.describe(examples, vocabs)
+        labels = len(vocabs["labels"])  # a language model of a stream has none
+        said = f", {labels} labels" if labels else ""
+        return f"{len(examples)} train examples, vocabulary {len(vocabs['tokens'])}{said}"
+
+
+def fit_labelled(task: Task, examples: list, configs: dict, source) -> dict:
+    """The token vocabulary, the labels (at least two to tell apart) and, with character
+    features, the character vocabulary of a labelled training set."""
+    from rnnkit.data.chars import fit_chars
+
+    data = configs["data"]
+    tokens = Vocab(lowercase=data.lowercase, min_freq=data.min_freq, max_size=data.max_size)
+    labels = Vocab(specials=False).fit(gold(task, ex) for ex in examples)
+    vocabs = {"tokens": tokens.fit(ex.tokens for ex in examples), "labels": labels}
+    if len(labels) < task.min_labels:
+        found = f"only {labels.itos_[0]!r}" if len(labels) else "none"
+        raise UserError(
+            f"{source}: a {task.name} run learns to tell labels apart, and this training data has one label "
+            f"({found}); it needs at least two"
+        )
+    if configs["model"].char_embedding_dim:
+        vocabs["chars"] = fit_chars(ex.tokens for ex in examples)
+    return vocabs
+
+
+def gold(task: Task, example) -> list[str]:
+    """The gold labels of an example: its label, or its tags; none where it has none."""
+    value = getattr(example, task.target)
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
