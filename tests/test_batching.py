@@ -2,8 +2,18 @@
 
 import numpy as np
 import pytest
+import torch
 
-from rnnkit.data.batching import IGNORE, UNSEEN, bucket_batches, encode, make_batch, padding_share
+from rnnkit.data.batching import (
+    IGNORE,
+    UNSEEN,
+    bucket_batches,
+    encode,
+    make_batch,
+    padding_share,
+    unwrap,
+    unwrapped_lengths,
+)
 from rnnkit.data.readers import Example
 from rnnkit.data.vocab import Vocab
 
@@ -30,6 +40,18 @@ def test_sequences_are_wrapped_in_sos_and_eos_and_padded_with_the_true_lengths(v
     assert vocab.decode(batch.ids[0].tolist(), strip=False) == ["<sos>", "the", "movie", "was", "great", "<eos>"]
     assert vocab.decode(batch.ids[1].tolist(), strip=False) == ["<sos>", "boring", "<eos>", "<pad>", "<pad>", "<pad>"]
     assert batch.targets.tolist() == [labels.index("pos"), labels.index("neg")]
+
+
+def test_lengths_stay_on_the_host_and_the_mask_goes_where_the_batch_goes(vocabs, device):
+    """Packing reads the lengths on the host: a batch on a GPU keeps them there (no sync to read
+    them back); what runs on the device reads the mask, made once in batching."""
+    vocab, labels, tags = vocabs
+    batch = make_batch(encode(EXAMPLES, vocab, tags, "tags"), np.array([0, 1, 2]), vocab.pad_id).to(device)
+    assert batch.lengths.device.type == "cpu" and batch.lengths.tolist() == [6, 3, 4]
+    assert batch.mask.device.type == batch.ids.device.type == torch.device(device).type
+    assert batch.mask.tolist()[1] == [True, True, True, False, False, False]
+    assert unwrap(batch.ids).shape == (3, 4) and unwrapped_lengths(batch.lengths).tolist() == [4, 1, 2]
+    assert unwrap(batch.targets).cpu().tolist()[1] == [tags.index("ADJ"), IGNORE, IGNORE, IGNORE]
 
 
 def test_a_label_training_never_saw_is_encoded_as_unseen(vocabs):

@@ -6,12 +6,14 @@ import torch
 import rnnkit
 from conftest import FAST
 from rnnkit.config import ModelConfig
+from rnnkit.data.batching import lengths_mask
 from rnnkit.explain import explain
 from rnnkit.nn.readout import READOUTS, AttentionPooling, Readout, last, max_over_steps, mean_over_steps
 from rnnkit.tasks.classify import Classifier
 
 B, T, D = 3, 5, 4
 LENGTHS = torch.tensor([5, 2, 3])
+MASK = lengths_mask(LENGTHS, T)  # (B, T)
 
 
 def _states(seed=0):
@@ -34,14 +36,15 @@ def test_what_lies_past_each_length_changes_no_readout(kind, bidirectional):
     garbage = states.clone()
     for i, n in enumerate(LENGTHS.tolist()):
         garbage[i, n:] = 100.0 * (i + 1)  # whatever sits past the end, even large values
-    expected = readout(states.masked_fill(torch.arange(T)[None, :, None] >= LENGTHS[:, None, None], 0.0), LENGTHS)
-    torch.testing.assert_close(readout(garbage, LENGTHS), expected)
-    torch.testing.assert_close(readout(_pad(garbage, 3, -7.0), LENGTHS), expected)  # more padding appended
+    expected = readout(states.masked_fill(~MASK[:, :, None], 0.0), MASK)
+    torch.testing.assert_close(readout(garbage, MASK), expected)
+    longer = lengths_mask(LENGTHS, T + 3)
+    torch.testing.assert_close(readout(_pad(garbage, 3, -7.0), longer), expected)  # more padding appended
 
 
 def test_max_and_mean_equal_a_hand_computation_over_the_true_steps():
     states = _states()
-    got_max, got_mean = max_over_steps(states, LENGTHS), mean_over_steps(states, LENGTHS)
+    got_max, got_mean = max_over_steps(states, MASK), mean_over_steps(states, MASK)
     for i, n in enumerate(LENGTHS.tolist()):
         for j in range(D):
             column = [float(states[i, t, j]) for t in range(n)]
@@ -52,9 +55,10 @@ def test_max_and_mean_equal_a_hand_computation_over_the_true_steps():
 def test_the_last_readout_takes_the_state_after_eos_and_both_ends_when_bidirectional():
     H = 2
     states = torch.arange(2 * 4 * 2 * H, dtype=torch.float).view(2, 4, 2 * H)  # (B, T, 2H)
-    got = last(states, torch.tensor([4, 2]), bidirectional=True)
+    mask = lengths_mask(torch.tensor([4, 2]), 4)
+    got = last(states, mask, bidirectional=True)
     torch.testing.assert_close(got[1], torch.cat([states[1, 1, :H], states[1, 0, H:]]))
-    torch.testing.assert_close(last(states, torch.tensor([4, 2]), False)[1], states[1, 1])
+    torch.testing.assert_close(last(states, mask, False)[1], states[1, 1])
 
 
 def test_attention_weights_sum_to_one_over_the_true_steps_and_are_zero_on_padding():
@@ -62,19 +66,19 @@ def test_attention_weights_sum_to_one_over_the_true_steps_and_are_zero_on_paddin
     pool = AttentionPooling(D)
     torch.nn.init.normal_(pool.q)
     states = _states()
-    alpha = pool.weights(states, LENGTHS)  # (B, T)
+    alpha = pool.weights(states, MASK)  # (B, T)
     real = torch.arange(T)[None, :] < LENGTHS[:, None]
     torch.testing.assert_close(alpha.sum(1), torch.ones(B))
     assert (alpha[~real] == 0).all() and (alpha[real] > 0).all()
     assert not torch.allclose(alpha[0], torch.full((T,), 1 / T))  # a learned query weighs steps unevenly
-    r = pool(states, LENGTHS)
+    r = pool(states, MASK)
     torch.testing.assert_close(r, (alpha.unsqueeze(-1) * states).sum(1))
 
 
 def test_attention_starts_as_the_mean_over_the_true_steps():
     pool = AttentionPooling(D)  # q = 0: every true step scores the same
     states = _states()
-    torch.testing.assert_close(pool(states, LENGTHS), mean_over_steps(states, LENGTHS))
+    torch.testing.assert_close(pool(states, MASK), mean_over_steps(states, MASK))
 
 
 @pytest.mark.parametrize("kind", READOUTS)

@@ -84,14 +84,35 @@ def encode(examples: Sequence, vocab, labels=None, target: str | None = None, ch
     return Encoded(tokens, offsets, targets, forms, table)
 
 
+def lengths_mask(lengths: Tensor, T: int) -> Tensor:
+    """(B,) lengths -> (B, T) bool, True on real steps (on the lengths' device)."""
+    import torch
+
+    return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def unwrap(x: Tensor) -> Tensor:
+    """The real tokens x_1 .. x_n of wrapped rows <sos> x_1 .. x_n <eos> (padded): (B, T, ...) ->
+    (B, T-2, ...). A row of length n + 2 keeps its first n positions; `mask` of the result is
+    batch.mask[:, 2:]."""
+    return x[:, 1:-1]
+
+
+def unwrapped_lengths(lengths: Tensor) -> Tensor:
+    """The lengths (B,) of `unwrap`'s rows: n for a row <sos> x_1 .. x_n <eos>."""
+    return lengths - 2
+
+
 @dataclass
 class Batch:
     """ids (B, T) int64 padded with pad_id; lengths (B,) int64; targets None, (B,) or (B, T)
     with IGNORE/UNSEEN where nothing is scored; index (B,) rows of the dataset; chars None or
-    (B, T, L) int64, each token's character ids (rnnkit.data.chars; <pad> = 0 past its end).
+    (B, T, L) int64, each token's character ids (rnnkit.data.chars; <pad> = 0 past its end);
+    mask (B, T) bool, True on real steps.
 
-    The counts `num_tokens` and `num_scored` are taken once, while the batch is still on the
-    host, so reading them later never waits for a GPU."""
+    `lengths` stays on the host wherever the batch goes (`to` moves the rest): packing reads it
+    there, so no step waits for the GPU to hand it back. What runs on the device reads `mask`,
+    made once here. The counts `num_tokens` and `num_scored` are taken on the host too."""
 
     ids: Tensor
     lengths: Tensor
@@ -100,6 +121,7 @@ class Batch:
     num_tokens: int = -1  # real tokens, <sos>/<eos> included; -1: count at construction
     num_scored: int = -1  # targets with a known gold label
     chars: Tensor | None = None
+    mask: Tensor | None = None  # None: made from lengths at construction
 
     def __post_init__(self):
         if self.num_tokens < 0:
@@ -107,15 +129,16 @@ class Batch:
         if self.num_scored < 0:
             scored = 0 if self.targets is None else int((self.targets >= 0).sum())
             object.__setattr__(self, "num_scored", scored)
+        if self.mask is None:
+            self.mask = lengths_mask(self.lengths, self.ids.shape[1]).to(self.ids.device)
 
     def to(self, device) -> Batch:
         if str(device) == "cpu":
             return self
-        t = None if self.targets is None else self.targets.to(device, non_blocking=True)
-        c = None if self.chars is None else self.chars.to(device, non_blocking=True)
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(
-            self.ids.to(device, non_blocking=True), self.lengths.to(device), t, self.index,
-            self.num_tokens, self.num_scored, c,
+            move(self.ids), self.lengths, move(self.targets), self.index, self.num_tokens, self.num_scored,
+            move(self.chars), move(self.mask),
         )  # fmt: skip
 
 

@@ -158,12 +158,13 @@ class PairBatch:
     num_scored: int
 
     def to(self, device) -> PairBatch:
+        """The ids on `device`; the lengths stay on the host (as Batch's do)."""
         if str(device) == "cpu":
             return self
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return PairBatch(
-            move(self.src), self.src_lengths.to(device), move(self.tgt), move(self.tgt_lengths), self.index,
-            self.num_tokens, self.num_scored,
+            move(self.src), self.src_lengths, move(self.tgt), self.tgt_lengths, self.index, self.num_tokens,
+            self.num_scored,
         )  # fmt: skip
 
 

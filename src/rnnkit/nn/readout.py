@@ -21,38 +21,35 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.config import READOUTS
-from rnnkit.nn.rnn import lengths_mask
 
 
-def last(states: Tensor, lengths: Tensor, bidirectional: bool = False) -> Tensor:
-    """The state at each sequence's true last step. states (B, T, dirs*H), lengths (B,) -> (B, dirs*H)."""
+def last(states: Tensor, mask: Tensor, bidirectional: bool = False) -> Tensor:
+    """The state at each sequence's true last step. states (B, T, dirs*H), mask (B, T) -> (B, dirs*H)."""
     B = states.shape[0]
     rows = torch.arange(B, device=states.device)
-    s_T = states[rows, lengths.to(states.device) - 1]  # (B, dirs*H)
+    s_T = states[rows, mask.sum(dim=1) - 1]  # (B, dirs*H)
     if not bidirectional:
         return s_T
     H = states.shape[-1] // 2
     return torch.cat([s_T[:, :H], states[:, 0, H:]], dim=-1)  # right-to-left ends at step 0
 
 
-def max_over_steps(states: Tensor, lengths: Tensor) -> Tensor:
-    """Each unit's largest value over the true steps. (B, T, D), (B,) -> (B, D)."""
-    real = lengths_mask(lengths.to(states.device), states.shape[1])  # (B, T)
-    return states.masked_fill(~real.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, D)
+def max_over_steps(states: Tensor, mask: Tensor) -> Tensor:
+    """Each unit's largest value over the true steps. (B, T, D), mask (B, T) -> (B, D)."""
+    return states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, D)
 
 
-def mean_over_steps(states: Tensor, lengths: Tensor) -> Tensor:
-    """The average of the states over the true steps. (B, T, D), (B,) -> (B, D)."""
-    lengths = lengths.to(states.device)
-    real = lengths_mask(lengths, states.shape[1]).unsqueeze(-1)  # (B, T, 1)
-    return (states * real).sum(dim=1) / lengths.unsqueeze(-1).to(states.dtype)  # (B, D)
+def mean_over_steps(states: Tensor, mask: Tensor) -> Tensor:
+    """The average of the states over the true steps. (B, T, D), mask (B, T) -> (B, D)."""
+    real = mask.unsqueeze(-1)  # (B, T, 1)
+    return (states * real).sum(dim=1) / real.sum(dim=1).to(states.dtype)  # (B, D)
 
 
 class AttentionPooling(nn.Module):
     """r = Σ_t α_t s_t with α_t = softmax over the true steps of q · tanh(A s_t + a).
 
     A (D, D), a (D,), q (D,). q starts at zero, so the pooling starts as the mean over the true
-    steps and learns which steps to weigh. states (B, T, D), lengths (B,) -> (B, D)."""
+    steps and learns which steps to weigh. states (B, T, D), mask (B, T) -> (B, D)."""
 
     def __init__(self, size: int):
         super().__init__()
@@ -61,20 +58,19 @@ class AttentionPooling(nn.Module):
         self.a = nn.Parameter(torch.zeros(size))
         self.q = nn.Parameter(torch.zeros(size))
 
-    def weights(self, states: Tensor, lengths: Tensor) -> Tensor:
+    def weights(self, states: Tensor, mask: Tensor) -> Tensor:
         """α (B, T): positive on the true steps and summing to 1 over them, 0 on padding."""
         u = torch.tanh(states @ self.A.t() + self.a)  # (B, T, D)
         e = u @ self.q  # (B, T) the score of each step
-        real = lengths_mask(lengths.to(states.device), states.shape[1])  # (B, T)
-        return e.masked_fill(~real, float("-inf")).softmax(dim=1)  # (B, T)
+        return e.masked_fill(~mask, float("-inf")).softmax(dim=1)  # (B, T)
 
-    def forward(self, states: Tensor, lengths: Tensor) -> Tensor:
-        alpha = self.weights(states, lengths)  # (B, T)
+    def forward(self, states: Tensor, mask: Tensor) -> Tensor:
+        alpha = self.weights(states, mask)  # (B, T)
         return (alpha.unsqueeze(1) @ states).squeeze(1)  # (B, D)
 
 
 class Readout(nn.Module):
-    """One of READOUTS. states (B, T, D) zero or not past each length, lengths (B,) -> r (B, D).
+    """One of READOUTS. states (B, T, D) zero or not past each length, mask (B, T) -> r (B, D).
     Only `attention` has parameters, so runs with the other readouts keep their weight names."""
 
     def __init__(self, kind: str, size: int, bidirectional: bool = False):
@@ -84,14 +80,14 @@ class Readout(nn.Module):
         self.kind, self.bidirectional = kind, bidirectional
         self.attention = AttentionPooling(size) if kind == "attention" else None
 
-    def forward(self, states: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, states: Tensor, mask: Tensor) -> Tensor:
         if self.kind == "last":
-            return last(states, lengths, self.bidirectional)
+            return last(states, mask, self.bidirectional)
         if self.kind == "max":
-            return max_over_steps(states, lengths)
+            return max_over_steps(states, mask)
         if self.kind == "mean":
-            return mean_over_steps(states, lengths)
-        return self.attention(states, lengths)
+            return mean_over_steps(states, mask)
+        return self.attention(states, mask)
 
     def extra_repr(self) -> str:
         return f"{self.kind!r}"

@@ -30,15 +30,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.data.batching import lengths_mask
 from rnnkit.nn.cells import U_columns, activation_fn
 from rnnkit.nn.kernels import KERNELS, recurrence
 
 CELLS = ("rnn", "lstm", "gru")
-
-
-def lengths_mask(lengths: Tensor, T: int) -> Tensor:
-    """(B,) lengths -> (B, T) bool, True on real steps."""
-    return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
-from rnnkit.data.batching import IGNORE, Batch
+from rnnkit.data.batching import IGNORE, Batch, lengths_mask
 from rnnkit.errors import UserError
 from rnnkit.nn import Encoder, Output
 from rnnkit.nn.readout import Readout
@@ -63,15 +63,17 @@ class Classifier(nn.Module):
         """E, the one --vectors starts from."""
         return self.encoder.embedding
 
-    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, lengths: Tensor, mask: Tensor | None = None) -> Tensor:
+        """lengths (B,) on the host; mask (B, T) on the device, True on real steps (None: made here)."""
         states = self.encoder(ids, lengths)  # (B, T, dirs*H)
-        r = self.readout(states, lengths)  # (B, dirs*H)
+        mask = lengths_mask(lengths, ids.shape[1]).to(ids.device) if mask is None else mask
+        r = self.readout(states, mask)  # (B, dirs*H)
         return self.output(F.dropout(r, self.dropout, self.training))  # (B, K)
 
     def loss(self, batch: Batch, reduction: str = "sequence") -> tuple[Tensor, int]:
         """Mean cross-entropy over the batch's sequences (both reductions agree here),
         and the number of sequences scored. Gold labels unseen in training are left out."""
-        logits = self(batch.ids, batch.lengths)
+        logits = self(batch.ids, batch.lengths, batch.mask)
         n = batch.num_scored  # counted on the host: no wait for the device here
         if n == 0:
             return logits.sum() * 0.0, 0
@@ -85,7 +87,8 @@ class Classifier(nn.Module):
     @staticmethod
     def combine(members: list[Classifier], batch: Batch) -> list:
         """The mean of the members' probability vectors (K,), one per sequence."""
-        probs = sum(torch.softmax(m(batch.ids, batch.lengths), dim=-1) for m in members) / len(members)  # (B, K)
+        logits = [m(batch.ids, batch.lengths, batch.mask) for m in members]  # N x (B, K)
+        probs = sum(torch.softmax(x, dim=-1) for x in logits) / len(members)  # (B, K)
         return list(probs.float().cpu().numpy())
 
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.config import DecodeConfig, ModelConfig, Seq2SeqConfig
-from rnnkit.data.batching import bucket_batches
+from rnnkit.data.batching import bucket_batches, lengths_mask
 from rnnkit.data.parallel import Pair, encode_pairs, make_pair_batch, read_pairs, split_tokens
 from rnnkit.data.text import join_tokens
 from rnnkit.data.vocab import Vocab
@@ -40,7 +40,7 @@ from rnnkit.errors import UserError
 from rnnkit.metrics import generation_scores
 from rnnkit.nn import Encoder, Output
 from rnnkit.nn.attention import Attention
-from rnnkit.nn.rnn import RNN, lengths_mask
+from rnnkit.nn.rnn import RNN
 from rnnkit.tasks.decoding import decoding, translate
 from rnnkit.tasks.task import Task
 from rnnkit.training import Bucketed
@@ -107,7 +107,7 @@ class Seq2Seq(nn.Module):
     # the encoder side
     def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[Memory, DecoderState]:
         states, final = self.encoder.encode(src, src_lengths)  # (B, S, H), (L*dirs, B, H/dirs)
-        mask = lengths_mask(src_lengths.to(src.device), src.shape[1])  # (B, S)
+        mask = lengths_mask(src_lengths, src.shape[1]).to(src.device)  # (B, S); src_lengths on the host
         memory = Memory(states, self.attention.keys(states), mask)
         finals = final if isinstance(final, tuple) else (final,)
         s0 = tuple(torch.tanh(W_b(self._join_directions(f))) for W_b, f in zip(self.bridge, finals))  # (L, B, H)
@@ -175,7 +175,7 @@ class Seq2Seq(nn.Module):
         memory, state = self.encode(batch.src, batch.src_lengths)
         y_in, lengths = batch.tgt[:, :-1], batch.tgt_lengths - 1  # (B, T), (B,)
         h, _ = self.attentional_states(memory, state, y_in, lengths)  # (B, T, H)
-        real = lengths_mask(lengths.to(h.device), y_in.shape[1])  # (B, T): never padding
+        real = lengths_mask(lengths, y_in.shape[1]).to(h.device)  # (B, T): never padding
         logits = self.output(F.dropout(h[real], self.dropout, self.training))  # (N, K) the real steps only
         y = batch.tgt[:, 1:][real]  # (N,) y_1 .. y_m <eos> of every sentence
         epsilon = self.label_smoothing if self.training else 0.0

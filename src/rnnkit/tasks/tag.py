@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
-from rnnkit.data.batching import IGNORE, UNSEEN, Batch
+from rnnkit.data.batching import IGNORE, UNSEEN, Batch, unwrap, unwrapped_lengths
 from rnnkit.errors import UserError
 from rnnkit.nn import CRF, Encoder, Output, sequence_dropout
 from rnnkit.tasks import labelled
@@ -70,9 +70,9 @@ class Tagger(nn.Module):
         """Σ over sentences of -log p(tags | x), the chain being the real tokens 1..n-2 of each
         wrapped row. A sentence with a gold tag that training never saw (UNSEEN; dev data only)
         has no path to score and takes no part."""
-        emissions, tags = logits[:, 1:-1], y[:, 1:-1]  # (B, T-2, K), (B, T-2): no <sos>
+        emissions, tags = unwrap(logits), unwrap(y)  # (B, T-2, K), (B, T-2): no <sos>
         known = (tags != UNSEEN).all(dim=1)  # (B,)
-        nll = self.crf.nll(emissions, tags.clamp(min=0), lengths.to(logits.device) - 2)  # (B,)
+        nll = self.crf.nll(emissions, tags.clamp(min=0), unwrapped_lengths(lengths))  # (B,)
         return torch.where(known, nll, torch.zeros_like(nll)).sum()
 
     def predict(self, batch: Batch) -> list:
@@ -87,13 +87,13 @@ class Tagger(nn.Module):
         logits = [m(batch.ids, batch.lengths, batch.chars) for m in members]  # N x (B, T, K)
         if members[0].crf is None:
             scores = logits[0] if len(members) == 1 else sum(torch.softmax(x, -1) for x in logits)  # (B, T, K)
-            best = scores.argmax(-1)[:, 1:-1]  # (B, T-2)
+            best = unwrap(scores.argmax(-1))  # (B, T-2)
         else:
             crf = members[0].crf if len(members) == 1 else CRF.mean([m.crf for m in members])
             emissions = sum(logits) / len(members)  # (B, T, K)
-            best = crf.decode(emissions[:, 1:-1], batch.lengths.to(emissions.device) - 2)  # (B, T-2)
+            best = crf.decode(unwrap(emissions), unwrapped_lengths(batch.lengths))  # (B, T-2)
         best = best.cpu().numpy()
-        return [best[i, : n - 2] for i, n in enumerate(batch.lengths.tolist())]
+        return [best[i, :n] for i, n in enumerate(unwrapped_lengths(batch.lengths).tolist())]
 
 
 def decode(output, labels) -> list[str]:
