@@ -18,7 +18,7 @@ import sys
 import torch
 
 from rnnkit import distributed
-from rnnkit.config import TASK_OPTIONS, ModelConfig, from_dict, split_options
+from rnnkit.config import FLAGS, TASK_OPTIONS, ModelConfig, from_dict, split_options
 from rnnkit.data import registry
 from rnnkit.data.vectors import Vectors, read_vectors
 from rnnkit.data.vocab import Vocab
@@ -213,11 +213,7 @@ def _listed(names) -> str:
 
 
 def _flag(name: str) -> str:
-    return "--" + FLAGS.get(name, name).replace("_", "-")
-
-
-FLAGS = {"hidden_size": "hidden", "embedding_dim": "embed", "num_layers": "layers", "char_embedding_dim": "char_embed",
-         "char_hidden_size": "char_hidden"}  # fmt: skip
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def _pretrained(model_config: ModelConfig, vocab: Vocab, log) -> tuple[ModelConfig, Vectors | None]:

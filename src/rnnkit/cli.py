@@ -7,47 +7,23 @@ on stdout and nothing else there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import math
 import sys
 from pathlib import Path
 
 from rnnkit import distributed
+from rnnkit.config import CONFIGS, DEVICES, FLAGS, DataConfig, DecodeConfig, ModelConfig, Seq2SeqConfig, TrainConfig
 from rnnkit.errors import UserError
+from rnnkit.options import flag_of, parse_as, parser_type
 from rnnkit.recipes import RECIPES
 from rnnkit.training import Interrupted
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
-DECODE_OPTIONS = ("beam", "length_penalty", "max_length_ratio", "bleu_tokenize")
 
 
-def number(parse, ok, expected: str):
-    """An argparse type: `parse` the text, accept it when `ok(value)`, else say what was expected."""
-
-    def convert(text: str):
-        try:
-            value = parse(text)
-        except (ValueError, OverflowError):
-            value = None
-        if value is None or (isinstance(value, float) and not math.isfinite(value)) or not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return convert
-
-
-positive_int = number(int, lambda v: v >= 1, "a positive integer")
-non_negative_int = number(int, lambda v: v >= 0, "a non-negative integer")
-positive_float = number(float, lambda v: v > 0, "a positive number")
-fraction = number(float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
-open_fraction = number(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
-probability = number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
-positive_probability = number(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
-non_negative_float = number(float, lambda v: v >= 0, "a non-negative number")
-
-
-def column(text: str):
-    return int(text) if text.lstrip("-").isdigit() else text
+positive_int, non_negative_int = parse_as("count"), parse_as("size")
+non_negative_float, positive_probability = parse_as("non_negative"), parse_as("share")
 
 
 class Parser(argparse.ArgumentParser):
@@ -57,36 +33,41 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def add_options(p, title: str, fields) -> None:
+    """One flag per config field (rnnkit.options): its flag, type, choices and help from the
+    field's metadata, the default in the help with the tasks that set another (tasks.TASKS).
+    Every flag defaults to None, "not given": the config's default (or the task's) applies."""
+    from rnnkit.tasks import TASKS
+
+    g = p.add_argument_group(title)
+    for f in fields:
+        m = f.metadata
+        said = [f"{name} {_shown(t.defaults[f.name])}" for name, t in TASKS.items() if f.name in t.defaults]
+        default = m["default_text"] or ("" if f.default is None else _shown(f.default))
+        default = "; ".join(([default] if default else []) + said)
+        who = f"{', '.join(m['tasks'])}: " if m["tasks"] and len(m["tasks"]) < len(TASKS) else ""
+        help = f"{who}{m['help']}" + (f" (default {default})" if default else "")
+        if m["kind"] == "flag":
+            g.add_argument(flag_of(f), dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help)
+        else:
+            g.add_argument(flag_of(f), dest=f.name, type=parser_type(f), choices=m["choices"] or None, help=help)
+
+
+def _shown(value) -> str:
+    return {True: "on", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+
+
+def _fields(cls, group: str | None = None) -> list:
+    return [f for f in dataclasses.fields(cls) if f.metadata["cli"] and group in (None, f.metadata["group"])]
+
+
 def add_data_options(p) -> None:
-    g = p.add_argument_group("data")
-    g.add_argument(
-        "--format",
-        choices=("tsv", "csv", "jsonl", "conllu", "conll", "text"),
-        help="input format (default: from the file name)",
-    )
-    g.add_argument(
-        "--column",
-        type=column,
-        help="tag column: a CoNLL-U name (default upos) or a 0-based CoNLL index (default last)",
-    )
-    g.add_argument("--text-field", help="CSV/JSONL field with the text (default text)")
-    g.add_argument("--label-field", help="CSV/JSONL field with the label (default label)")
+    add_options(p, "data", _fields(DataConfig, "data"))
 
 
 def add_decoding_options(p) -> None:
-    g = p.add_argument_group(
-        "seq2seq decoding (saved with the run by train; the default of evaluate, predict, explain)"
-    )
-    g.add_argument("--beam", type=positive_int, help="beam size K; 1 is greedy (default 1)")
-    g.add_argument(
-        "--length-penalty", type=non_negative_float, help="GNMT's α: rank by log P / ((5+|y|)/6)^α (default 0)"
-    )
-    g.add_argument("--max-length-ratio", type=positive_float, help="at most ratio × source + 10 tokens (default 2)")
-    g.add_argument(
-        "--bleu-tokenize",
-        choices=("13a", "none", "char", "intl", "zh"),
-        help="sacrebleu's BLEU tokenizer (default 13a; char at char level); none for pre-tokenized files",
-    )
+    title = "seq2seq decoding (saved with the run by train; the default of evaluate, predict, explain)"
+    add_options(p, title, _fields(DecodeConfig))
 
 
 def add_parallel_options(p, dev: bool) -> None:
@@ -102,7 +83,7 @@ def add_device_option(p) -> None:
     """--device of the commands that read a run: the same choices and default as train's."""
     p.add_argument(
         "--device",
-        choices=("auto", "cpu", "cuda"),
+        choices=DEVICES,
         default="auto",
         help="where the network runs (default auto: CUDA when present)",
     )
@@ -128,148 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
 def add_demo_command(sub) -> None:
     p = sub.add_parser("demo", help="train on the built-in demo data and print the report")
     p.add_argument("--out", default="rnnkit-demo", help="folder for the demo data and runs (default rnnkit-demo)")
-
-
-def _train_vocabulary_options(p) -> None:
-    g = p.add_argument_group("vocabulary")
-    g.add_argument(
-        "--lowercase",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="lowercase tokens (default: on for classify, off for tag)",
-    )
-    g.add_argument("--min-freq", type=positive_int, help="rarer tokens become <unk> (default 1)")
-    g.add_argument("--max-size", type=positive_int, help="vocabulary size cap, specials included")
-    g.add_argument(
-        "--level",
-        choices=("word", "char"),
-        help="tokens are words or characters (classify, lm, seq2seq; default word, lm char)",
-    )
-
-
-def _train_model_options(p) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--cell", choices=("rnn", "lstm", "gru"), help="rnn: the seeds' cell (default)")
-    g.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), help="σ of the rnn cell (default sigmoid)")
-    g.add_argument("--hidden", dest="hidden_size", type=positive_int, help="hidden size H (default 256; classify 128)")
-    g.add_argument(
-        "--embed",
-        dest="embedding_dim",
-        type=non_negative_int,
-        help="learned embedding size before U; 0: one-hot into U (default: 0 for rnn, 128 for lstm/gru)",
-    )
-    g.add_argument("--layers", dest="num_layers", type=positive_int, help="stacked layers (default 1)")
-    g.add_argument(
-        "--ensemble",
-        type=positive_int,
-        help="classify, tag: train N networks side by side and average their predictions (default 1)",
-    )
-    g.add_argument("--bidirectional", action="store_true", default=None, help="read both ways")
-    g.add_argument(
-        "--readout",
-        choices=("last", "max", "mean", "attention"),
-        help="classify: the state after <eos> (default, the seeds'), or max, mean or attention over the steps",
-    )
-    g.add_argument(
-        "--tie-weights",
-        action="store_true",
-        default=None,
-        help="lm: the output matrix V is the embedding (needs --embed equal to --hidden, or no --embed)",
-    )
-    g.add_argument(
-        "--dropout",
-        type=fraction,
-        help="dropout on embeddings, between layers and before the output (default 0.25; classify 0.5)",
-    )
-    g.add_argument(
-        "--word-dropout",
-        type=fraction,
-        help="while training, replace real tokens by <unk> with this probability (default 0; classify 0.25)",
-    )
-    g.add_argument(
-        "--locked-dropout",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="one dropout mask per sentence, the same at every step (variational dropout; default off)",
-    )
-    g.add_argument(
-        "--char-embed",
-        dest="char_embedding_dim",
-        type=non_negative_int,
-        help="tag: character embedding size of a char CNN whose word features join the embedding (default 0: none)",
-    )
-    g.add_argument(
-        "--char-hidden",
-        dest="char_hidden_size",
-        type=positive_int,
-        help="tag: char CNN filters, the size of each word's character features (default 50)",
-    )
-    g.add_argument(
-        "--vectors",
-        help="pretrained word vectors (word2vec text or GloVe) that the word embedding starts from; its size too",
-    )
-    g.add_argument(
-        "--crf",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="tag: a linear-chain CRF output layer, trained on -log p(tags), decoded by Viterbi (default off)",
-    )
-
-
-def _train_training_options(p) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--optimizer", choices=("sgd", "adam"), help="default adam")
-    g.add_argument("--lr", type=positive_float, help="learning rate (default: adam 1e-3, tag 2e-3; sgd 0.1)")
-    g.add_argument("--batch-size", type=positive_int, help="sequences per batch (default 32; tag 64)")
-    g.add_argument("--epochs", type=positive_int, help="at most this many epochs (default 30)")
-    g.add_argument("--max-minutes", type=positive_float, help="time budget for training")
-    g.add_argument("--clip", type=positive_float, help="gradient-norm clipping (default 5)")
-    g.add_argument(
-        "--lr-decay", type=open_fraction, help="multiply the lr by this after each epoch without a better dev score"
-    )
-    g.add_argument(
-        "--lr-decay-start", type=positive_int, help="with --lr-decay: decay after every epoch from this one on instead"
-    )
-    g.add_argument(
-        "--ema",
-        type=open_fraction,
-        help="score dev with, and keep, an exponential moving average of the weights with this decay (e.g. 0.999)",
-    )
-    g.add_argument("--bptt", type=positive_int, help="lm: steps per chunk of truncated BPTT (default 35)")
-    g.add_argument(
-        "--patience",
-        type=positive_int,
-        help="early stopping after this many epochs without a better dev score (default 5; no dev, no early stop)",
-    )
-    g.add_argument("--seed", type=non_negative_int, help="random seed (default 0)")
-    g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when present")
-    g.add_argument(
-        "--loss",
-        choices=("sequence", "token"),
-        help="sequence: summed over steps, mean over sequences (the seeds'; default); token: mean over tokens",
-    )
-    g.add_argument(
-        "--precision",
-        choices=("fp32", "bf16"),
-        help="bf16: autocast the forward pass on CUDA, weights stay fp32; CPU trains in fp32 (default fp32)",
-    )
-
-
-def _train_seq2seq_options(p) -> None:
-    g = p.add_argument_group("seq2seq")
-    g.add_argument(
-        "--attention",
-        choices=("additive", "dot", "general"),
-        help="score: general (default), dot (Luong), additive (Bahdanau)",
-    )
-    g.add_argument(
-        "--input-feeding",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="feed the attentional state into the next decoder step (default off)",
-    )
-    g.add_argument("--teacher-forcing", type=probability, help="chance of feeding the gold previous token (default 1)")
-    g.add_argument("--label-smoothing", type=fraction, help="ε of the training loss (default 0)")
 
 
 def add_train_command(sub) -> None:
@@ -301,10 +140,10 @@ def add_train_command(sub) -> None:
         help=f"a named, tuned set of options; options given override it: {', '.join(sorted(RECIPES))}",
     )
     add_data_options(p)
-    _train_vocabulary_options(p)
-    _train_model_options(p)
-    _train_training_options(p)
-    _train_seq2seq_options(p)
+    add_options(p, "vocabulary", _fields(DataConfig, "vocabulary"))
+    add_options(p, "model", _fields(ModelConfig))
+    add_options(p, "training", _fields(TrainConfig))
+    add_options(p, "seq2seq", _fields(Seq2SeqConfig))
     add_parallel_options(p, dev=True)
     add_decoding_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -414,53 +253,9 @@ def add_deploy_commands(sub) -> None:
     p.add_argument("--threads", type=positive_int, help="the model's intra-op threads (default: the library's)")
 
 
-TRAIN_OPTIONS = (
-    "format",
-    "column",
-    "text_field",
-    "label_field",
-    "lowercase",
-    "min_freq",
-    "max_size",
-    "level",
-    "cell",
-    "activation",
-    "hidden_size",
-    "embedding_dim",
-    "num_layers",
-    "bidirectional",
-    "tie_weights",
-    "ensemble",
-    "dropout",
-    "word_dropout",
-    "locked_dropout",
-    "char_embedding_dim",
-    "char_hidden_size",
-    "crf",
-    "vectors",
-    "readout",
-    "optimizer",
-    "lr",
-    "batch_size",
-    "epochs",
-    "max_minutes",
-    "clip",
-    "lr_decay",
-    "lr_decay_start",
-    "ema",
-    "bptt",
-    "patience",
-    "seed",
-    "device",
-    "loss",
-    "precision",
-    "attention",
-    "input_feeding",
-    "teacher_forcing",
-    "label_smoothing",
-    *DECODE_OPTIONS,
-)
-READ_OPTIONS = ("format", "column", "text_field", "label_field")
+TRAIN_OPTIONS = tuple(dict.fromkeys(f.name for cls in CONFIGS for f in _fields(cls)))
+READ_OPTIONS = tuple(f.name for f in _fields(DataConfig, "data"))
+DECODE_OPTIONS = tuple(f.name for f in _fields(DecodeConfig))
 
 
 def _given(args, names) -> dict:
@@ -634,7 +429,7 @@ class _output:
 
 
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return FLAGS[name]
 
 
 def cmd_explain(args) -> int:

@@ -1,18 +1,20 @@
 """Configuration: one frozen dataclass per concern, validated on construction.
 
-Every run folder stores these three as config.json, and a loaded model is rebuilt from them.
+Every run folder stores them in config.json, and a loaded model is rebuilt from them. Each field
+is an `option` (rnnkit.options): its default, help, kind, bounds, CLI flag and the tasks that
+read it are stated there once, and the checks, the CLI and the task refusals follow from it.
 Defaults run on a CPU. A bad value raises one UserError that lists every problem at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from rnnkit.errors import UserError
+from rnnkit.options import check, fields_of, flag_of, option, problems_to_error, task_options
 
-TASKS = ("classify", "tag", "lm", "seq2seq")
+TASKS = ("classify", "tag", "lm", "seq2seq")  # tasks.TASKS holds their records, in this order
 CELLS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
@@ -21,146 +23,80 @@ LEVELS = ("word", "char")
 READOUTS = ("last", "max", "mean", "attention")
 ATTENTIONS = ("additive", "dot", "general")
 BLEU_TOKENIZERS = ("13a", "none", "char", "intl", "zh")
+DEVICES = ("auto", "cpu", "cuda")
 
 # Upper bounds on sizes and counts: a value past them is a typo or a hostile config.json, refused
 # before anything is allocated. What fits in memory is checked against the machine (rnnkit.sizing).
 MAX_WIDTH = 1 << 16  # hidden, embedding and character sizes
 MAX_DEPTH = 64  # stacked layers, ensemble members
-MAX_COUNT = 1 << 30  # epochs, batch size, bptt, patience, vocabulary size, ...
 MAX_BEAM = 512
 MAX_SEED = (1 << 63) - 1  # torch and NumPy take a signed 64-bit seed
-
-# Options that only some tasks read: given to another task they are an error (api.train), never
-# ignored. The fields left out apply to every task.
-TASK_OPTIONS = {
-    "bptt": ("lm",),
-    "tie_weights": ("lm",),
-    "readout": ("classify",),
-    "column": ("tag",),
-    "char_embedding_dim": ("tag",),
-    "char_hidden_size": ("tag",),
-    "crf": ("tag",),
-    "ensemble": ("classify", "tag"),
-    "locked_dropout": ("classify", "tag"),
-    "text_field": ("classify",),
-    "label_field": ("classify",),
-    "level": ("classify", "lm", "seq2seq"),
-    "vectors": ("classify", "tag", "lm"),
-    **dict.fromkeys(
-        (
-            "attention",
-            "input_feeding",
-            "teacher_forcing",
-            "label_smoothing",
-            "beam",
-            "length_penalty",
-            "max_length_ratio",
-            "bleu_tokenize",
-        ),
-        ("seq2seq",),
-    ),  # fmt: skip
-}
-
-
-def _problems_to_error(cls_name: str, problems: list[str]) -> None:
-    if problems:
-        raise UserError(f"invalid {cls_name}: " + "; ".join(problems))
-
-
-def _positive_int(problems, name, value, allow_none=False, allow_zero=False, most=MAX_COUNT):
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
-        what = "a non-negative" if allow_zero else "a positive"
-        problems.append(f"{name} must be {what} integer, got {_short(value)}")
-    elif value > most:
-        problems.append(f"{name} must be at most {most:,}, got {_short(value)}")
-
-
-def _positive_number(problems, name, value, allow_none=False):
-    """A finite number > 0 (not a bool)."""
-    if value is None and allow_none:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        problems.append(f"{name} must be a finite positive number, got {_short(value)}")
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _choice(problems, name, value, allowed):
-    if value not in allowed:
-        problems.append(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    format: str | None = None  # None: from the file name (readers.detect_format)
-    column: str | int | None = None  # tag column: CoNLL-U name (default upos) or CoNLL index (default last)
-    text_field: str = "text"  # CSV/JSONL field with the text
-    label_field: str = "label"  # CSV/JSONL/TSV-header field with the label
-    lowercase: bool | None = None  # None: the task's default (classify True, tag False; see README)
-    min_freq: int = 1  # rarer tokens become <unk>
-    max_size: int | None = None  # vocabulary size cap, specials included
-    level: str = "word"  # "char": the tokens are characters (classify: readers.characters; lm: newlines kept)
+    """How the files are read and the vocabulary is built."""
+
+    format: str | None = option(None, "input format", "choice", choices=FORMATS, group="data",
+                                default_text="from the file name")  # fmt: skip
+    column: str | int | None = option(None, "tag column: a CoNLL-U name or a 0-based CoNLL index", "column",
+                                      tasks=("tag",), group="data", default_text="upos, or the last")  # fmt: skip
+    text_field: str = option("text", "CSV/JSONL field with the text", "text", tasks=("classify",), group="data")
+    label_field: str = option("label", "CSV/JSONL field with the label", "text", tasks=("classify",), group="data")
+    lowercase: bool | None = option(None, "lowercase tokens", "flag", group="vocabulary",
+                                    default_text="the task's: on for classify, off for the others")  # fmt: skip
+    min_freq: int = option(1, "rarer tokens become <unk>", "count", group="vocabulary")
+    max_size: int | None = option(None, "vocabulary size cap, specials included", "count", group="vocabulary",
+                                  default_text="none")  # fmt: skip
+    level: str = option("word", "tokens are words or characters (lm: newlines kept)", "choice", choices=LEVELS,
+                        tasks=("classify", "lm", "seq2seq"), group="vocabulary")  # fmt: skip
 
     def __post_init__(self):
-        p: list[str] = []
-        if self.format is not None:
-            _choice(p, "format", self.format, FORMATS)
-        _choice(p, "level", self.level, LEVELS)
-        _positive_int(p, "min_freq", self.min_freq)
-        _positive_int(p, "max_size", self.max_size, allow_none=True)
-        if self.max_size is not None and isinstance(self.max_size, int) and self.max_size < 5:
+        p = check(self)
+        if isinstance(self.max_size, int) and not p and self.max_size < 5:
             p.append(f"max_size must leave room for the 4 special symbols and a token, got {self.max_size}")
-        _problems_to_error("data options", p)
+        problems_to_error("data options", p)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    cell: str = "rnn"  # the seeds' cell by default; lstm and gru use PyTorch's kernels
-    activation: str = "sigmoid"  # σ of the rnn cell, as in the seeds
-    hidden_size: int = 256  # H
-    embedding_dim: int | None = None  # None: one-hot into U for rnn, 128 for lstm/gru; 0: one-hot
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.25  # on embeddings, between layers and before the output layer
-    word_dropout: float = 0.0  # while training, a real token becomes <unk> with this probability
-    locked_dropout: bool = False  # one dropout mask per sequence, the same at every step (variational)
-    char_embedding_dim: int = 0  # character embedding size of the char CNN word features; 0: none
-    char_hidden_size: int = 50  # filters of the char CNN: the size of each word's character vector
-    crf: bool = False  # tagging: a linear-chain CRF output layer (Viterbi decoding) instead of softmax
-    vectors: str | None = None  # pretrained word vectors (word2vec text or GloVe) that E starts from
-    readout: str = "last"  # classify: the state after <eos> (the seeds'), or max/mean/attention over steps
-    ensemble: int = 1  # classify, tag: N networks trained side by side that predict together (nn.ensemble)
-    tie_weights: bool = False  # lm: the output matrix V is the embedding E (Press & Wolf 2017); needs E == H
+    """The network: the seeds' cell by default; lstm and gru use PyTorch's kernels."""
+
+    cell: str = option("rnn", "rnn: the seeds' cell", "choice", choices=CELLS)
+    activation: str = option("sigmoid", "σ of the rnn cell, as in the seeds", "choice", choices=ACTIVATIONS)
+    hidden_size: int = option(256, "hidden size H", "count", most=MAX_WIDTH, flag="--hidden")
+    embedding_dim: int | None = option(None, "learned embedding size before U; 0: one-hot into U", "size",
+                                       most=MAX_WIDTH, flag="--embed",
+                                       default_text="0 for rnn, 128 for lstm/gru")  # fmt: skip
+    num_layers: int = option(1, "stacked layers", "count", most=MAX_DEPTH, flag="--layers")
+    bidirectional: bool = option(False, "read both ways", "flag")
+    dropout: float = option(0.25, "dropout on embeddings, between layers and before the output", "fraction")
+    word_dropout: float = option(0.0, "while training, replace real tokens by <unk> with this probability",
+                                 "fraction")  # fmt: skip
+    locked_dropout: bool = option(False, "one dropout mask per sentence, the same at every step (variational)",
+                                  "flag", tasks=("classify", "tag"))  # fmt: skip
+    char_embedding_dim: int = option(0, "character embedding size of a char CNN whose word features join the "
+                                     "embedding; 0: none", "size", most=MAX_WIDTH, flag="--char-embed",
+                                     tasks=("tag",))  # fmt: skip
+    char_hidden_size: int = option(50, "char CNN filters, the size of each word's character features", "count",
+                                   most=MAX_WIDTH, flag="--char-hidden", tasks=("tag",))  # fmt: skip
+    crf: bool = option(False, "a linear-chain CRF output layer, trained on -log p(tags), decoded by Viterbi", "flag",
+                       tasks=("tag",))  # fmt: skip
+    vectors: str | None = option(None, "pretrained word vectors (word2vec text or GloVe) that the word embedding "
+                                 "starts from; its size too", "text", tasks=("classify", "tag", "lm"))  # fmt: skip
+    readout: str = option("last", "the state after <eos> (the seeds'), or max, mean or attention over the steps",
+                          "choice", choices=READOUTS, tasks=("classify",))  # fmt: skip
+    ensemble: int = option(1, "train N networks side by side and average their predictions", "count",
+                           most=MAX_DEPTH, tasks=("classify", "tag"))  # fmt: skip
+    tie_weights: bool = option(False, "the output matrix V is the embedding E (Press & Wolf 2017); needs E == H",
+                               "flag", tasks=("lm",))  # fmt: skip
 
     def __post_init__(self):
-        p: list[str] = []
-        _choice(p, "cell", self.cell, CELLS)
-        _choice(p, "readout", self.readout, READOUTS)
-        _choice(p, "activation", self.activation, ACTIVATIONS)
-        _positive_int(p, "hidden_size", self.hidden_size, most=MAX_WIDTH)
-        _positive_int(p, "embedding_dim", self.embedding_dim, allow_none=True, allow_zero=True, most=MAX_WIDTH)
-        _positive_int(p, "num_layers", self.num_layers, most=MAX_DEPTH)
-        _positive_int(p, "ensemble", self.ensemble, most=MAX_DEPTH)
-        _positive_int(p, "char_embedding_dim", self.char_embedding_dim, allow_zero=True, most=MAX_WIDTH)
-        _positive_int(p, "char_hidden_size", self.char_hidden_size, most=MAX_WIDTH)
-        for name in ("bidirectional", "locked_dropout", "crf", "tie_weights"):
-            if not isinstance(getattr(self, name), bool):
-                p.append(f"{name} must be true or false, got {_short(getattr(self, name))}")
-        if self.vectors is not None and not isinstance(self.vectors, str):
-            p.append(f"vectors must be a file path, got {self.vectors!r}")
+        p = check(self)
+        if p:  # the checks below assume the types above
+            problems_to_error("model options", p)
         if self.char_embedding_dim and self.input_embedding_dim == 0:
             p.append("character features need a learned word embedding to join; give an embedding size (--embed N)")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            p.append(f"dropout must be in [0, 1), got {_short(self.dropout)}")
-        if not isinstance(self.word_dropout, (int, float)) or not 0.0 <= self.word_dropout < 1.0:
-            p.append(f"word_dropout must be in [0, 1), got {_short(self.word_dropout)}")
-        if p:  # the checks below assume the types above
-            _problems_to_error("model options", p)
         if self.embedding_dim == 0 and self.cell != "rnn":
             p.append(
                 f"one-hot input (embedding_dim 0) needs cell 'rnn', got cell {self.cell!r}; "
@@ -171,7 +107,7 @@ class ModelConfig:
                 f"tie_weights makes V (vocab_size x hidden_size) the embedding (vocab_size x embedding_dim), so it "
                 f"needs embedding_dim == hidden_size, got {self.embedding_dim} and {self.hidden_size}"
             )
-        _problems_to_error("model options", p)
+        problems_to_error("model options", p)
 
     @property
     def input_embedding_dim(self) -> int:
@@ -186,44 +122,34 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    optimizer: str = "adam"  # "sgd" is the seeds' plain update w <- w - lr * dL/dw
-    lr: float | None = None  # None: 1e-3 for adam, 0.1 for sgd
-    batch_size: int = 32
-    epochs: int = 30
-    max_minutes: float | None = None  # a time budget; training stops after the batch that crosses it
-    clip: float | None = 5.0  # gradient-norm clipping; None turns it off
-    patience: int | None = 5  # early stopping: epochs without a better dev score; None: off
-    seed: int = 0
-    device: str = "auto"  # auto: CUDA when present
-    loss: str = (
-        "sequence"  # "sequence": summed over true steps, mean over sequences (the seeds'); "token": mean over tokens
-    )
-    precision: str = "fp32"  # "bf16": autocast the forward pass on CUDA (weights stay fp32); CPU trains in fp32
-    bptt: int = 35  # lm: truncated BPTT, the steps of one chunk of the stream (Zaremba et al. 2014 use 35)
-    lr_decay: float | None = None  # multiply the lr by this after each epoch without a better dev score; None: off
-    lr_decay_start: int | None = None  # with lr_decay: decay after every epoch from this one on (Zaremba et al. 2014)
-    ema: float | None = None  # score dev with, and keep, a moving average of the weights with this decay; None: off
+    """How the network learns."""
+
+    optimizer: str = option("adam", "sgd: the seeds' plain update w <- w - lr * dL/dw", "choice",
+                            choices=("adam", "sgd"))  # fmt: skip
+    lr: float | None = option(None, "learning rate", "number", default_text="adam 1e-3, sgd 0.1")
+    batch_size: int = option(32, "sequences per batch", "count")
+    epochs: int = option(30, "at most this many epochs", "count")
+    max_minutes: float | None = option(None, "time budget; training stops after the batch that crosses it", "number",
+                                       default_text="none")  # fmt: skip
+    clip: float | None = option(5.0, "gradient-norm clipping", "number", optional=True)
+    patience: int | None = option(5, "early stopping after this many epochs without a better dev score (no dev: "
+                                  "no early stop)", "count", optional=True)  # fmt: skip
+    seed: int = option(0, "random seed", "size", most=MAX_SEED)
+    device: str = option("auto", "auto: CUDA when present", "choice", choices=DEVICES)
+    loss: str = option("sequence", "sequence: summed over steps, mean over sequences (the seeds'); token: mean over "
+                       "tokens", "choice", choices=("sequence", "token"))  # fmt: skip
+    precision: str = option("fp32", "bf16: autocast the forward pass on CUDA, weights stay fp32; CPU trains in fp32",
+                            "choice", choices=PRECISIONS)  # fmt: skip
+    bptt: int = option(35, "steps per chunk of truncated BPTT (Zaremba et al. 2014 use 35)", "count", tasks=("lm",))
+    lr_decay: float | None = option(None, "multiply the lr by this after each epoch without a better dev score",
+                                    "open_fraction", default_text="off")  # fmt: skip
+    lr_decay_start: int | None = option(None, "with --lr-decay: decay after every epoch from this one on instead",
+                                        "count", default_text="off")  # fmt: skip
+    ema: float | None = option(None, "score dev with, and keep, an exponential moving average of the weights with "
+                               "this decay (e.g. 0.999)", "open_fraction", default_text="off")  # fmt: skip
 
     def __post_init__(self):
-        p: list[str] = []
-        _choice(p, "optimizer", self.optimizer, ("adam", "sgd"))
-        _positive_number(p, "lr", self.lr, allow_none=True)
-        _positive_int(p, "batch_size", self.batch_size)
-        _positive_int(p, "epochs", self.epochs)
-        _positive_number(p, "max_minutes", self.max_minutes, allow_none=True)
-        _positive_number(p, "clip", self.clip, allow_none=True)
-        _positive_int(p, "patience", self.patience, allow_none=True)
-        _positive_int(p, "seed", self.seed, allow_zero=True, most=MAX_SEED)
-        _choice(p, "device", self.device, ("auto", "cpu", "cuda"))
-        _choice(p, "loss", self.loss, ("sequence", "token"))
-        _choice(p, "precision", self.precision, PRECISIONS)
-        _positive_int(p, "bptt", self.bptt)
-        if self.lr_decay is not None and not (isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay < 1):
-            p.append(f"lr_decay must be a number in (0, 1), got {self.lr_decay!r}")
-        _positive_int(p, "lr_decay_start", self.lr_decay_start, allow_none=True)
-        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0 < self.ema < 1):
-            p.append(f"ema must be a number in (0, 1), got {self.ema!r}")
-        _problems_to_error("training options", p)
+        problems_to_error("training options", check(self))
 
     @property
     def learning_rate(self) -> float:
@@ -234,43 +160,40 @@ class TrainConfig:
 class Seq2SeqConfig:
     """The sequence-to-sequence task's own options (rnnkit.tasks.seq2seq)."""
 
-    level: str = "word"  # "word": whitespace tokens; "char": characters (transliteration)
-    attention: str = "general"  # the score: general or dot (Luong), additive (Bahdanau; ~4x the cost on CPU)
-    input_feeding: bool = False  # feed the attentional state h̃_{t-1} into the next decoder step (Luong)
-    teacher_forcing: float = 1.0  # while training, the chance of feeding the gold y_{t-1}, else the prediction
-    label_smoothing: float = 0.0  # ε of the training loss; dev loss and perplexity stay the plain NLL
+    # the tokens' level: DataConfig's --level, which a seq2seq run also keeps here
+    level: str = option("word", "words or characters", "choice", choices=LEVELS, tasks=("seq2seq",), cli=False)
+    attention: str = option("general", "score: general or dot (Luong), additive (Bahdanau; ~4x the cost on CPU)",
+                            "choice", choices=ATTENTIONS, tasks=("seq2seq",))  # fmt: skip
+    input_feeding: bool = option(False, "feed the attentional state into the next decoder step (Luong)", "flag",
+                                 tasks=("seq2seq",))  # fmt: skip
+    teacher_forcing: float = option(1.0, "while training, the chance of feeding the gold previous token, else the "
+                                    "prediction", "probability", tasks=("seq2seq",))  # fmt: skip
+    label_smoothing: float = option(0.0, "ε of the training loss; dev loss and perplexity stay the plain NLL",
+                                    "fraction", tasks=("seq2seq",))  # fmt: skip
 
     def __post_init__(self):
-        p: list[str] = []
-        _choice(p, "level", self.level, LEVELS)
-        _choice(p, "attention", self.attention, ATTENTIONS)
-        if not isinstance(self.input_feeding, bool):
-            p.append(f"input_feeding must be True or False, got {self.input_feeding!r}")
-        if not isinstance(self.teacher_forcing, (int, float)) or not 0.0 <= self.teacher_forcing <= 1.0:
-            p.append(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing!r}")
-        if not isinstance(self.label_smoothing, (int, float)) or not 0.0 <= self.label_smoothing < 1.0:
-            p.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        _problems_to_error("seq2seq options", p)
+        problems_to_error("seq2seq options", check(self))
 
 
 @dataclass(frozen=True)
 class DecodeConfig:
     """How a seq2seq run decodes and scores at evaluate and predict; saved, overridable per call."""
 
-    beam: int = 1  # beam size K; 1 is greedy decoding
-    length_penalty: float = 0.0  # GNMT's α: hypotheses ranked by log P / ((5 + |y|) / 6)^α; 0: raw log P
-    max_length_ratio: float = 2.0  # at most ratio × source tokens + 10 target tokens
-    bleu_tokenize: str | None = None  # sacrebleu's tokenizer; None: 13a at word level, char at char level
+    beam: int = option(1, "beam size K; 1 is greedy", "count", most=MAX_BEAM, tasks=("seq2seq",))
+    length_penalty: float = option(0.0, "GNMT's α: rank by log P / ((5+|y|)/6)^α; 0: raw log P", "non_negative",
+                                   tasks=("seq2seq",))  # fmt: skip
+    max_length_ratio: float = option(2.0, "at most ratio × source + 10 target tokens", "number", tasks=("seq2seq",))
+    bleu_tokenize: str | None = option(None, "sacrebleu's BLEU tokenizer; none for pre-tokenized files", "choice",
+                                       choices=BLEU_TOKENIZERS, tasks=("seq2seq",),
+                                       default_text="13a; char at char level")  # fmt: skip
 
     def __post_init__(self):
-        p: list[str] = []
-        _positive_int(p, "beam", self.beam, most=MAX_BEAM)
-        if not isinstance(self.length_penalty, (int, float)) or not 0 <= self.length_penalty < math.inf:
-            p.append(f"length_penalty must be a finite non-negative number, got {_short(self.length_penalty)}")
-        _positive_number(p, "max_length_ratio", self.max_length_ratio)
-        if self.bleu_tokenize is not None:
-            _choice(p, "bleu_tokenize", self.bleu_tokenize, BLEU_TOKENIZERS)
-        _problems_to_error("decoding options", p)
+        problems_to_error("decoding options", check(self))
+
+
+CONFIGS = (DataConfig, ModelConfig, TrainConfig, Seq2SeqConfig, DecodeConfig)
+TASK_OPTIONS = task_options(*CONFIGS)  # options only some tasks read: given to another, an error (api.train)
+FLAGS = {f.name: flag_of(f) for f in fields_of(*CONFIGS)}  # the CLI's name of each option: "hidden_size": "--hidden"
 
 
 def split_options(options: dict, classes=(DataConfig, ModelConfig, TrainConfig)) -> tuple:
