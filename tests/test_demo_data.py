@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rnnkit.data.demo import demo_corpus, write_demo
+from rnnkit.data.demo_corpus import demo_corpus, write_demo
 
 UPOS = {
     "ADJ",

@@ -16,7 +16,7 @@ from conftest import CUDA_TOLERANCE, FAST, ddp_device
 from rnnkit import distributed
 from rnnkit.api import build_net
 from rnnkit.data.batching import encode, make_batch
-from rnnkit.data.demo import write_demo
+from rnnkit.data.demo_corpus import write_demo
 from rnnkit.runs import RunFolder
 from rnnkit.training import Interrupted, batches_per_epoch, epoch_batches, make_optimizer
 

@@ -88,7 +88,7 @@ def test_the_reference_trains_with_sgd_and_rnnkit_reads_its_run(tag_file, tmp_pa
 def test_on_the_demo_data_the_reference_predicts_what_rnnkit_predict_prints(tmp_path, capsys, device):
     """A run trained with --cell rnn on the demo data: reference predictions == `rnnkit predict`."""
     from rnnkit.cli import main
-    from rnnkit.data.demo import write_demo
+    from rnnkit.data.demo_corpus import write_demo
     from rnnkit.data.readers import read_tagging
     from rnnkit.demo import DEMO_OPTIONS
     from rnnkit.reference import runs

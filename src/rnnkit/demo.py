@@ -1,6 +1,6 @@
 """`rnnkit demo`: the seeds' own model on the built-in demo data, end to end.
 
-Writes the demo files (data/demo.py's grammar of movie-review sentences), trains a sentiment
+Writes the demo files (data/demo_corpus.py's grammar of movie-review sentences), trains a sentiment
 classifier and a part-of-speech tagger with the `rnn` cell and the sigmoid, one-hot input into
 U, as in the course notes, and prints each dev report with its confusion matrix.
 """
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from rnnkit.api import train
-from rnnkit.data.demo import write_demo
+from rnnkit.data.demo_corpus import write_demo
 from rnnkit.metrics import format_report
 
 # the seeds' model: s_t = sigmoid(U x_t + W s_{t-1} + b), x_t one-hot; small enough to train in seconds.

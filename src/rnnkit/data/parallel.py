@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rnnkit.config import LEVELS
 from rnnkit.data.batching import Encoded, pad_rows
-from rnnkit.data.text import at_least_one, read_lines
+from rnnkit.data.text import at_least_one, join_tokens, read_lines  # noqa: F401  join_tokens: split_tokens' inverse
 from rnnkit.errors import DataError, UserError
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-LEVELS = ("word", "char")
 HEADER = ("source", "target")  # a first line of a TSV file that reads so is a header
 
 
@@ -43,11 +43,6 @@ def split_tokens(text: str, level: str) -> tuple[str, ...]:
     """Words (whitespace-separated) or characters of one line, surrounding whitespace dropped."""
     text = text.strip()
     return tuple(text) if level == "char" else tuple(text.split())
-
-
-def join_tokens(tokens: Sequence[str], level: str) -> str:
-    """The text of `tokens`: the inverse of `split_tokens` (words are joined by one space)."""
-    return "".join(tokens) if level == "char" else " ".join(tokens)
 
 
 def read_pairs(data, level: str = "word", format: str | None = None) -> list[Pair]:

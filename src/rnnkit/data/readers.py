@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from rnnkit.config import FORMATS
 from rnnkit.data.class_folder import read_class_folder
 from rnnkit.data.text import (  # noqa: F401  (tokenize, characters, ... are read as readers.X too)
     Example,
@@ -37,7 +38,6 @@ from rnnkit.data.text import read_text as _read_text
 from rnnkit.data.text import tokens_of as _tokens_of
 from rnnkit.errors import DataError, UserError
 
-FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
 CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 HEADER_LABELS = ("label", "labels", "class", "y", "sentiment")
 _SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".conllu": "conllu", ".conll": "conll"}

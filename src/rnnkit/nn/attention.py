@@ -20,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-SCORES = ("additive", "dot", "general")
+from rnnkit.config import ATTENTIONS
+
+SCORES = ATTENTIONS
 
 
 class Attention(nn.Module):
