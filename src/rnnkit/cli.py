@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from rnnkit import distributed
-from rnnkit.config import CONFIGS, DEVICES, FLAGS, DataConfig, DecodeConfig, ModelConfig, Seq2SeqConfig, TrainConfig
+from rnnkit.config import CONFIGS, DEVICES, DataConfig, DecodeConfig, ModelConfig, Seq2SeqConfig, TrainConfig
 from rnnkit.errors import UserError
 from rnnkit.options import flag_of, parse_as, parser_type
 from rnnkit.recipes import RECIPES
@@ -285,29 +285,33 @@ def cmd_train(args) -> int:
 
 def _data(args, data, src, tgt, data_flag, src_flag, tgt_flag, task, required=True):
     """The data argument of train and evaluate: a file, or for seq2seq a (source, target) pair."""
+    from rnnkit.tasks import TASKS
+
+    parallel = [name for name, spec in TASKS.items() if spec.parallel]
     if src is not None or tgt is not None:
-        if task != "seq2seq":
-            raise UserError(f"{src_flag} and {tgt_flag} are for seq2seq; give {task} data with {data_flag} F")
+        if task not in parallel:
+            said = f"give {task} data with {data_flag} F"
+            raise UserError(f"{src_flag} and {tgt_flag} are for {', '.join(parallel)}; {said}")
         if data is not None or src is None or tgt is None:
             raise UserError(f"give {data_flag} F (source<TAB>target lines) or both {src_flag} F and {tgt_flag} F")
         return (src, tgt)
     if data is None and required:
-        alternative = f" (or {src_flag} F {tgt_flag} F)" if task == "seq2seq" else ""
+        alternative = f" (or {src_flag} F {tgt_flag} F)" if task in parallel else ""
         raise UserError(f"{data_flag} F is required{alternative}")
     return data
 
 
 def cmd_evaluate(args) -> int:
     import rnnkit
-    from rnnkit.metrics import format_lm_report, format_report
+    from rnnkit.api import check_task_options
 
     model = rnnkit.load(args.run, device=args.device)
     data = _data(args, args.data, args.src, args.tgt, "--data", "--src", "--tgt", model.task)
-    if model.task == "seq2seq":
-        return _evaluate_seq2seq(args, model, data)
-    if args.plots and model.task not in ("classify", "tag"):
+    decoding = _given(args, DECODE_OPTIONS)
+    check_task_options(model.task, decoding)
+    if args.plots and not model.spec.confusion:
         raise UserError(f"--plots draws a confusion matrix, and {model.task!r} runs have none")
-    report = model.evaluate(data, **_given(args, READ_OPTIONS))
+    report = model.evaluate(data, **_given(args, READ_OPTIONS), **decoding)
     if args.plots:
         from rnnkit import plots
 
@@ -318,8 +322,8 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        render = format_lm_report if model.task == "lm" else format_report
-        print(render(report, title=f"{model.task} · {args.data}"))
+        shown = data if isinstance(data, str) else " → ".join(data)
+        print(model.spec.report(report, title=f"{model.task} · {shown}"))
     return 0
 
 
@@ -340,35 +344,22 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _evaluate_seq2seq(args, model, data) -> int:
-    from rnnkit.metrics import format_generation_report
-
-    if args.plots:
-        raise UserError("--plots draws a confusion matrix, which a seq2seq run has not; see 'rnnkit explain --plot'")
-    report = model.evaluate(data, format=args.format, **_given(args, DECODE_OPTIONS))
-    if args.json:
-        print(json.dumps(report))
-    else:
-        shown = data if isinstance(data, str) else " → ".join(data)
-        print(format_generation_report(report, title=f"seq2seq · {shown}"), end="")
-    return 0
-
-
 def cmd_predict(args) -> int:
     """Streams: each chunk of input is predicted and written before the next is read (rnnkit.predict)."""
     import rnnkit
     from rnnkit import predict
+    from rnnkit.api import check_task_options
     from rnnkit.data import readers, registry
     from rnnkit.runs import RunFolder
 
     model = rnnkit.load(args.run, device=args.device)
-    if model.task == "lm":
-        raise UserError(f"{args.run}: predict does not cover lm runs; for a language model use 'rnnkit generate'")
-    if args.probs and model.task != "classify":
+    if model.spec.predict is None:
+        said = "for a language model use 'rnnkit generate'"
+        raise UserError(f"{args.run}: predict does not cover {model.task} runs; {said}")
+    if args.probs and not model.spec.probs:
         raise UserError(f"--probs adds each label's probability to a classification; a {model.task} run has none")
     decoding = _given(args, DECODE_OPTIONS)
-    if decoding and model.task != "seq2seq":
-        raise UserError(f"{', '.join(_flag(k) for k in decoding)}: decoding options of seq2seq runs, not {model.task}")
+    check_task_options(model.task, decoding)
     source = str(registry.resolve(args.input))  # a dataset's split: NAME:SPLIT
     trained_on = (RunFolder(args.run).read_config().get("files") or {}).get("train")
     fmt = predict.input_format(model, source, args.format, args.tokenized, trained_on)
@@ -426,10 +417,6 @@ class _output:
         finally:
             if os.path.exists(self.tmp):
                 os.unlink(self.tmp)
-
-
-def _flag(name: str) -> str:
-    return FLAGS[name]
 
 
 def cmd_explain(args) -> int:

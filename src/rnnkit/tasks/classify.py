@@ -111,4 +111,5 @@ TASK = Task(
     evaluate=labelled.evaluate,
     predict=labelled.predict,
     check_source=check_source,
+    probs=True,
 )

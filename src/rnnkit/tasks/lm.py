@@ -37,7 +37,7 @@ from rnnkit.data import corpus
 from rnnkit.data.batching import IGNORE, Batch, bucket_batches, encode, make_batch
 from rnnkit.data.streams import Chunk, Stream, stream_of
 from rnnkit.errors import UserError
-from rnnkit.metrics import bits_per_char, perplexity
+from rnnkit.metrics import bits_per_char, format_lm_report, perplexity
 from rnnkit.nn import RNN
 from rnnkit.tasks.task import Task
 
@@ -245,6 +245,8 @@ TASK = Task(
     lowercase=False,  # a generator should write capitals where the text has them
     min_labels=0,  # a stream has none; labelled lines condition the generator
     metric="loss",  # dev loss in nats per token, lower is better
+    report=format_lm_report,
+    confusion=False,
     training_data=training_data,
     evaluate=evaluate,
     check=check,

@@ -37,7 +37,7 @@ from rnnkit.data.parallel import Pair, encode_pairs, make_pair_batch, read_pairs
 from rnnkit.data.text import join_tokens
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
-from rnnkit.metrics import generation_scores
+from rnnkit.metrics import format_generation_report, generation_scores
 from rnnkit.nn import Encoder, Output
 from rnnkit.nn.attention import Attention
 from rnnkit.nn.rnn import RNN
@@ -279,6 +279,9 @@ TASK = Task(
     steps=lambda pair: max(len(pair.source), len(pair.target)) + 2,
     example=Pair,
     split=split_tokens,
+    parallel=True,
+    confusion=False,
+    report=lambda report, title: format_generation_report(report, title).rstrip("\n"),
     describe=lambda pairs, vocabs: (
         f"{len(pairs)} train pairs, vocabulary {len(vocabs['source'])} source / {len(vocabs['target'])} target"
     ),

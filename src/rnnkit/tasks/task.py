@@ -17,6 +17,7 @@ from rnnkit.data.batching import encode
 from rnnkit.data.text import Example, split_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
+from rnnkit.metrics import format_report
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}  # every task's configs
 
@@ -48,6 +49,10 @@ class Task:
     example: Callable = Example  # tokens -> the example predict runs on
     split: Callable = split_text  # (text, level) -> its tokens, as training read them
     describe: Callable | None = None  # (train examples, vocabs) -> "N train examples, vocabulary ..."
+    parallel: bool = False  # reads (source, target) pairs: --src F --tgt F as well as one file
+    probs: bool = False  # a prediction can carry each label's probability (predict --probs)
+    report: Callable = format_report  # (evaluate's report, title) -> the table `rnnkit evaluate` prints
+    confusion: bool = True  # the report has a confusion matrix (evaluate --plots draws it)
 
     @property
     def configs(self) -> dict:
