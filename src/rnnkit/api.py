@@ -145,9 +145,10 @@ def _saved_configs(run: RunFolder, spec: Task, saved: dict) -> dict:
         raise UserError(f"{run.path}: corrupt run folder (config.json lacks {e})") from None
 
 
-def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbacks, force) -> Model:
-    main = distributed.is_main()  # under torchrun only rank 0 writes and logs
-    log = log if main else _quiet
+def _build(spec: Task, run, sets: dict, files: tuple, configs: dict, resume: bool, device, log, force) -> tuple:
+    """The vocabularies (fitted, or the resumed run's), what the Trainer fits, and the Model with
+    its new network on `device`. A new run's size is checked before anything is allocated, and
+    its config.json and vocab.json are written (rank 0) only once every input has been read."""
     vectors = None  # a resumed run's checkpoint holds the embedding
     if resume:
         vocabs = _read_vocabs(run)
@@ -160,34 +161,44 @@ def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbac
         steps = [spec.steps(ex) for ex in sets["train"]]
         batch_size, longest = configs["train"].batch_size, spec.longest(steps, configs["train"])
         check_training_size(count_parameters(build), sum(steps), batch_size, longest, configs["model"], device, force)
-    if main and not resume:
-        c = configs
-        names = {"train": _names(files[0]), "dev": _names(files[1])}
-        sections = {name: dataclasses.asdict(c[name]) for name in spec.sections}
-        record = config_record(spec.name, c["data"], c["model"], c["train"], names,
-                               fingerprints=data_fingerprints(*files), **sections)  # fmt: skip
-        run.write_json("config.json", record)
-        run.write_json("vocab.json", {name: vocab.to_dict() for name, vocab in vocabs.items()})
-
+        if distributed.is_main():
+            _write_run(spec, run, files, configs, vocabs)
     net = build()
     if vectors is not None:
         with torch.no_grad():
             for member in net.members if isinstance(net, Ensemble) else [net]:
                 member.embedding.weight[torch.from_numpy(vectors.rows)] = torch.from_numpy(vectors.vectors)
-    model = Model(spec.name, net.to(device), vocabs, configs, run.target)
+    return Model(spec.name, net.to(device), vocabs, configs, run.target), train_data
+
+
+def _write_run(spec: Task, run, files: tuple, configs: dict, vocabs: dict) -> None:
+    """config.json (the files, their fingerprints and every config section) and vocab.json."""
+    c, names = configs, {"train": _names(files[0]), "dev": _names(files[1])}
+    sections = {name: dataclasses.asdict(c[name]) for name in spec.sections}
+    record = config_record(spec.name, c["data"], c["model"], c["train"], names,
+                           fingerprints=data_fingerprints(*files), **sections)  # fmt: skip
+    run.write_json("config.json", record)
+    run.write_json("vocab.json", {name: vocab.to_dict() for name, vocab in vocabs.items()})
+
+
+def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbacks, force) -> Model:
+    """Build the model, then train it: dev scored each epoch (the task's dev_options), the best
+    weights kept by the task's metric; the Model comes back with them."""
+    log = log if distributed.is_main() else _quiet  # under torchrun only rank 0 writes and logs
+    model, train_data = _build(spec, run, sets, files, configs, resume, device, log, force)
     evaluate = None
     if "dev" in sets:
         dev_examples, source = sets["dev"], str(files[1])
         evaluate = lambda _net: model.evaluate(dev_examples, source=source, **spec.dev_options)  # noqa: E731
-    metric = spec.dev_metric(vocabs)
+    metric = spec.dev_metric(model.vocabs)
     trainer = Trainer(model.net, configs["train"], run, evaluate, metric, model.vocab.pad_id, device, log, progress)
     trainer.on_batch.extend(callbacks)
     if resume:
         trainer.restore(run.load_checkpoint())
-    world = distributed.world_size()
+    world, parameters = distributed.world_size(), sum(p.numel() for p in model.net.parameters())
     log(
-        f"{spec.name}: {spec.summary(sets['train'], vocabs)}, {sum(p.numel() for p in net.parameters()):,} parameters, "
-        f"device {device}" + (f", {world} processes (data-parallel)" if world > 1 else "")
+        f"{spec.name}: {spec.summary(sets['train'], model.vocabs)}, {parameters:,} parameters, device {device}"
+        + (f", {world} processes (data-parallel)" if world > 1 else "")
     )
     state = fit_run(trainer, train_data, run)
     return finish_run(model, run, sets.get("dev"), state["history"], metric_column(metric))
