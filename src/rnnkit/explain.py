@@ -61,7 +61,7 @@ def _states_and_probs(model, ids: torch.Tensor, chars: torch.Tensor | None):
     """ids (1, T) and chars on the model's device; lengths stay on the host. -> NumPy float64."""
     net = one_net(model).eval()
     lengths = torch.tensor([ids.shape[1]])
-    if model.task == "tag":
+    if per_token(model):
         states = net.encoder(ids, lengths, chars)[0]  # (T, dirs*H)
         probs = torch.softmax(net.output(states), -1)  # (T, K)
     else:
@@ -71,13 +71,16 @@ def _states_and_probs(model, ids: torch.Tensor, chars: torch.Tensor | None):
 
 
 def explain(model, text: str | list[str], gold: list[str] | None = None, **decoding) -> dict:
+    """What the run sees and does with `text`, step by step: the task's explanation
+    (`explain_labelled` for classify and tag, `explain_seq2seq`), as its record names it."""
+    if model.spec.explain is None:
+        raise UserError(f"explain shows a prediction step by step, and a {model.task!r} run makes none; try generate")
+    return model.spec.explain(model, text, gold, **decoding)
+
+
+def explain_labelled(model, text: str | list[str], gold: list[str] | None = None) -> dict:
     """One dict with everything above. `text`: a string (split as the run's data were: words or
-    characters) or a list of tokens; `gold`: tags (one per token) or one label. For a seq2seq
-    run, see `explain_seq2seq`."""
-    if model.task == "seq2seq":
-        return explain_seq2seq(model, text, gold, **decoding)
-    if model.task not in ("classify", "tag"):
-        raise UserError(f"explain covers classify, tag and seq2seq runs, not a {model.task!r} run")
+    characters) or a list of tokens; `gold`: tags (one per token) or one label."""
     level = model.data_config.level
     tokens = split_text(text, level) if isinstance(text, str) else list(text)
     text = text if isinstance(text, str) else join_tokens(tokens, level)
@@ -93,7 +96,7 @@ def explain(model, text: str | list[str], gold: list[str] | None = None, **decod
         for t, i in enumerate(ids_list)
     ]
     targets = np.full(T, -1)
-    if model.task == "tag":
+    if per_token(model):
         if gold is not None and len(gold) != len(tokens):
             raise UserError(f"--gold has {len(gold)} labels for {len(tokens)} tokens: {' '.join(tokens)}")
         for t in range(1, T - 1):  # real tokens only: never <sos> or <eos>
@@ -129,6 +132,11 @@ def explain(model, text: str | list[str], gold: list[str] | None = None, **decod
     }
 
 
+def per_token(model) -> bool:
+    """A tagger's run: a prediction at every real token, not one per sequence."""
+    return model.spec.target == "tags"
+
+
 def _no_flow(note: str) -> dict:
     return {"G": None, "W_share": None, "method": None, "note": note}
 
@@ -144,7 +152,7 @@ def _flow(model, ids: list[int], targets: np.ndarray, chars: torch.Tensor | None
     config = model.model_config
     if config.num_layers != 1 or config.bidirectional:
         return _no_flow("gradient flow is computed for one-layer, one-direction runs")
-    if model.task == "classify" and config.readout != "last":
+    if not per_token(model) and config.readout != "last":
         return _no_flow("gradient flow is computed for classifiers that read the last state (the reference's BPTT)")
     net = one_net(model)
     if config.cell == "rnn" and chars is not None:

@@ -110,6 +110,7 @@ TASK = Task(
     lowercase=True,  # sentiment and topic do not depend on case; one entry per word form
     evaluate=labelled.evaluate,
     predict=labelled.predict,
+    explain=labelled.explain,
     check_source=check_source,
     probs=True,
 )

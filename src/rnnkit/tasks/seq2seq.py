@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit import explain as explaining
 from rnnkit.config import DecodeConfig, ModelConfig, Seq2SeqConfig
 from rnnkit.data.batching import bucket_batches, lengths_mask
 from rnnkit.data.parallel import Pair, encode_pairs, make_pair_batch, read_pairs, split_tokens
@@ -280,6 +281,7 @@ TASK = Task(
     example=Pair,
     split=split_tokens,
     parallel=True,
+    explain=explaining.explain_seq2seq,
     confusion=False,
     report=lambda report, title: format_generation_report(report, title).rstrip("\n"),
     describe=lambda pairs, vocabs: (

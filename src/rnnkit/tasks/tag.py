@@ -119,4 +119,5 @@ TASK = Task(
     metric=labelled.bio_metric,
     evaluate=labelled.evaluate,
     predict=labelled.predict,
+    explain=labelled.explain,
 )

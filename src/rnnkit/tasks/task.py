@@ -53,6 +53,7 @@ class Task:
     probs: bool = False  # a prediction can carry each label's probability (predict --probs)
     report: Callable = format_report  # (evaluate's report, title) -> the table `rnnkit evaluate` prints
     confusion: bool = True  # the report has a confusion matrix (evaluate --plots draws it)
+    explain: Callable | None = None  # (model, text, gold, **options) -> what `rnnkit explain` reports
 
     @property
     def configs(self) -> dict:
