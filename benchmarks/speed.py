@@ -285,7 +285,7 @@ def train_loop(data: Path | None, device: torch.device, epochs: int = 2, rounds:
         if data is not None and (data / "ud-ewt" / "train.conllu").exists():
             train_file, source = data / "ud-ewt" / "train.conllu", "ud-ewt train"
         else:
-            from rnnkit.data.demo import write_demo
+            from rnnkit.data.demo_corpus import write_demo
 
             train_file, source = write_demo(tmp)["tag_train"], "demo tagging data"
         options = dict(cell="rnn", epochs=epochs, device=device.type, seed=0)

@@ -30,6 +30,7 @@ from rnnkit.runs import RunFolder, TrainingFolder, check_out, config_record, dat
 from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.tasks import TASKS, Task
 from rnnkit.tasks.decoding import DECODE_OPTIONS
+from rnnkit.tasks.task import SECTIONS
 from rnnkit.training import Trainer, check_processes, finish_run, fit_run, metric_column, pick_device
 
 # what a resumed run may change, by config section; every other option is the saved run's
@@ -139,7 +140,7 @@ def _configs(run: RunFolder, spec: Task, resume: bool, recipe: str | None, optio
 def _saved_configs(run: RunFolder, spec: Task, saved: dict) -> dict:
     """The configs of a config.json; a task's own sections may be absent (their defaults)."""
     try:
-        return {name: from_dict(cls, saved[name] if name in ("data", "model", "train") else saved.get(name, {}))
+        return {name: from_dict(cls, saved[name] if name in SECTIONS else saved.get(name, {}))
                 for name, cls in spec.configs.items()}  # fmt: skip
     except KeyError as e:
         raise UserError(f"{run.path}: corrupt run folder (config.json lacks {e})") from None
