@@ -20,7 +20,8 @@ EXPECTED = json.loads((RUNS / "expected.json").read_text(encoding="utf-8"))
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_a_run_saved_before_the_refactor_loads_and_predicts_as_it_did(name, device):
     if not (RUNS / name / "model.safetensors").is_file():
-        pytest.skip(f"{RUNS / name}: weights are not tracked; write them with {RUNS / 'make.py'} from a checkout of 32f012f")
+        make = RUNS / "make.py"
+        pytest.skip(f"{RUNS / name}: weights are not tracked; write them with {make} from a checkout of 32f012f")
     expected = EXPECTED[name]
     model = rnnkit.load(RUNS / name, device=device)
     assert model.task == json.loads((RUNS / name / "config.json").read_text())["task"]
