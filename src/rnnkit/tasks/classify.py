@@ -25,7 +25,7 @@ from rnnkit.errors import UserError
 from rnnkit.nn import Encoder, Output
 from rnnkit.nn.readout import Readout
 from rnnkit.tasks import labelled
-from rnnkit.tasks.task import Task
+from rnnkit.tasks.task import Task, token_network
 
 
 def read(path, configs: dict) -> list:
@@ -99,9 +99,7 @@ def decode(output, labels) -> str:
 TASK = Task(
     "classify",
     read=read,
-    network=lambda vocabs, configs: Classifier(
-        len(vocabs["tokens"]), len(vocabs["labels"]), configs["model"], vocabs["tokens"].pad_id
-    ),
+    network=token_network(Classifier),
     decode=decode,
     target="label",  # one target per sequence
     # A sentence label gives little signal per word, so models overfit fast: stronger dropout, and

@@ -39,7 +39,7 @@ from rnnkit.data.streams import Chunk, Stream, stream_of
 from rnnkit.errors import UserError
 from rnnkit.metrics import bits_per_char, format_lm_report, perplexity
 from rnnkit.nn import RNN
-from rnnkit.tasks.task import Task
+from rnnkit.tasks.task import Task, token_network
 
 TARGET = "label"  # labelled data: one label per sequence, the condition; the targets are the next tokens
 
@@ -235,9 +235,7 @@ def evaluate(model, examples: list, source: str) -> dict:
 TASK = Task(
     "lm",
     read=read,
-    network=lambda vocabs, configs: LanguageModel(
-        len(vocabs["tokens"]), len(vocabs["labels"]), configs["model"], vocabs["tokens"].pad_id
-    ),
+    network=token_network(LanguageModel),
     target=TARGET,
     # Characters need no vocabulary and never meet <unk>; per-token loss so that the step size does not
     # grow with bptt; Adam at 2e-3 (docs/benchmarks.md)

@@ -81,6 +81,13 @@ class Task:
         return f"{len(examples)} train examples, vocabulary {len(vocabs['tokens'])}{said}"
 
 
+def token_network(cls) -> Callable:
+    """`network` for a class built as cls(vocabulary size, number of labels, ModelConfig, pad id)."""
+    return lambda vocabs, configs: cls(
+        len(vocabs["tokens"]), len(vocabs["labels"]), configs["model"], vocabs["tokens"].pad_id
+    )
+
+
 def fit_labelled(task: Task, examples: list, configs: dict, source) -> dict:
     """The token vocabulary, the labels (at least two to tell apart) and, with character
     features, the character vocabulary of a labelled training set."""
