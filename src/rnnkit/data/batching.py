@@ -132,6 +132,11 @@ class Batch:
         if self.mask is None:
             self.mask = lengths_mask(self.lengths, self.ids.shape[1]).to(self.ids.device)
 
+    @property
+    def size(self) -> int:
+        """B, the sequences in the batch (what a "sequence" loss averages over)."""
+        return len(self.index)
+
     def to(self, device) -> Batch:
         if str(device) == "cpu":
             return self

@@ -152,6 +152,11 @@ class PairBatch:
     num_tokens: int
     num_scored: int
 
+    @property
+    def size(self) -> int:
+        """B, the sentence pairs in the batch (what a "sequence" loss averages over)."""
+        return len(self.index)
+
     def to(self, device) -> PairBatch:
         """The ids on `device`; the lengths stay on the host (as Batch's do)."""
         if str(device) == "cpu":
