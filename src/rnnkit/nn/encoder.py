@@ -88,13 +88,21 @@ class Encoder(nn.Module):
     def encode(self, ids: Tensor, lengths: Tensor, chars: Tensor | None = None, final: bool = True):
         """The states (B, T, dirs*H) and the RNN's final state (L*dirs, B, H), (h, c) for LSTM
         (final=False: the caller needs only the states, and the final state may be None)."""
-        if self.training and self.word_dropout > 0:
-            drop = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids >= self.first_token_id)
-            ids = ids.masked_fill(drop, self.unk_id)  # specials (ids < 4) are never dropped
+        ids = word_dropout(ids, self.word_dropout, self.training, self.unk_id, self.first_token_id)
         x = self.embed(ids, chars)  # (B, T, D)
         if self.embedding is not None:
             x = sequence_dropout(x, self.dropout, self.training, self.locked)
         return self.rnn(x, lengths, final=final)  # (B, T, dirs*H), final
+
+
+def word_dropout(ids: Tensor, p: float, training: bool, unk_id: int = 1, first_token_id: int = 4) -> Tensor:
+    """ids (B, T) with each real token replaced by <unk> with probability p while training: the
+    network learns to do without any one word. Specials (ids < first_token_id: <pad> <unk> <sos>
+    <eos>) are never dropped."""
+    if not training or p <= 0:
+        return ids
+    drop = (torch.rand(ids.shape, device=ids.device) < p) & (ids >= first_token_id)
+    return ids.masked_fill(drop, unk_id)
 
 
 class Output(nn.Module):

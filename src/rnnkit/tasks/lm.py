@@ -20,7 +20,8 @@ as it is (the seeds' one-hot U x_t works unchanged), costs nothing per step, and
 as short as names the state keeps the label's information to the end.
 
 Weight tying (Press & Wolf 2017; Inan et al. 2017) makes V the embedding matrix E (K, E = H).
-Dropout applies to the embeddings, between layers and to s_t before V.
+Dropout applies to the embeddings, between layers and to s_t before V; word dropout replaces
+input tokens x_t (never the targets x_{t+1}) by <unk> while training.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from rnnkit.data.streams import Chunk, Stream, stream_of
 from rnnkit.errors import UserError
 from rnnkit.metrics import bits_per_char, format_lm_report, perplexity
 from rnnkit.nn import RNN
+from rnnkit.nn.encoder import word_dropout
 from rnnkit.tasks.task import Task, token_network
 
 TARGET = "label"  # labelled data: one label per sequence, the condition; the targets are the next tokens
@@ -120,6 +122,7 @@ class LanguageModel(nn.Module):
         super().__init__()
         E, H, L = config.input_embedding_dim, config.hidden_size, config.num_layers
         self.pad_id, self.dropout, self.tied, self.cell = pad_id, config.dropout, config.tie_weights, config.cell
+        self.word_dropout = config.word_dropout
         self.embedding = nn.Embedding(vocab_size, E, padding_idx=pad_id) if E else None
         if self.embedding is not None and self.tied:  # V's rows: small, as nn.Linear's would be
             nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
@@ -137,6 +140,7 @@ class LanguageModel(nn.Module):
     def forward(self, ids: Tensor, state=None, lengths: Tensor | None = None):
         """ids (B, T) int64; state as nn.RNN takes it, None for s_0 = 0; lengths (B,) or None
         when every row is T long. Returns logits (B, T, K) and the state after each row's end."""
+        ids = word_dropout(ids, self.word_dropout, self.training)  # the inputs only: targets are apart
         if self.embedding is None:
             x = ids  # (B, T): the seeds' one-hot input, U x_t a column of U
         else:
