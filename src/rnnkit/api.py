@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 
 import torch
 
@@ -187,12 +188,14 @@ def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbac
     weights kept by the task's metric; the Model comes back with them."""
     log = log if distributed.is_main() else _quiet  # under torchrun only rank 0 writes and logs
     model, train_data = _build(spec, run, sets, files, configs, resume, device, log, force)
-    evaluate = None
+    evaluate = final = None
     if "dev" in sets:
         dev_examples, source = sets["dev"], str(files[1])
         evaluate = lambda _net: model.evaluate(dev_examples, source=source, **spec.dev_options)  # noqa: E731
+        final = lambda seconds: _final_seconds(model, spec, dev_examples, source, seconds)  # noqa: E731
     metric = spec.dev_metric(model.vocabs)
-    trainer = Trainer(model.net, configs["train"], run, evaluate, metric, model.vocab.pad_id, device, log, progress)
+    trainer = Trainer(model.net, configs["train"], run, evaluate, metric, model.vocab.pad_id, device, log, progress,
+                      final_scoring=final)  # fmt: skip
     trainer.on_batch.extend(callbacks)
     if resume:
         trainer.restore(run.load_checkpoint())
@@ -203,6 +206,18 @@ def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbac
     )
     state = fit_run(trainer, train_data, run)
     return finish_run(model, run, sets.get("dev"), state["history"], metric_column(metric))
+
+
+def _final_seconds(model: Model, spec: Task, dev: list, source: str, dev_seconds: float) -> float:
+    """How long metrics.json's scoring of dev will take, so that a time budget keeps it back: a
+    dev scoring's time where training scores dev the same way, else (seq2seq: greedy while
+    training, beam search after) the saved decoding timed on a slice of dev and scaled up."""
+    if not spec.dev_options:
+        return dev_seconds
+    n = min(len(dev), max(16, len(dev) // 20))
+    t0 = time.perf_counter()
+    model.evaluate(dev[:n], source=source)
+    return (time.perf_counter() - t0) * len(dev) / max(n, 1)
 
 
 def _names(source):

@@ -53,7 +53,13 @@ from rnnkit.errors import UserError
 from rnnkit.runs import RunFolder
 
 PROGRESS_EVERY = 0.5  # seconds between progress-bar updates, each one reads the loss off the device
+DIVERGENCE_EVERY = 32  # batches between looks at the running loss for NaN or an explosion (each a device sync)
+EXPLODED = 100.0  # a mean training loss this many times the first batch's has diverged
 LOWER_IS_BETTER = ("loss", "perplexity", "bits_per_char")  # dev metrics to minimise; the others are maximised
+
+
+class Diverged(UserError):
+    """The training loss became NaN or infinite, or exploded: the run stops and is not saved."""
 
 
 class Interrupted(Exception):
@@ -177,9 +183,12 @@ class Trainer:
         device: torch.device | None = None,
         log: Callable[[str], None] = print,
         progress: bool = False,
+        final_scoring: Callable[[float], float] | None = None,
     ):
         self.model, self.config, self.run = model, config, run
         self.evaluate, self.metric, self.pad_id = evaluate, metric, pad_id
+        # dev seconds -> the estimated seconds of the scoring after training (metrics.json); None: none
+        self.final_scoring = final_scoring
         self.device = device or torch.device("cpu")
         if distributed.launched() and not distributed.active():
             raise RuntimeError("under torchrun, build the Trainer inside rnnkit.distributed.session(...)")
@@ -194,6 +203,8 @@ class Trainer:
         self.on_batch: list[Callable[[Trainer], None]] = []
         self._stop = False
         self._dev_seconds = 0.0  # how long the last dev scoring took: the time budget keeps it back
+        self._final_seconds = None  # the scoring after training, estimated once: kept back as well
+        self._first_loss = None  # the first batch's loss, what an exploding loss is measured against
         if self.world > 1:  # the same weights everywhere (seeded before), different dropout masks
             torch.manual_seed(distributed.rank_seed(config.seed))
         self.state = {
@@ -344,6 +355,8 @@ class Trainer:
                 batch = train.batch(rows).to(self.device)
                 with autocast(self.precision, self.device):
                     loss, n = self._loss(batch, cfg.loss)
+                if self._first_loss is None:
+                    self._first_loss = abs(float(loss.detach()))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip is not None:
@@ -352,18 +365,20 @@ class Trainer:
                 self.optimizer.step()
                 if self.average is not None:
                     self.average.update_parameters(self.model)
-                items = n if cfg.loss == "token" else batch.ids.shape[0]
+                items = n if cfg.loss == "token" else batch.size
                 loss_sum += loss.detach().double() * items
                 st["batch"] += 1
                 st["items"] += items
                 st["tokens"] += batch.num_tokens  # counted on the host when the batch was built
+                if st["batch"] % DIVERGENCE_EVERY == 0 and self.world == 1:  # at epoch ends, with every rank
+                    self._check_loss(loss_sum.item() / max(st["items"], 1))
                 if bar and time.perf_counter() - shown >= PROGRESS_EVERY:
                     shown = time.perf_counter()
                     rate = (st["tokens"] - tok0) / max(shown - t0, 1e-9)
                     bar.update(st["batch"], loss_sum.item() / max(st["items"], 1), rate)
                 for fn in self.on_batch:
                     fn(self)
-                spent = time.perf_counter() - started + self._dev_seconds
+                spent = time.perf_counter() - started + self._dev_seconds + (self._final_seconds or 0.0)
                 self._stop, out_of_time = distributed.any_rank(self._stop, spent > budget)
                 if out_of_time or self._stop:
                     break
@@ -372,6 +387,20 @@ class Trainer:
             if bar:
                 bar.close()
         return out_of_time
+
+    def _check_loss(self, mean_loss: float) -> None:
+        """Stop on a training loss that is NaN or infinite, or past EXPLODED times the first
+        batch's (at least 1 nat): the weights are lost, and going on would only save them."""
+        first = self._first_loss
+        limit = math.inf if first is None else EXPLODED * max(first, 1.0)
+        if math.isfinite(mean_loss) and mean_loss <= limit:  # False for NaN, and for any loss after a NaN first
+            return
+        lr = self.optimizer.param_groups[0]["lr"]
+        raise Diverged(
+            f"training diverged in epoch {self.state['epoch']}: the mean training loss is {mean_loss:.4g}, "
+            f"{first:.4g} at the first batch; the run was not saved. Train again with a lower --lr (now {lr:g})"
+            + ("" if self.config.clip is not None else " or with --clip 1")
+        )
 
     def _decay_lr(self, improved: bool) -> None:
         """lr <- lr * lr_decay after an epoch without gain, or after every epoch from lr_decay_start
@@ -412,11 +441,14 @@ class Trainer:
             "seconds": round(elapsed, 1),
             "steps": st["batch"],  # optimizer steps this epoch (each process takes as many)
         }
+        self._check_loss(row["train_loss"])
         with self._kept_weights():  # the averaged weights, with ema: those are scored and saved
             if self.evaluate is not None:
                 t0 = time.perf_counter()
                 report = distributed.from_main(lambda: self.evaluate(self.model))  # one answer for every rank
                 self._dev_seconds = time.perf_counter() - t0
+                if self._final_seconds is None and self.final_scoring is not None:
+                    self._final_seconds = distributed.from_main(lambda: self.final_scoring(self._dev_seconds))
                 row["dev_loss"] = report.get("loss")
                 row[metric_column(self.metric)] = value = _lookup(report, self.metric)
                 score = -value if self.metric in LOWER_IS_BETTER else value
