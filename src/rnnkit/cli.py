@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +25,14 @@ EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
 
 
 positive_int, non_negative_int = parse_as("count"), parse_as("size")
+
+
+def port(text: str) -> int:
+    """A TCP port: 1 to 65535 (a larger number would wrap around to another port)."""
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {text!r}")
+    return value
 non_negative_float, positive_probability = parse_as("non_negative"), parse_as("share")
 
 
@@ -239,7 +249,7 @@ def add_deploy_commands(sub) -> None:
     p = sub.add_parser("serve", help="an HTTP JSON service for a run: POST /predict, GET /health, GET /info")
     p.add_argument("run", help="run folder (or, with --backend onnx, an exported .onnx file)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=port, default=8000, help="TCP port, 1 to 65535 (default 8000)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="what runs the model (default torch)")
     p.add_argument("--max-batch", type=positive_int, default=64, help="texts run together at most (default 64)")
     p.add_argument(
@@ -428,9 +438,7 @@ def cmd_explain(args) -> int:
         return _explain_seq2seq(args, model)
     report = explain(model, args.text, args.gold.split() if args.gold else None)
     flow = report["gradient_flow"]
-    if args.plot:
-        if flow["G"] is None:
-            raise UserError(flow["note"])
+    if args.plot and flow["G"] is not None:
         from rnnkit import plots
 
         G = [[float("nan") if v is None else v for v in row] for row in flow["G"]]
@@ -438,8 +446,16 @@ def cmd_explain(args) -> int:
         print(f"gradient-flow heatmap: {path}", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
-        return 0
-    print(f"{report['task']} run {args.run}: {' '.join(report['row'])}")
+    else:
+        _print_explanation(args.run, report)
+    if args.plot and flow["G"] is None:  # what can be shown was; the plot asked for cannot be drawn
+        raise UserError(f"--plot: no heatmap drawn: {flow['note']}")
+    return 0
+
+
+def _print_explanation(run, report: dict) -> None:
+    flow = report["gradient_flow"]
+    print(f"{report['task']} run {run}: {' '.join(report['row'])}")
     print(f"{'t':>3}  {'token':<14} {'id':>6} {'|s_t|':>7}  {'prediction':<12} {'top 3':<44} {'loss':>7}")
     for step in report["steps"]:
         top = "  ".join(f"{x['label']} {x['probability']:.2f}" for x in step.get("top3", []))
@@ -451,7 +467,6 @@ def cmd_explain(args) -> int:
     if flow["G"] is not None:
         print(f"gradient flow G[t, k] = |dL_t/ds_k| ({flow['method']}); share of dL/dW by step k:")
         print("  " + " ".join(f"{v:.2f}" for v in flow["W_share"]))
-    return 0
 
 
 def _explain_seq2seq(args, model) -> int:
@@ -569,7 +584,32 @@ def _version() -> str:
     return __version__
 
 
+class _Closed:
+    """What stands for a standard stream the shell closed (`>&-`): Python leaves None there.
+    Writing to it is the OSError that main reports; a command that never writes there runs."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, f"standard {self.name} is closed; redirect it to a file or /dev/null")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _standard_streams() -> None:
+    if sys.stdout is None:
+        sys.stdout = _Closed("output")
+    if sys.stderr is None:  # nowhere to say anything: messages are dropped, the exit status still tells
+        sys.stderr = open(os.devnull, "w")  # open for the life of the process
+
+
 def main(argv=None) -> int:
+    _standard_streams()
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -30,6 +30,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MAX_WIDTH = 1 << 16  # hidden, embedding and character sizes
 MAX_DEPTH = 64  # stacked layers, ensemble members
 MAX_BEAM = 512
+MAX_LENGTH_RATIO = 20  # a translation at most 20 times its source (+ 10): past that, decoding runs away
 MAX_SEED = (1 << 63) - 1  # torch and NumPy take a signed 64-bit seed
 
 
@@ -182,7 +183,8 @@ class DecodeConfig:
     beam: int = option(1, "beam size K; 1 is greedy", "count", most=MAX_BEAM, tasks=("seq2seq",))
     length_penalty: float = option(0.0, "GNMT's α: rank by log P / ((5+|y|)/6)^α; 0: raw log P", "non_negative",
                                    tasks=("seq2seq",))  # fmt: skip
-    max_length_ratio: float = option(2.0, "at most ratio × source + 10 target tokens", "number", tasks=("seq2seq",))
+    max_length_ratio: float = option(2.0, "at most ratio × source + 10 target tokens", "number", most=MAX_LENGTH_RATIO,
+                                     tasks=("seq2seq",))  # fmt: skip
     bleu_tokenize: str | None = option(None, "sacrebleu's BLEU tokenizer; none for pre-tokenized files", "choice",
                                        choices=BLEU_TOKENIZERS, tasks=("seq2seq",),
                                        default_text="13a; char at char level")  # fmt: skip

@@ -96,6 +96,7 @@ def explain_labelled(model, text: str | list[str], gold: list[str] | None = None
         for t, i in enumerate(ids_list)
     ]
     targets = np.full(T, -1)
+    _check_gold(model, gold)
     if per_token(model):
         if gold is not None and len(gold) != len(tokens):
             raise UserError(f"--gold has {len(gold)} labels for {len(tokens)} tokens: {' '.join(tokens)}")
@@ -139,6 +140,14 @@ def per_token(model) -> bool:
 
 def _no_flow(note: str) -> dict:
     return {"G": None, "W_share": None, "method": None, "note": note}
+
+
+def _check_gold(model, gold: list[str] | None) -> None:
+    """Gold labels the run knows: a loss of an unknown one means nothing."""
+    unknown = sorted(set(gold or ()) - set(model.labels.stoi_))
+    if unknown:
+        known = " ".join(model.labels.itos_)
+        raise UserError(f"--gold: {', '.join(map(repr, unknown))} is not a label of this run; its labels: {known}")
 
 
 def _target(model, gold: str | None, p: np.ndarray) -> int:

@@ -304,10 +304,15 @@ def create_app(backend: Backend, limits: Limits | None = None):
     return app
 
 
+MAX_PORT = 65535
+
+
 def serve(
     run, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits | None = None, threads=None
 ) -> None:
     """Serve `run` until SIGTERM or Ctrl-C (uvicorn's graceful shutdown)."""
+    if not isinstance(port, int) or not 0 < port <= MAX_PORT:  # the OS would take 70000 as 70000 mod 65536
+        raise UserError(f"--port: a TCP port from 1 to {MAX_PORT}, not {port!r}")
     try:
         import fastapi  # noqa: F401
         import uvicorn
