@@ -54,6 +54,7 @@ def char_run(tmp_path_factory, device):
     return model, train
 
 
+@pytest.mark.learns
 def test_a_char_level_run_learns_and_loads_with_a_character_vocabulary(char_run, device):
     model, train = char_run
     assert set(model.vocab.itos_[4:]) == set("nakmurtivpeo")  # characters, lowercased (the task's default)
@@ -84,6 +85,7 @@ def test_tagging_at_char_level_is_refused_before_anything_is_written(tag_file, t
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.learns
 def test_old_run_folders_without_level_or_readout_load_as_words_and_last_state(classify_file, tmp_path, device):
     run = tmp_path / "run"
     rnnkit.train("classify", train=classify_file, out=run, log=lambda m: None, **FAST, device=device)

@@ -68,6 +68,7 @@ def test_a_format_given_with_a_folder_is_a_user_error(names):
         readers.read_classification(names, format="tsv")
 
 
+@pytest.mark.learns
 def test_train_and_evaluate_take_folders_on_the_command_line(names, tmp_path, capsys, device):
     run = tmp_path / "run"
     options = ["--level", "char", "--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05"]

@@ -108,6 +108,7 @@ def classify_ddp(demo, ddp):
     return folder, folder / "run", files, torchrun(args, cwd=folder)
 
 
+@pytest.mark.learns
 def test_two_processes_train_a_classifier_that_loads_and_evaluates_like_any_run(classify_ddp, device):
     folder, run, files, output = classify_ddp
     report = rnnkit.load(run, device=device).evaluate(files["classify_dev"])
@@ -152,6 +153,7 @@ except Interrupted as e:
 """
 
 
+@pytest.mark.learns
 def test_a_stop_asked_on_one_rank_stops_both_and_the_run_resumes_exactly(demo, ddp, device):
     folder, files = demo
     (folder / "stop.py").write_text(STOP_ON_RANK_1, encoding="utf-8")

@@ -45,6 +45,7 @@ def test_each_member_takes_the_steps_it_would_take_alone(classify_file, tmp_path
             torch.testing.assert_close(trained[f"members.{m}.{name}"], weight.cpu(), **tolerance, msg=name)
 
 
+@pytest.mark.learns
 def test_a_classifier_ensemble_predicts_the_mean_of_its_members_probabilities(classify_file, tmp_path, device):
     rnnkit.train(
         "classify", train=classify_file, out=tmp_path / "run", log=quiet, **(FAST | dict(ensemble=3)), device=device
@@ -63,6 +64,7 @@ def test_a_classifier_ensemble_predicts_the_mean_of_its_members_probabilities(cl
     assert model.evaluate(classify_file)["accuracy"] == 1.0
 
 
+@pytest.mark.learns
 @pytest.mark.parametrize("crf", [False, True])
 def test_a_tagger_ensemble_fits_and_a_loaded_one_predicts_the_same(tag_file, tmp_path, crf, device):
     trained = rnnkit.train(

@@ -97,6 +97,7 @@ def test_pieces_are_streamed_as_they_come_and_join_to_the_returned_text(char_lm,
     assert pieces[0] == "th" and len(pieces) == 31 and "".join(pieces) == text
 
 
+@pytest.mark.learns
 def test_word_level_joins_words_with_spaces_and_writes_eos_as_a_line_break(tmp_path, device):
     (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
     model = rnnkit.train("lm", train=tmp_path / "t.txt", out=tmp_path / "r", log=quiet, level="word", epochs=40,
@@ -105,6 +106,7 @@ def test_word_level_joins_words_with_spaces_and_writes_eos_as_a_line_break(tmp_p
     assert text.startswith("to be or not to be\nthat is the question\n")
 
 
+@pytest.mark.learns
 def test_a_conditional_generator_writes_for_the_label_it_is_given(names_run, device):
     model = rnnkit.load(names_run, device=device)
     assert model.evaluate(names_run.parent / "names.tsv")["loss"] < 0.6

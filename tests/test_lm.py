@@ -156,6 +156,7 @@ def test_the_report_gives_perplexity_and_bits_per_char_from_the_loss(text_file, 
 # training
 
 
+@pytest.mark.learns
 def test_a_char_model_learns_a_text_and_keeps_the_weights_with_the_lowest_dev_loss(text_file, tmp_path, device):
     model = rnnkit.train(
         "lm", train=text_file, dev=text_file, out=tmp_path / "r", log=quiet, epochs=25, **FAST_LM, device=device

@@ -92,6 +92,7 @@ def test_a_classifier_with_each_readout_gives_the_same_logits_alone_and_in_a_pad
     torch.testing.assert_close(batched[1], alone[0])
 
 
+@pytest.mark.learns
 def test_an_attention_run_saves_its_readout_loads_back_the_same_predictions_and_explains(
     classify_file, tmp_path, device
 ):

@@ -70,6 +70,7 @@ def test_a_run_trained_by_rnnkit_gives_the_same_predictions_and_loss_in_the_refe
     assert reference_loss == pytest.approx(model.evaluate(examples)["loss"], rel=1e-5)
 
 
+@pytest.mark.learns
 def test_the_reference_trains_with_sgd_and_rnnkit_reads_its_run(tag_file, tmp_path, device):
     import rnnkit
     from rnnkit.data.readers import read_tagging

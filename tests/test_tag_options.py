@@ -48,6 +48,7 @@ def ner_run(tmp_path_factory, device):
     return model, train, folder / "run"
 
 
+@pytest.mark.learns
 def test_a_char_crf_tagger_learns_the_fixture_and_picks_epochs_by_entity_f1(ner_run):
     model, train, run = ner_run
     report = model.evaluate(train)

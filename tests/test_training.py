@@ -19,6 +19,7 @@ def quiet(message):
     pass
 
 
+@pytest.mark.learns
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_a_classifier_fits_four_examples(classify_file, tmp_path, cell, device):
     model = rnnkit.train(
@@ -34,6 +35,7 @@ def test_a_classifier_fits_four_examples(classify_file, tmp_path, cell, device):
     assert model.evaluate(classify_file)["accuracy"] == 1.0
 
 
+@pytest.mark.learns
 @pytest.mark.parametrize("options", [dict(cell="rnn"), dict(cell="lstm", bidirectional=True, num_layers=2)])
 def test_a_tagger_fits_four_sentences(tag_file, tmp_path, options, device):
     model = rnnkit.train(
@@ -44,6 +46,7 @@ def test_a_tagger_fits_four_sentences(tag_file, tmp_path, options, device):
     assert report["tokens"] == 19 and sum(map(sum, report["confusion"]["matrix"])) == 19
 
 
+@pytest.mark.learns
 def test_sgd_is_the_seeds_plain_update_and_also_learns(classify_file, tmp_path, device):
     model = rnnkit.train(
         "classify",
