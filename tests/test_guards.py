@@ -56,20 +56,30 @@ def test_an_ordinary_training_is_not_taken_for_a_diverging_one(classify_file, tm
 
 
 def test_the_budget_keeps_back_the_final_scoring_it_expects(classify_file, tmp_path, monkeypatch, device):
-    """An estimate of the final scoring larger than the budget: the run stops in the epoch after
-    the first dev scoring (the first that knows the estimate), not after its 50 epochs."""
+    """A final scoring estimated past the budget: the run stops after the one batch every run
+    trains (so that it has weights), not after its 50 epochs."""
     asked = []
-    monkeypatch.setattr(api, "_final_seconds", lambda *a: asked.append(a[-1]) or 1e9)
+    monkeypatch.setattr(api, "scoring_seconds", lambda *a: asked.append(a) or (0.0, 1e9))
     lines = []
     rnnkit.train("classify", train=classify_file, dev=classify_file, out=tmp_path / "run", log=lines.append,
                  **(FAST | dict(epochs=50, max_minutes=60)), device=device)  # fmt: skip
-    assert len(asked) == 1 and asked[0] >= 0.0  # estimated once, from the first dev scoring's seconds
+    assert len(asked) == 1  # estimated once, before training
+    epochs = [line for line in lines if line.startswith("epoch")]
+    assert len(epochs) == 1 and "partial epoch: 1 of 2 batches, cut by the budget" in epochs[0]
     assert any("time budget of 60 min reached" in line for line in lines)
-    assert sum(line.startswith("epoch") for line in lines) == 2  # epoch 1, then a cut epoch 2
 
 
-def test_the_final_scoring_estimate_is_a_dev_scoring_where_training_scores_dev_the_same_way():
-    assert api._final_seconds(None, TASKS["classify"], [], "dev.tsv", 1.25) == 1.25
+def test_without_a_budget_nothing_is_timed_ahead(classify_file, tmp_path, monkeypatch, device):
+    monkeypatch.setattr(api, "scoring_seconds", lambda *a: pytest.fail("timed without a budget"))
+    rnnkit.train("classify", train=classify_file, dev=classify_file, out=tmp_path / "run", log=quiet,
+                 **(FAST | dict(epochs=1)), device=device)  # fmt: skip
+
+
+def test_a_classifier_final_scoring_is_estimated_as_one_dev_scoring(classify_file, tmp_path, device):
+    model = rnnkit.train("classify", train=classify_file, out=tmp_path / "run", log=quiet,
+                         **(FAST | dict(epochs=1)), device=device)  # fmt: skip
+    dev, final = api.scoring_seconds(model, TASKS["classify"], model.read(classify_file), str(classify_file))
+    assert dev == final > 0
 
 
 def test_a_seq2seq_final_scoring_is_timed_with_the_saved_decoding_on_a_slice(tmp_path, monkeypatch, device):
@@ -81,8 +91,10 @@ def test_a_seq2seq_final_scoring_is_timed_with_the_saved_decoding_on_a_slice(tmp
     seen = []
     real = model.evaluate
     monkeypatch.setattr(model, "evaluate", lambda data, **kw: seen.append((len(data), kw)) or real(data, **kw))
-    seconds = api._final_seconds(model, TASKS["seq2seq"], dev, "dev", 0.0)
-    assert seconds > 0 and seen == [(16, {"source": "dev"})]  # no beam=1: the run's own beam of 4
+    dev_seconds, final_seconds = api.scoring_seconds(model, TASKS["seq2seq"], dev, "dev")
+    assert dev_seconds > 0 and final_seconds > 0
+    # 16 of the 40 pairs, greedy as while training, then with the run's own beam of 4
+    assert seen == [(16, {"source": "dev", "beam": 1}), (16, {"source": "dev"})]
 
 
 # every option a task takes, it uses
@@ -191,3 +203,10 @@ def test_explain_plot_on_a_bilstm_prints_the_table_then_says_why_there_is_no_hea
 def test_explain_gold_refuses_a_tag_the_run_does_not_know(bilstm_tagger, capsys):
     assert main(["explain", str(bilstm_tagger), "The movie .", "--gold", "DET NOUN PUNKT", "--device", "cpu"]) == 2
     assert "--gold: 'PUNKT' is not a label of this run" in capsys.readouterr().err
+
+
+def test_a_stream_language_model_trains_with_the_sequence_loss(tmp_path, device):
+    text = write_lines(tmp_path / "t.txt", ["to be or not to be", "that is the question"] * 5)
+    model = rnnkit.train("lm", train=text, out=tmp_path / "run", log=quiet, level="char", hidden_size=8,
+                         epochs=1, loss="sequence", batch_size=2, bptt=8, device=device)  # fmt: skip
+    assert model.train_config.loss == "sequence"

@@ -188,14 +188,14 @@ def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbac
     weights kept by the task's metric; the Model comes back with them."""
     log = log if distributed.is_main() else _quiet  # under torchrun only rank 0 writes and logs
     model, train_data = _build(spec, run, sets, files, configs, resume, device, log, force)
-    evaluate = final = None
+    evaluate = estimate = None
     if "dev" in sets:
         dev_examples, source = sets["dev"], str(files[1])
         evaluate = lambda _net: model.evaluate(dev_examples, source=source, **spec.dev_options)  # noqa: E731
-        final = lambda seconds: _final_seconds(model, spec, dev_examples, source, seconds)  # noqa: E731
+        estimate = lambda: scoring_seconds(model, spec, dev_examples, source)  # noqa: E731
     metric = spec.dev_metric(model.vocabs)
     trainer = Trainer(model.net, configs["train"], run, evaluate, metric, model.vocab.pad_id, device, log, progress,
-                      final_scoring=final)  # fmt: skip
+                      scoring_estimate=estimate)  # fmt: skip
     trainer.on_batch.extend(callbacks)
     if resume:
         trainer.restore(run.load_checkpoint())
@@ -208,16 +208,21 @@ def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbac
     return finish_run(model, run, sets.get("dev"), state["history"], metric_column(metric))
 
 
-def _final_seconds(model: Model, spec: Task, dev: list, source: str, dev_seconds: float) -> float:
-    """How long metrics.json's scoring of dev will take, so that a time budget keeps it back: a
-    dev scoring's time where training scores dev the same way, else (seq2seq: greedy while
-    training, beam search after) the saved decoding timed on a slice of dev and scaled up."""
-    if not spec.dev_options:
-        return dev_seconds
-    n = min(len(dev), max(16, len(dev) // 20))
+def scoring_seconds(model: Model, spec: Task, dev: list, source: str) -> tuple[float, float]:
+    """The seconds of one dev scoring while training, and of metrics.json's scoring of dev after
+    it, so that a time budget can keep both back: timed on a slice of dev and scaled to all of it.
+    The two are one where training scores dev as the run is saved to; seq2seq scores greedily
+    while training and with its own beam after. Untrained, a translator runs to its longest
+    output: the first estimate errs on the long side, and training scales it by what dev took."""
+    part = dev[: min(len(dev), max(16, len(dev) // 20))]
+    scale = len(dev) / max(len(part), 1)
     t0 = time.perf_counter()
-    model.evaluate(dev[:n], source=source)
-    return (time.perf_counter() - t0) * len(dev) / max(n, 1)
+    model.evaluate(part, source=source, **spec.dev_options)
+    t1 = time.perf_counter()
+    if not spec.dev_options:
+        return (t1 - t0) * scale, (t1 - t0) * scale
+    model.evaluate(part, source=source)
+    return (t1 - t0) * scale, (time.perf_counter() - t1) * scale
 
 
 def _names(source):

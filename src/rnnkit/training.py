@@ -183,12 +183,13 @@ class Trainer:
         device: torch.device | None = None,
         log: Callable[[str], None] = print,
         progress: bool = False,
-        final_scoring: Callable[[float], float] | None = None,
+        scoring_estimate: Callable[[], tuple[float, float]] | None = None,
     ):
         self.model, self.config, self.run = model, config, run
         self.evaluate, self.metric, self.pad_id = evaluate, metric, pad_id
-        # dev seconds -> the estimated seconds of the scoring after training (metrics.json); None: none
-        self.final_scoring = final_scoring
+        # () -> the estimated seconds of a dev scoring and of the scoring after training (metrics.json),
+        # asked once when a time budget is set; None: no dev
+        self.scoring_estimate = scoring_estimate
         self.device = device or torch.device("cpu")
         if distributed.launched() and not distributed.active():
             raise RuntimeError("under torchrun, build the Trainer inside rnnkit.distributed.session(...)")
@@ -202,8 +203,10 @@ class Trainer:
         self.average = None if config.ema is None else AveragedModel(model, multi_avg_fn=ema_update(config.ema))
         self.on_batch: list[Callable[[Trainer], None]] = []
         self._stop = False
-        self._dev_seconds = 0.0  # how long the last dev scoring took: the time budget keeps it back
-        self._final_seconds = None  # the scoring after training, estimated once: kept back as well
+        # the time budget keeps back a dev scoring (estimated, then as long as the last one took) and
+        # the scoring after training (its estimate, scaled as the dev scorings turn out)
+        self._dev_seconds = self._final_seconds = 0.0
+        self._final_per_dev = 1.0
         self._first_loss = None  # the first batch's loss, what an exploding loss is measured against
         if self.world > 1:  # the same weights everywhere (seeded before), different dropout masks
             torch.manual_seed(distributed.rank_seed(config.seed))
@@ -303,6 +306,9 @@ class Trainer:
             self.log(f"bf16 applies on a CUDA device with bf16 only; training on {self.device} in fp32")
         self._loss = distributed.loss_function(self.model, self.device)  # model.loss, or through DDP
         started = time.perf_counter() - st["elapsed"]
+        if cfg.max_minutes is not None and self.scoring_estimate is not None:
+            self._dev_seconds, self._final_seconds = distributed.from_main(self.scoring_estimate)
+            self._final_per_dev = self._final_seconds / max(self._dev_seconds, 1e-9)
         try:
             with stop_signals(self):
                 self._epochs(train, started)
@@ -320,7 +326,8 @@ class Trainer:
         cfg, st = self.config, self.state
         budget = math.inf if cfg.max_minutes is None else cfg.max_minutes * 60.0
         while not st["done"]:
-            self._stop, out_of_time = distributed.any_rank(self._stop, time.perf_counter() - started > budget)
+            spent = time.perf_counter() - started + self._held_back()
+            self._stop, out_of_time = distributed.any_rank(self._stop, spent > budget)
             if self._stop:
                 return
             if st["epoch"] > cfg.epochs:
@@ -333,6 +340,10 @@ class Trainer:
                 self._end_epoch(started, partial=out_of_time, total=len(batches))
                 if out_of_time and not st["done"]:  # an early stop in that last epoch stays the reason
                     self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
+
+    def _held_back(self) -> float:
+        """What the time budget keeps back: a dev scoring and the scoring after training."""
+        return self._dev_seconds + self._final_seconds
 
     def _finish(self, reason: str, message: str | None = None) -> None:
         self.state.update(done=True, stop_reason=reason)
@@ -378,7 +389,7 @@ class Trainer:
                     bar.update(st["batch"], loss_sum.item() / max(st["items"], 1), rate)
                 for fn in self.on_batch:
                     fn(self)
-                spent = time.perf_counter() - started + self._dev_seconds + (self._final_seconds or 0.0)
+                spent = time.perf_counter() - started + self._held_back()
                 self._stop, out_of_time = distributed.any_rank(self._stop, spent > budget)
                 if out_of_time or self._stop:
                     break
@@ -447,8 +458,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 report = distributed.from_main(lambda: self.evaluate(self.model))  # one answer for every rank
                 self._dev_seconds = time.perf_counter() - t0
-                if self._final_seconds is None and self.final_scoring is not None:
-                    self._final_seconds = distributed.from_main(lambda: self.final_scoring(self._dev_seconds))
+                self._final_seconds = self._final_per_dev * self._dev_seconds
                 row["dev_loss"] = report.get("loss")
                 row[metric_column(self.metric)] = value = _lookup(report, self.metric)
                 score = -value if self.metric in LOWER_IS_BETTER else value

@@ -95,6 +95,11 @@ class Chunk:
     def num_tokens(self) -> int:
         return self.num_scored
 
+    @property
+    def size(self) -> int:
+        """B, the rows read side by side (what a "sequence" loss averages over)."""
+        return self.ids.shape[0]
+
     def to(self, device) -> Chunk:
         if str(device) == "cpu":
             return self
