@@ -212,16 +212,16 @@ def scoring_seconds(model: Model, spec: Task, dev: list, source: str) -> tuple[f
     """The seconds of one dev scoring while training, and of metrics.json's scoring of dev after
     it, so that a time budget can keep both back: timed on a slice of dev and scaled to all of it.
     The two are one where training scores dev as the run is saved to; seq2seq scores greedily
-    while training and with its own beam after. Untrained, a translator runs to its longest
-    output: the first estimate errs on the long side, and training scales it by what dev took."""
+    while training and with its own beam after. The task's timing options keep an untrained
+    model's scoring as long as a trained one's; training then scales it by what dev took."""
     part = dev[: min(len(dev), max(16, len(dev) // 20))]
-    scale = len(dev) / max(len(part), 1)
+    scale, untrained = len(dev) / max(len(part), 1), spec.timing_options(part)
     t0 = time.perf_counter()
-    model.evaluate(part, source=source, **spec.dev_options)
+    model.evaluate(part, source=source, **(spec.dev_options | untrained))
     t1 = time.perf_counter()
     if not spec.dev_options:
         return (t1 - t0) * scale, (t1 - t0) * scale
-    model.evaluate(part, source=source)
+    model.evaluate(part, source=source, **untrained)
     return (t1 - t0) * scale, (time.perf_counter() - t1) * scale
 
 

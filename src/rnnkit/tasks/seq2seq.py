@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit import explain as explaining
-from rnnkit.config import DecodeConfig, ModelConfig, Seq2SeqConfig
+from rnnkit.config import MAX_LENGTH_RATIO, DecodeConfig, ModelConfig, Seq2SeqConfig
 from rnnkit.data.batching import bucket_batches, lengths_mask
 from rnnkit.data.parallel import Pair, encode_pairs, make_pair_batch, read_pairs, split_tokens
 from rnnkit.data.text import join_tokens
@@ -185,6 +185,13 @@ class Seq2Seq(nn.Module):
         return total / (max(n, 1) if reduction == "token" else batch.src.shape[0]), n
 
 
+def timing_options(pairs: list[Pair]) -> dict:
+    """An untrained decoder never says <eos> and runs to its longest output. Capped near the
+    references' length (as a ratio of the sources'), it decodes about as long as a trained one."""
+    ratio = sum(len(p.target) for p in pairs) / max(sum(len(p.source) for p in pairs), 1)
+    return {"max_length_ratio": min(max(ratio, 0.1), MAX_LENGTH_RATIO)}
+
+
 def check_sizes(config: ModelConfig) -> None:
     """The sizes a Seq2Seq needs: a learned embedding, and an even H for a bidirectional encoder."""
     if config.input_embedding_dim == 0:
@@ -282,6 +289,7 @@ TASK = Task(
     split=split_tokens,
     parallel=True,
     explain=explaining.explain_seq2seq,
+    timing_options=timing_options,
     confusion=False,
     report=lambda report, title: format_generation_report(report, title).rstrip("\n"),
     describe=lambda pairs, vocabs: (
