@@ -37,6 +37,7 @@ import numpy as np
 from safetensors import SafetensorError
 
 from rnnkit.errors import UserError
+from rnnkit.tempfiles import open_temp
 
 FORMAT = "rnnkit-run"
 FORMAT_VERSION = 1
@@ -49,12 +50,13 @@ def file_error(path, doing: str, e: OSError) -> UserError:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, flush it to disk, and rename it over `path`.
-    A failure (a read-only folder, a full disk) leaves `path` as it was and is a UserError."""
+    A failure (a read-only folder, a full disk) leaves `path` as it was and is a UserError. The
+    file's mode follows the umask (tempfiles.open_temp), as a file written in place would."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = open_temp(path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
