@@ -1,9 +1,15 @@
-"""The run folder holds against what goes wrong around it: files whose mode must follow the umask."""
+"""The run folder holds against what goes wrong around it: a checkpoint that is not what rnnkit
+wrote and files whose mode must follow the umask."""
 
+import io
 import os
+import shutil
+import zipfile
 
 import pytest
+import torch
 
+from conftest import CLASSIFY, write_tsv
 from rnnkit.cli import main
 
 FAST = ["--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05", "--batch-size", "2"]
@@ -17,6 +23,92 @@ def _on_the_tests_device(device):
 
 def _train(data, out, *extra) -> int:
     return main(["train", "classify", "--train", str(data), "--out", str(out), *FAST, *DEVICE, *extra])
+
+
+def _resume(out, *extra) -> int:
+    return main(["train", "classify", "--out", str(out), "--resume", *DEVICE, *extra])
+
+
+def _one_clean_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("rnnkit: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, device):
+    """Two finished one-epoch runs, of other sizes and labels: `old` and `new`."""
+    folder = tmp_path_factory.mktemp("trained")
+    data = write_tsv(folder / "train.tsv", CLASSIFY)
+    other = write_tsv(folder / "other.tsv", [(t, "positive" if y == "pos" else "negative") for t, y in CLASSIFY])
+    DEVICE[1] = device
+    assert _train(data, folder / "old", "--epochs", "1") == 0
+    assert _train(other, folder / "new", "--epochs", "1", "--hidden", "8") == 0
+    return {"old": folder / "old", "new": folder / "new", "data": data}
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    """A copy of the `old` run to spoil."""
+    return shutil.copytree(trained["old"], tmp_path / "run")
+
+
+# a checkpoint that is not what rnnkit wrote, on --resume
+
+
+def _saved(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _zip_bomb(checkpoint: bytes) -> bytes:
+    """The checkpoint with its data.pkl followed by 64 MB of zeros, deflated: 80 KB on disk. A
+    pickle ends at its STOP opcode, so torch.load would inflate it all and load it as if whole."""
+    source, out = zipfile.ZipFile(io.BytesIO(checkpoint)), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member in source.infolist():
+            data = source.read(member)
+            archive.writestr(member.filename, data + bytes(64 << 20) if member.filename.endswith("/data.pkl") else data)
+    return out.getvalue()
+
+
+def _edited(**changes):
+    def edit(raw: bytes) -> bytes:
+        ckpt = torch.load(io.BytesIO(raw), weights_only=True)
+        for key, change in changes.items():
+            if change is None:
+                del ckpt[key]
+            else:
+                ckpt[key] = change(ckpt[key])
+        return _saved(ckpt)
+
+    return edit
+
+
+CHECKPOINTS = {
+    "an empty dict": (lambda raw: _saved({}), "no model, optimizer, state, torch_rng"),
+    "a list": (lambda raw: _saved([1, 2]), "a list"),
+    "None": (lambda raw: _saved(None), "a NoneType"),
+    "a bare tensor": (lambda raw: _saved(torch.zeros(3)), "a Tensor"),
+    "no model state": (_edited(model=None), "no model in it"),
+    "a wrong rng state": (_edited(torch_rng=lambda rng: rng[:5]), "torch_rng is not a state"),
+    "parameters of other shapes": (_edited(model=lambda m: {k: torch.zeros(2, 2) for k in m}), "size mismatch"),
+    "a zip bomb": (_zip_bomb, "unpack to"),
+    "garbage": (lambda raw: b"not a checkpoint at all\n" * 40, "not a whole checkpoint"),
+    "a truncated file": (lambda raw: raw[: len(raw) // 2], "not a whole checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", CHECKPOINTS)
+def test_a_checkpoint_that_is_not_what_rnnkit_wrote_is_one_clear_error_naming_it(run, case, capsys):
+    spoil, said = CHECKPOINTS[case]
+    path = run / "checkpoint.pt"
+    path.write_bytes(spoil(path.read_bytes()))
+    capsys.readouterr()
+    assert _resume(run, "--epochs", "2") == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert f"{path}:" in line and said in line
 
 
 # file modes follow the umask

@@ -31,7 +31,7 @@ from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.tasks import TASKS, Task
 from rnnkit.tasks.decoding import DECODE_OPTIONS
 from rnnkit.tasks.task import SECTIONS
-from rnnkit.training import Trainer, check_processes, finish_run, fit_run, metric_column, pick_device
+from rnnkit.training import Trainer, check_processes, checkpoint_limit, finish_run, fit_run, metric_column, pick_device
 
 # what a resumed run may change, by config section; every other option is the saved run's
 RESUMABLE = {"train": ("epochs", "max_minutes", "device", "precision"), "decode": DECODE_OPTIONS}
@@ -195,7 +195,7 @@ def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbac
     trainer = Trainer(model.net, configs["train"], run, evaluate, metric, model.vocab.pad_id, device, log, progress)
     trainer.on_batch.extend(callbacks)
     if resume:
-        trainer.restore(run.load_checkpoint())
+        trainer.restore(run.load_checkpoint(checkpoint_limit(model.net)))
     world, parameters = distributed.world_size(), sum(p.numel() for p in model.net.parameters())
     log(
         f"{spec.name}: {spec.summary(sets['train'], model.vocabs)}, {parameters:,} parameters, device {device}"

@@ -302,9 +302,11 @@ class RunFolder:
             ) from None
         return net
 
-    def load_checkpoint(self) -> dict | None:
+    def load_checkpoint(self, max_bytes: int | None = None) -> dict | None:
         """checkpoint.pt, read with torch.load(weights_only=True): tensors, numbers, strings,
-        lists and dicts only. A pickle that would run code is refused, never executed."""
+        lists and dicts only. A pickle that would run code is refused, never executed; so is a
+        file that is not the zip archive torch.save writes, and, with `max_bytes`, one whose
+        members unpack to more (a zip bomb: a few KB that inflate to gigabytes in memory)."""
         p = self.path / "checkpoint.pt"
         if not p.is_file():
             return None
@@ -313,7 +315,10 @@ class RunFolder:
         import torch
 
         try:
-            return torch.load(p, map_location="cpu", weights_only=True)
+            with open(p, "rb") as f:
+                _check_archive(f, p, max_bytes)
+                f.seek(0)
+                return torch.load(f, map_location="cpu", weights_only=True)
         except OSError as e:
             raise file_error(p, "read the checkpoint", e) from None
         except pickle.UnpicklingError as e:
@@ -321,8 +326,31 @@ class RunFolder:
                 f"{p}: the checkpoint holds something other than tensors, numbers and text "
                 f"({str(e).splitlines()[0][:100]}); it was not loaded, and cannot be resumed"
             ) from None
+        except UserError:
+            raise
         except Exception as e:  # a torn or foreign file: say which and stop
             raise UserError(f"{p}: corrupt checkpoint ({type(e).__name__}); cannot resume") from None
+
+
+def _check_archive(f, path: Path, max_bytes: int | None) -> None:
+    """Read the zip directory of the open checkpoint `f` and refuse what torch.load should not
+    be given: a file that is no zip archive (torn, truncated, foreign), or members that declare
+    more than `max_bytes` unpacked (torch.load inflates each one into memory)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(f) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, EOFError, ValueError) as e:
+        raise UserError(
+            f"{path}: not a whole checkpoint (not the zip archive torch.save writes: {str(e)[:60]}); "
+            "it was truncated or is another kind of file, and cannot be resumed"
+        ) from None
+    if max_bytes is not None and unpacked > max_bytes:
+        raise UserError(
+            f"{path}: the checkpoint's members unpack to {unpacked:,} bytes, more than the {max_bytes:,} "
+            "a checkpoint of this model can hold; it was not loaded (a damaged or crafted file), and cannot be resumed"
+        )
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -253,7 +253,10 @@ class Trainer:
     def restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint. A run that ended on its epochs or its time budget goes on
         when the config now allows more; one that stopped early on patience stays finished.
-        Mid-epoch, only the number of processes that wrote it can continue it."""
+        Mid-epoch, only the number of processes that wrote it can continue it. A checkpoint of
+        another form or model (hand-edited, another run's, damaged) is a UserError naming it."""
+        path = self.run.path / "checkpoint.pt"
+        check_checkpoint(ckpt, path)
         state = dict(ckpt["state"])
         saved_world = state.get("world_size", 1)
         if saved_world != self.world and state["batch"] > 0:
@@ -261,12 +264,13 @@ class Trainer:
                 f"{self.run.path}: the checkpoint stopped in the middle of epoch {state['epoch']}, trained by "
                 f"{saved_world} process(es); resume it with {saved_world} (torchrun --nproc-per-node), not {self.world}"
             )
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.average is not None and "average" in ckpt:
-            self.average.load_state_dict(ckpt["average"])
-        if hasattr(self.model, "carry"):
-            self.model.carry = _to_device(ckpt.get("carry"), self.device)
+        try:
+            self._restore_weights(ckpt)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            raise UserError(
+                f"{path}: the checkpoint does not fit this run's model ({_first_reason(e)}); "
+                "it cannot be resumed: restore it, or train anew with --overwrite"
+            ) from None
         ranks = ckpt.get("ranks") or [{"torch_rng": ckpt["torch_rng"], "cuda_rng": ckpt.get("cuda_rng")}]
         if self.rank < len(ranks):
             own = ranks[self.rank]
@@ -280,6 +284,16 @@ class Trainer:
         self.state = state
         if self.state.get("stop_reason") in ("epochs", "time"):
             self.state["done"] = False
+
+    def _restore_weights(self, ckpt: dict) -> None:
+        """The model's, the optimizer's and the average's state, and a carried state, from `ckpt`."""
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        check_optimizer(self.optimizer)
+        if self.average is not None and "average" in ckpt:
+            self.average.load_state_dict(ckpt["average"])
+        if hasattr(self.model, "carry"):
+            self.model.carry = _to_device(ckpt.get("carry"), self.device)
 
     # the loop
     def fit(self, train) -> dict:
@@ -445,6 +459,91 @@ class Trainer:
         if cfg.patience is not None and self.evaluate is not None and st["bad_epochs"] >= cfg.patience:
             self._finish("patience", f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
         self._save_checkpoint()
+
+
+# what Trainer.state holds, by type: the state of a checkpoint to resume must hold each
+STATE_TYPES = {
+    **dict.fromkeys(("epoch", "batch", "items", "tokens", "bad_epochs"), int),
+    **dict.fromkeys(("loss_sum", "elapsed", "epoch_start"), (int, float)),
+    "history": list,
+    "done": bool,
+    "best": (int, float, type(None)),
+    "best_epoch": (int, type(None)),
+    "stop_reason": (str, type(None)),
+}
+
+
+def check_checkpoint(ckpt, path) -> None:
+    """Refuse a checkpoint that is not of the form `Trainer.checkpoint` writes, with a UserError
+    naming the file and the first thing wrong, before `restore` meets it as a traceback."""
+    problem = _checkpoint_problem(ckpt)
+    if problem:
+        raise UserError(
+            f"{path}: not a checkpoint rnnkit can resume ({problem}); restore it, or train anew with --overwrite"
+        )
+
+
+def _checkpoint_problem(ckpt) -> str | None:
+    if not isinstance(ckpt, dict):
+        return f"a {type(ckpt).__name__}, not the dict rnnkit writes"
+    missing = [k for k in ("model", "optimizer", "state", "torch_rng") if k not in ckpt]
+    if missing:
+        return f"no {', '.join(missing)} in it"
+    if not isinstance(ckpt["model"], dict) or not all(isinstance(v, torch.Tensor) for v in ckpt["model"].values()):
+        return "its model is not a dict of tensors"
+    if not isinstance(ckpt["optimizer"], dict):
+        return "its optimizer state is not a dict"
+    state = ckpt["state"]
+    if not isinstance(state, dict):
+        return f"its state is a {type(state).__name__}, not a dict"
+    wrong = next((k for k, kinds in STATE_TYPES.items() if k not in state or not isinstance(state[k], kinds)), None)
+    if wrong is not None:
+        return f"its state's {wrong} is {'missing' if wrong not in state else type(state[wrong]).__name__}"
+    if not all(isinstance(row, dict) for row in state["history"]):
+        return "its history is not a list of rows"
+    ranks = ckpt.get("ranks") or []
+    if not isinstance(ranks, list) or not all(isinstance(r, dict) and _is_rng(r.get("torch_rng")) for r in ranks):
+        return "its ranks are not each process's RNG state"
+    if not _is_rng(ckpt["torch_rng"]):
+        return "its torch_rng is not a state of torch's CPU generator"
+    if ckpt.get("cuda_rng") is not None and not _is_bytes(ckpt["cuda_rng"]):
+        return "its cuda_rng is not a CUDA generator's state"
+    return None
+
+
+def _first_reason(e: Exception) -> str:
+    """The first line of an error that says something: load_state_dict's first is a heading."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    return (lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0])[:200]
+
+
+def _is_bytes(t) -> bool:
+    return isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1
+
+
+def _is_rng(t) -> bool:
+    """Whether `t` is a state torch.set_rng_state takes: the CPU generator's bytes, all of them."""
+    return _is_bytes(t) and t.numel() == torch.get_rng_state().numel()
+
+
+def check_optimizer(optimizer: torch.optim.Optimizer) -> None:
+    """A loaded optimizer state fits the parameters: load_state_dict checks the groups' sizes
+    only, and Adam's moments of another shape would fail the first step, deep in the kernel."""
+    for group in optimizer.param_groups:
+        if not isinstance(group.get("lr"), (int, float)):
+            raise ValueError(f"a learning rate of {group.get('lr')!r}")
+        for p in group["params"]:
+            for name, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != p.shape:
+                    raise ValueError(f"optimizer {name} of {tuple(value.shape)} for a parameter of {tuple(p.shape)}")
+
+
+def checkpoint_limit(model: torch.nn.Module) -> int:
+    """The most bytes a checkpoint of `model` may unpack to (RunFolder.load_checkpoint): its
+    weights 8 times over (the weights, Adam's two moments and an ema average make 4) and 16 MB
+    for the rest (RNG states, history, a language model's carried state)."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return 8 * weights + 16 * (1 << 20)
 
 
 def check_processes(num_examples: int, train_config: TrainConfig) -> None:
