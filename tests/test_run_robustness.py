@@ -1,15 +1,18 @@
-"""The run folder holds against what goes wrong around it: a checkpoint that is not what rnnkit
-wrote and files whose mode must follow the umask."""
+"""The run folder holds against what goes wrong around it: a load while an overwrite swaps the run,
+a checkpoint that is not what rnnkit wrote and files whose mode must follow the umask."""
 
 import io
+import json
 import os
 import shutil
 import zipfile
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from conftest import CLASSIFY, write_tsv
+from rnnkit import runs
 from rnnkit.cli import main
 
 FAST = ["--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05", "--batch-size", "2"]
@@ -51,6 +54,48 @@ def trained(tmp_path_factory, device):
 def run(trained, tmp_path):
     """A copy of the `old` run to spoil."""
     return shutil.copytree(trained["old"], tmp_path / "run")
+
+
+# a load while an overwrite swaps the run in
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["exchange", "two-renames"])
+@pytest.mark.parametrize("old_removed", [True, False], ids=["old-removed", "old-still-there"])
+def test_a_load_during_an_overwrite_reads_the_old_run_or_the_new_one_whole(
+    trained, run, monkeypatch, device, atomic, old_removed
+):
+    """The new run is published between the reading of config.json and vocab.json and that of the
+    weights: the load returns the old run whole while its folder is still there (read from the
+    folder it opened), else the new one whole (read again), never the old vocabulary with the new
+    weights."""
+    import rnnkit
+
+    if not atomic:
+        monkeypatch.setattr(runs, "_exchange", lambda a, b: False)
+    shapes, swapped = runs.RunFolder.weight_shapes, []
+
+    def publish_the_new_run_first(folder):
+        if not swapped:
+            swapped.append(True)
+            staged = runs.RunFolder.staged(run)
+            for f in trained["new"].iterdir():
+                shutil.copy(f, staged.path / f.name)
+            remove_tree = runs.remove_tree
+            runs.remove_tree = remove_tree if old_removed else lambda path: None
+            try:
+                staged.publish()
+            finally:
+                runs.remove_tree = remove_tree
+        return shapes(folder)
+
+    monkeypatch.setattr(runs.RunFolder, "weight_shapes", publish_the_new_run_first)
+    model = rnnkit.load(run, device=device)
+    assert swapped
+    expected = trained["new"] if old_removed else trained["old"]
+    labels = json.loads((expected / "vocab.json").read_text(encoding="utf-8"))["labels"]["itos"]
+    assert model.labels.itos_ == labels
+    state = model.net.state_dict()
+    assert all(torch.equal(state[k].cpu(), w) for k, w in load_file(expected / "model.safetensors").items())
 
 
 # a checkpoint that is not what rnnkit wrote, on --resume

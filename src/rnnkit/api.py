@@ -26,7 +26,7 @@ from rnnkit.errors import UserError
 from rnnkit.model import Model, read
 from rnnkit.nn import Ensemble
 from rnnkit.recipes import recipe_options
-from rnnkit.runs import RunFolder, TrainingFolder, check_out, config_record, data_fingerprints, resumed_data
+from rnnkit.runs import RunFolder, TrainingFolder, check_out, config_record, data_fingerprints, read_run, resumed_data
 from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.tasks import TASKS, Task
 from rnnkit.tasks.decoding import DECODE_OPTIONS
@@ -255,8 +255,15 @@ def load(path, task: str | None = None, device: str = "auto") -> Model:
     `device`: "auto" (CUDA when present, as `rnnkit train` and the CLI pick), "cpu" or "cuda". The
     weights are read onto the host and then moved, so a run trained on one device loads on any.
     Loading reads JSON and safetensors only (never checkpoint.pt, never a pickle), and checks
-    every size in config.json against the weights file before it allocates anything."""
-    run = RunFolder(path)
+    every size in config.json against the weights file before it allocates anything. The three
+    files come from one folder (runs.read_run): a run overwritten meanwhile is read old or new,
+    whole, never the old one's vocabulary with the new one's weights."""
+    spec, net, vocabs, configs = read_run(path, lambda run: _read_model(run, task))
+    return Model(spec.name, net.to(pick_device(device)), vocabs, configs, path)
+
+
+def _read_model(run: RunFolder, task: str | None) -> tuple:
+    """The task record, network (on the host), vocabularies and configs of a run folder."""
     config = run.read_config(task)
     spec = TASKS[config["task"]]
     try:
@@ -266,8 +273,7 @@ def load(path, task: str | None = None, device: str = "auto") -> Model:
         if isinstance(e, UserError):  # a config value out of bounds, a vocabulary of the wrong shape
             raise e if str(e).startswith(str(run.path)) else UserError(f"{run.path}: {e}") from None
         raise UserError(f"{run.path}: corrupt run folder (config or vocabulary lacks {e})") from None
-    net = run.build_network(lambda: build_net(spec, vocabs, configs))
-    return Model(spec.name, net.to(pick_device(device)), vocabs, configs, run.path)
+    return spec, run.build_network(lambda: build_net(spec, vocabs, configs)), vocabs, configs
 
 
 def _read_vocabs(run: RunFolder) -> dict[str, Vocab]:

@@ -15,8 +15,10 @@ A run folder is one unit. Training takes an exclusive OS lock (`RunLock`, releas
 when the process dies) and writes a new run into a staging folder beside `out`
 (`.NAME.rnnkit-new`), which replaces `out` in one atomic exchange when the run first has a
 complete state (`RunFolder.publish`): a checkpoint, and with an old run to replace, best weights
-too. Until then `out` holds the old run, whole; after, the new one, whole. `fingerprint` records
-the training data so that `--resume` can tell when it is given other data.
+too. Until then `out` holds the old run, whole; after, the new one, whole. A reader (`read_run`)
+opens the folder once and every file relative to it, so that it too gets the old run or the new
+one whole. `fingerprint` records the training data so that `--resume` can tell when it is given
+other data.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +96,7 @@ def config_record(task: str, data_config, model_config, train_config, files: dic
     }
 
 
+OPENAT = os.open in os.supports_dir_fd  # files opened relative to an open folder (POSIX openat); not on Windows
 STAGING, OLD = ".rnnkit-new", ".rnnkit-old"  # suffixes of the hidden folders beside a run while it is swapped
 MEGABYTE = 1 << 20
 
@@ -120,6 +125,7 @@ class RunFolder:
         self.path = Path(path)  # where files are written now
         self.target = self.path if target is None else Path(target)  # where the run lives once published
         self.replaces = replaces  # an old run at target, replaced whole at publish
+        self._dir_fd = None  # while reading(): the folder's fd, which every file is opened relative to
 
     @classmethod
     def staged(cls, out) -> RunFolder:
@@ -208,6 +214,50 @@ class RunFolder:
             self.publish()  # the first state the run can resume from, and for an overwrite also load
 
     # reading
+    @contextmanager
+    def reading(self):
+        """Within it, the run's files are read from the folder that `path` named on entry: opened
+        once, each file opened relative to it, so all of them come from one directory inode and a
+        run that a training swaps in meanwhile (publish) is never mixed with this one. A file the
+        swap removed before it was read raises RunReplaced: `read_run` then reads the new run."""
+        if not OPENAT:  # files are read by name
+            yield self
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            if _beside(self.path, OLD).is_dir():  # between publish's two renames: the new run comes next
+                raise RunReplaced(self.path) from None
+            raise UserError(f"{self.path}: no such run folder") from None
+        except OSError as e:
+            raise file_error(self.path, "open the run folder", e) from None
+        self._dir_fd = fd
+        try:
+            yield self
+        finally:
+            self._dir_fd = None
+            os.close(fd)
+
+    def _open(self, name: str):
+        """The run's file `name`, open for reading bytes: in the folder `reading` opened, else by name."""
+        if self._dir_fd is None:
+            return open(self.path / name, "rb")
+        try:
+            return open(name, "rb", opener=lambda n, flags: os.open(n, flags, dir_fd=self._dir_fd))
+        except FileNotFoundError:
+            if self._replaced():
+                raise RunReplaced(self.path) from None
+            raise
+
+    def _replaced(self) -> bool:
+        """Whether `path` names another folder now (or none) than the one `reading` opened."""
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return True
+        opened = os.fstat(self._dir_fd)
+        return (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino)
+
     def _missing(self, name: str) -> UserError:
         return UserError(
             f"{self.path}: not a usable rnnkit run folder ({name} is missing); train one with 'rnnkit train'"
@@ -215,12 +265,15 @@ class RunFolder:
 
     def read_json(self, name: str):
         p = self.path / name
-        if not p.is_file():
-            raise self._missing(name)
         try:
-            return json.loads(p.read_bytes().decode("utf-8"))
+            with self._open(name) as f:
+                data = f.read()
+        except (FileNotFoundError, IsADirectoryError):
+            raise self._missing(name) from None
         except OSError as e:
             raise file_error(p, "read the run file", e) from None
+        try:
+            return json.loads(data.decode("utf-8"))
         except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, a number too big, nesting too deep
             raise UserError(
                 f"{p}: corrupt run file ({type(e).__name__}: {str(e)[:80]}); retrain or restore it"
@@ -247,15 +300,12 @@ class RunFolder:
 
     def load_weights(self, numpy: bool = False) -> dict:
         """The weights as torch tensors, or as NumPy arrays with numpy=True (the reference)."""
-        if numpy:
-            from safetensors.numpy import load_file
-        else:
-            from safetensors.torch import load_file
         p = self.path / "model.safetensors"
-        if not p.is_file():
-            raise self._missing("model.safetensors")
         try:
-            return load_file(p)
+            with self._open("model.safetensors") as f:
+                return _load_safetensors(f, numpy)
+        except (FileNotFoundError, IsADirectoryError):
+            raise self._missing("model.safetensors") from None
         except PermissionError as e:
             raise file_error(p, "read the weights", e) from None
         except (SafetensorError, OSError, ValueError) as e:
@@ -264,15 +314,11 @@ class RunFolder:
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         """The name and shape of every tensor in model.safetensors, read from its header alone."""
         p = self.path / "model.safetensors"
-        if not p.is_file():
-            raise self._missing("model.safetensors")
         try:
-            with open(p, "rb") as f:
-                size = int.from_bytes(f.read(8), "little")
-                if not 0 < size <= 100 * MEGABYTE:
-                    raise ValueError(f"a header of {size} bytes")
-                header = json.loads(f.read(size))
-            return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+            with self._open("model.safetensors") as f:
+                return _header_shapes(f)
+        except (FileNotFoundError, IsADirectoryError):
+            raise self._missing("model.safetensors") from None
         except OSError as e:
             raise file_error(p, "read the weights", e) from None
         except (ValueError, KeyError, TypeError, AttributeError) as e:
@@ -293,9 +339,10 @@ class RunFolder:
                 f"{self.path / 'model.safetensors'}: weights do not fit the config ({key}: the config makes "
                 f"{expected.get(key, 'nothing')}, the weights hold {shapes.get(key, 'nothing')})"
             )
+        weights = self.load_weights()
         net = build()
         try:
-            net.load_state_dict(self.load_weights())
+            net.load_state_dict(weights)
         except RuntimeError as e:
             raise UserError(
                 f"{self.path / 'model.safetensors'}: weights do not fit the config ({str(e).splitlines()[0]})"
@@ -330,6 +377,51 @@ class RunFolder:
             raise
         except Exception as e:  # a torn or foreign file: say which and stop
             raise UserError(f"{p}: corrupt checkpoint ({type(e).__name__}); cannot resume") from None
+
+
+class RunReplaced(Exception):
+    """A training replaced the run folder (publish) while it was being read; `read_run` reads it again."""
+
+
+READ_TRIES = 5  # a run replaced this many times while one load reads it is being overwritten in a loop
+
+
+def read_run(path, read):
+    """`read(run)` for the RunFolder at `path` within `run.reading()`: every file from one
+    directory inode, so a run that is overwritten meanwhile is read old or new, whole. When the
+    old one went away before all of it was read, it is read again (a few times at most)."""
+    for attempt in range(READ_TRIES):
+        try:
+            with RunFolder(path).reading() as run:
+                return read(run)
+        except RunReplaced:
+            time.sleep(0.01 * attempt)  # between publish's two renames, the new run is a moment away
+    raise UserError(
+        f"{path}: the run was replaced {READ_TRIES} times while it was read (a training overwrites it "
+        "in a loop); try again once it is done"
+    )
+
+
+def _load_safetensors(f, numpy: bool) -> dict:
+    """The tensors of the open safetensors file `f`: memory-mapped through /proc/self/fd where
+    Linux has it (the file as opened, whatever its name names now), else read whole."""
+    if numpy:
+        from safetensors.numpy import load, load_file
+    else:
+        from safetensors.torch import load, load_file
+    opened = f"/proc/self/fd/{f.fileno()}"
+    if os.path.exists(opened):
+        return load_file(opened)
+    return load(f.read())
+
+
+def _header_shapes(f) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in the safetensors header of the open file `f`."""
+    size = int.from_bytes(f.read(8), "little")
+    if not 0 < size <= 100 * MEGABYTE:
+        raise ValueError(f"a header of {size} bytes")
+    header = json.loads(f.read(size))
+    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
 
 
 def _check_archive(f, path: Path, max_bytes: int | None) -> None:
