@@ -1,15 +1,17 @@
 """The run folder holds against what goes wrong around it: a load while an overwrite swaps the run,
-a checkpoint that is not what rnnkit wrote and files whose mode must follow the umask."""
+a checkpoint that is not what rnnkit wrote, a vocab.json or weights file that is not what rnnkit
+wrote and files whose mode must follow the umask."""
 
 import io
 import json
 import os
 import shutil
+import struct
 import zipfile
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from conftest import CLASSIFY, write_tsv
 from rnnkit import runs
@@ -154,6 +156,59 @@ def test_a_checkpoint_that_is_not_what_rnnkit_wrote_is_one_clear_error_naming_it
     assert _resume(run, "--epochs", "2") == 2
     line = _one_clean_line(capsys.readouterr().err)
     assert f"{path}:" in line and said in line
+
+
+# a vocab.json or weights file that is not what rnnkit wrote, on load
+
+
+def _vocab(edit):
+    def spoil(run):
+        vocabs = json.loads((run / "vocab.json").read_text(encoding="utf-8"))
+        edit(vocabs)
+        (run / "vocab.json").write_text(json.dumps(vocabs), encoding="utf-8")
+
+    return spoil
+
+
+def _header(header: bytes, size: int | None = None):
+    def spoil(run):
+        (run / "model.safetensors").write_bytes(struct.pack("<Q", len(header) if size is None else size) + header)
+
+    return spoil
+
+
+def _weight(value: float):
+    def spoil(run):
+        weights = load_file(run / "model.safetensors")
+        next(iter(weights.values())).view(-1)[0] = value
+        save_file(weights, run / "model.safetensors")
+
+    return spoil
+
+
+DEEP = b'{"a":' * 100_000 + b"1" + b"}" * 100_000  # json.loads recurses once a level: RecursionError
+RUN_FILES = {
+    "no labels": (_vocab(lambda v: v.pop("labels")), "vocab.json", "no 'labels' vocabulary"),
+    "labels a number": (_vocab(lambda v: v.update(labels=5)), "vocab.json", "'labels' vocabulary"),
+    "itos a number": (_vocab(lambda v: v["tokens"].update(itos=5)), "vocab.json", "'tokens' vocabulary"),
+    "a label twice": (_vocab(lambda v: v["labels"]["itos"].append(v["labels"]["itos"][0])), "vocab.json", "once"),
+    "no vocabularies": (_vocab(lambda v: v.clear()), "vocab.json", "no 'tokens' or 'labels'"),
+    "a header nested 100k deep": (_header(DEEP), "model.safetensors", "nested too deeply"),
+    "a header of absurd length": (_header(b"{}", size=1 << 62), "model.safetensors", "a header of"),
+    "a header longer than the file": (_header(b"{}", size=50 << 20), "model.safetensors", "a header of"),
+    "NaN weights": (_weight(float("nan")), "model.safetensors", "holds NaN"),
+    "inf weights": (_weight(float("-inf")), "model.safetensors", "holds inf"),
+}
+
+
+@pytest.mark.parametrize("case", RUN_FILES)
+def test_a_run_file_that_is_not_what_rnnkit_wrote_is_one_clear_error_naming_it(run, case, capsys):
+    spoil, name, said = RUN_FILES[case]
+    spoil(run)
+    capsys.readouterr()
+    assert main(["predict", str(run), "-", *DEVICE]) == 2
+    line = _one_clean_line(capsys.readouterr().err)
+    assert f"{run / name}:" in line and said in line
 
 
 # file modes follow the umask

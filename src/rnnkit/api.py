@@ -152,7 +152,7 @@ def _build(spec: Task, run, sets: dict, files: tuple, configs: dict, resume: boo
     its config.json and vocab.json are written (rank 0) only once every input has been read."""
     vectors = None  # a resumed run's checkpoint holds the embedding
     if resume:
-        vocabs = _read_vocabs(run)
+        vocabs = _read_vocabs(run, spec)
     else:
         vocabs = spec.fit_vocabularies(sets["train"], configs, files[0])
         configs["model"], vectors = _pretrained(configs["model"], vocabs.get("tokens"), log)
@@ -268,17 +268,31 @@ def _read_model(run: RunFolder, task: str | None) -> tuple:
     spec = TASKS[config["task"]]
     try:
         configs = _saved_configs(run, spec, config)
-        vocabs = _read_vocabs(run)
+        vocabs = _read_vocabs(run, spec)
     except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, UserError):  # a config value out of bounds, a vocabulary of the wrong shape
+        if isinstance(e, UserError):  # a config value out of bounds
             raise e if str(e).startswith(str(run.path)) else UserError(f"{run.path}: {e}") from None
         raise UserError(f"{run.path}: corrupt run folder (config or vocabulary lacks {e})") from None
     return spec, run.build_network(lambda: build_net(spec, vocabs, configs)), vocabs, configs
 
 
-def _read_vocabs(run: RunFolder) -> dict[str, Vocab]:
-    """The vocabularies of vocab.json by name (tokens, labels, chars; seq2seq: source, target)."""
+def _read_vocabs(run: RunFolder, spec: Task) -> dict[str, Vocab]:
+    """The vocabularies of vocab.json by name (tokens, labels, chars; seq2seq: source, target),
+    each of the task's own there and well-formed."""
+    p = run.path / "vocab.json"
     vocabs = run.read_json("vocab.json")
     if not isinstance(vocabs, dict):
-        raise UserError(f"{run.path / 'vocab.json'}: expected a JSON object of vocabularies")
-    return {name: Vocab.from_dict(v) for name, v in vocabs.items()}
+        raise UserError(f"{p}: expected a JSON object of vocabularies")
+    missing = [name for name in spec.vocab_names if name not in vocabs]
+    if missing:
+        raise UserError(
+            f"{p}: no {' or '.join(map(repr, missing))} vocabulary, which a {spec.name} run needs "
+            f"(it has {', '.join(map(repr, vocabs)) or 'none'}); retrain or restore the folder"
+        )
+    read = {}
+    for name, v in vocabs.items():
+        try:
+            read[name] = Vocab.from_dict(v)
+        except UserError as e:
+            raise UserError(f"{p}: the {name!r} vocabulary: {e}") from None
+    return read

@@ -327,7 +327,7 @@ class RunFolder:
     def build_network(self, build):
         """`build()` with this run's weights, once the shapes it would make (built on the meta
         device: no memory) match those in model.safetensors' header; a config that does not fit
-        its weights is a UserError before any allocation."""
+        its weights, or weights that hold NaN or inf, are a UserError."""
         import torch
 
         shapes = self.weight_shapes()
@@ -340,6 +340,7 @@ class RunFolder:
                 f"{expected.get(key, 'nothing')}, the weights hold {shapes.get(key, 'nothing')})"
             )
         weights = self.load_weights()
+        _check_finite(weights, self.path / "model.safetensors")
         net = build()
         try:
             net.load_state_dict(weights)
@@ -418,10 +419,30 @@ def _load_safetensors(f, numpy: bool) -> dict:
 def _header_shapes(f) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor in the safetensors header of the open file `f`."""
     size = int.from_bytes(f.read(8), "little")
-    if not 0 < size <= 100 * MEGABYTE:
-        raise ValueError(f"a header of {size} bytes")
-    header = json.loads(f.read(size))
+    available = os.fstat(f.fileno()).st_size - 8
+    if not 0 < size <= min(100 * MEGABYTE, available):
+        raise ValueError(f"a header of {size:,} bytes in a file of {available + 8:,}")
+    try:
+        header = json.loads(f.read(size))
+    except RecursionError:
+        raise ValueError("a header nested too deeply to read") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"a header that is a JSON {type(header).__name__}, not an object")
     return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
+def _check_finite(weights: dict, path: Path) -> None:
+    """Refuse weights that hold NaN or inf (a training that diverged, a damaged file): they would
+    predict nonsense, and evaluate would score it, with no sign that anything is wrong."""
+    import torch
+
+    for name, w in weights.items():
+        if w.is_floating_point() and not bool(torch.isfinite(w).all()):
+            what = "NaN" if bool(torch.isnan(w).any()) else "inf"
+            raise UserError(
+                f"{path}: weight {name} holds {what}; the training diverged or the file is damaged: "
+                "retrain (a lower --lr, or --clip) or restore the folder"
+            )
 
 
 def _check_archive(f, path: Path, max_bytes: int | None) -> None:
