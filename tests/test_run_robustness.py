@@ -1,7 +1,8 @@
-"""The run folder holds against what goes wrong around it: a load while an overwrite swaps the run,
-a checkpoint that is not what rnnkit wrote, a vocab.json or weights file that is not what rnnkit
-wrote and files whose mode must follow the umask."""
+"""The run folder holds against what goes wrong around it: two trainings racing for one --out, a
+load while an overwrite swaps the run, a checkpoint or a vocab.json or weights file that is not
+what rnnkit wrote, and files whose mode must follow the umask."""
 
+import hashlib
 import io
 import json
 import os
@@ -34,6 +35,10 @@ def _resume(out, *extra) -> int:
     return main(["train", "classify", "--out", str(out), "--resume", *DEVICE, *extra])
 
 
+def _digest(folder) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
 def _one_clean_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("rnnkit: error:")]
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -56,6 +61,28 @@ def trained(tmp_path_factory, device):
 def run(trained, tmp_path):
     """A copy of the `old` run to spoil."""
     return shutil.copytree(trained["old"], tmp_path / "run")
+
+
+# two trainings on one --out
+
+
+def test_a_second_training_on_one_out_sees_the_first_ones_run_and_refuses(classify_file, tmp_path, monkeypatch, capsys):
+    """The second training's checks come under the lock: the first, which took the lock a moment
+    before and made its run while the second waited to take it, is seen, and never replaced."""
+    out, enter, made = tmp_path / "run", runs.RunLock.__enter__, {}
+
+    def the_first_training_ends_just_before(lock):
+        if not made:
+            made["first"] = True
+            assert _train(classify_file, out, "--epochs", "1") == 0
+            made["digest"] = _digest(out)
+        return enter(lock)
+
+    monkeypatch.setattr(runs.RunLock, "__enter__", the_first_training_ends_just_before)
+    capsys.readouterr()
+    assert _train(classify_file, out, "--epochs", "1", "--seed", "2") == 2
+    assert "a run folder is already there" in _one_clean_line(capsys.readouterr().err)
+    assert _digest(out) == made["digest"]
 
 
 # a load while an overwrite swaps the run in

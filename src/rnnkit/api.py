@@ -26,7 +26,7 @@ from rnnkit.errors import UserError
 from rnnkit.model import Model, read
 from rnnkit.nn import Ensemble
 from rnnkit.recipes import recipe_options
-from rnnkit.runs import RunFolder, TrainingFolder, check_out, config_record, data_fingerprints, read_run, resumed_data
+from rnnkit.runs import RunFolder, TrainingFolder, config_record, data_fingerprints, out_path, read_run, resumed_data
 from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.tasks import TASKS, Task
 from rnnkit.tasks.decoding import DECODE_OPTIONS
@@ -81,9 +81,9 @@ def train(
     replaces an old one (overwrite=True) only once it has a complete state, and a folder of
     other files is never written into."""
     spec = _spec(task)
-    out = check_out(out, resume, overwrite)
+    out = out_path(out)
     check_task_options(task, options)
-    with TrainingFolder(out, resume, distributed.is_main()) as run:
+    with TrainingFolder(out, resume, overwrite, distributed.is_main()) as run:  # checks `out` under its lock
         configs, resume = _configs(run, spec, resume, recipe, options, log)
         if resume:
             train, dev = resumed_data(RunFolder(run.target).read_config(task), train, dev, force)

@@ -591,13 +591,19 @@ def fingerprint_differences(saved, now, name: str) -> list[str]:
     return []
 
 
+def out_path(out) -> Path:
+    """The run folder that --out names, as the lock and every check see it."""
+    if out is None or not str(out).strip():
+        raise UserError("--out is empty; name the run folder to write, e.g. --out runs/mine")
+    return Path(out).expanduser().resolve()  # "." and a link to a run name the folder itself: it is what moves
+
+
 def check_out(out, resume: bool, overwrite: bool) -> Path:
     """The run folder `out` a training may write, checked before any data is read: a new or
     empty folder, or a run to resume or (with overwrite) replace, in a place that can be written.
-    A folder of other files is never written into."""
-    if out is None or not str(out).strip():
-        raise UserError("--out is empty; name the run folder to write, e.g. --out runs/mine")
-    out = Path(out).expanduser().resolve()  # "." and a link to a run name the folder itself: it is what moves
+    A folder of other files is never written into. Call it under RunLock (TrainingFolder does):
+    checked before, a run that another training published meanwhile would be missed, and replaced."""
+    out = out_path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose another --out")
     run = is_run(out)
@@ -643,28 +649,34 @@ class TrainingFolder:
     """The folder a training writes, under `RunLock`: the run itself when resuming from its
     checkpoint, else a staged new run that replaces `out` at its first complete state.
     A staged run that never got there is removed at exit, and `out` keeps what it held.
-    Only the main process of a data-parallel training (`main`) locks and writes."""
+    Only the main process of a data-parallel training (`main`) locks and writes; `check_out`
+    runs under the lock, so that of two trainings started on one `out` the second sees the run
+    the first made."""
 
-    def __init__(self, out: Path, resume: bool, main: bool = True):
-        self.out, self.resume, self.main = Path(out), resume, main
+    def __init__(self, out: Path, resume: bool, overwrite: bool = False, main: bool = True):
+        self.out, self.resume, self.overwrite, self.main = Path(out), resume, overwrite, main
         self.lock = RunLock(out) if main else None
         self.run: RunFolder | None = None
 
     def __enter__(self) -> RunFolder:
-        if not self.main:
+        if not self.main:  # checks what the main process sees: it writes nothing before they all start
+            check_out(self.out, self.resume, self.overwrite)
             self.run = RunFolder(self.out)
-            return self.run
-        self.lock.__enter__()
-        try:
-            recover(self.out)
-            if self.resume and (self.out / "checkpoint.pt").is_file():
-                self.run = RunFolder(self.out)
-            else:
-                self.run = RunFolder.staged(self.out)
-        except BaseException:
-            self.lock.__exit__()
-            raise
+        else:
+            self.lock.__enter__()
+            try:
+                recover(self.out)
+                check_out(self.out, self.resume, self.overwrite)
+                self.run = self._folder()
+            except BaseException:
+                self.lock.__exit__()
+                raise
         return self.run
+
+    def _folder(self) -> RunFolder:
+        if self.resume and (self.out / "checkpoint.pt").is_file():
+            return RunFolder(self.out)
+        return RunFolder.staged(self.out)
 
     def __exit__(self, *exc) -> None:
         if self.main:
