@@ -1,6 +1,7 @@
 """The run folder holds against what goes wrong around it: two trainings racing for one --out, a
 load while an overwrite swaps the run, a checkpoint or a vocab.json or weights file that is not
-what rnnkit wrote, and files whose mode must follow the umask."""
+what rnnkit wrote, a resume of a run with no checkpoint yet, and files whose mode must follow the
+umask."""
 
 import hashlib
 import io
@@ -236,6 +237,35 @@ def test_a_run_file_that_is_not_what_rnnkit_wrote_is_one_clear_error_naming_it(r
     assert main(["predict", str(run), "-", *DEVICE]) == 2
     line = _one_clean_line(capsys.readouterr().err)
     assert f"{run / name}:" in line and said in line
+
+
+# --resume of a run killed before its first checkpoint
+
+
+class Killed(BaseException):
+    """What kill -9 does to a training, short of the process: no clean-up of the staged run."""
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over_on_resume(classify_file, tmp_path, monkeypatch, capsys):
+    import rnnkit
+
+    out, staging = tmp_path / "run", tmp_path / ".run.rnnkit-new"
+
+    def killed(trainer):
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(runs.RunFolder, "discard", lambda folder: None)
+        with pytest.raises(Killed):
+            rnnkit.train("classify", train=classify_file, out=out, callbacks=[killed], hidden_size=16, epochs=2)
+    assert not out.exists() and (staging / "config.json").is_file()
+    capsys.readouterr()
+    assert _resume(out, "--hidden", "8") == 2  # a failed start-over leaves the killed run's config to resume
+    assert "only epochs" in _one_clean_line(capsys.readouterr().err)
+    assert _resume(out) == 0
+    assert "stopped before its first checkpoint; it starts over" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").is_file() and not staging.exists()
+    assert runs.RunFolder(out).load_checkpoint()["state"]["done"] and rnnkit.load(out, device="cpu").predict(["a ."])
 
 
 # file modes follow the umask

@@ -84,9 +84,9 @@ def train(
     out = out_path(out)
     check_task_options(task, options)
     with TrainingFolder(out, resume, overwrite, distributed.is_main()) as run:  # checks `out` under its lock
-        configs, resume = _configs(run, spec, resume, recipe, options, log)
-        if resume:
-            train, dev = resumed_data(RunFolder(run.target).read_config(task), train, dev, force)
+        configs, resumes = _configs(run, spec, resume, recipe, options, log)
+        if resume:  # from the checkpoint, or started over: on the run's own data
+            train, dev = resumed_data(RunFolder(run.origin).read_config(task), train, dev, force)
         elif train is None:
             raise UserError("--train F is required")
         if not isinstance(train, (tuple, list)):
@@ -95,7 +95,7 @@ def train(
         check_processes(len(sets["train"]), configs["train"])  # every input error before any write
         torch.manual_seed(configs["train"].seed)  # the same initial weights in every process
         with distributed.session(pick_device(configs["train"].device)) as device:
-            return _fit(spec, run, sets, (train, dev), configs, resume, device, log, progress, callbacks, force)
+            return _fit(spec, run, sets, (train, dev), configs, resumes, device, log, progress, callbacks, force)
 
 
 def _spec(task: str) -> Task:
@@ -109,7 +109,7 @@ def _configs(run: RunFolder, spec: Task, resume: bool, recipe: str | None, optio
     change), or the task's defaults < the recipe < the options. A run resumed without a
     checkpoint starts over from its saved configs; the second value says whether it resumes."""
     if resume:
-        configs = _saved_configs(run, spec, RunFolder(run.target).read_config(spec.name))
+        configs = _saved_configs(run, spec, RunFolder(run.origin).read_config(spec.name))
         allowed = [name for section in configs for name in RESUMABLE.get(section, ())]
         saved_values = {k: v for c in configs.values() for k, v in dataclasses.asdict(c).items()}
         changed = sorted(k for k, v in options.items() if k not in allowed and saved_values.get(k) != v)

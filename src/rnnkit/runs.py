@@ -125,19 +125,29 @@ class RunFolder:
         self.path = Path(path)  # where files are written now
         self.target = self.path if target is None else Path(target)  # where the run lives once published
         self.replaces = replaces  # an old run at target, replaced whole at publish
+        self.origin = self.target  # the folder whose config.json a --resume continues (TrainingFolder)
+        self.keeps_config = False  # staged from a killed run's config.json, kept if this run fails too
         self._dir_fd = None  # while reading(): the folder's fd, which every file is opened relative to
 
     @classmethod
-    def staged(cls, out) -> RunFolder:
-        """A new run for `out`, written into a fresh staging folder beside it. Call under RunLock."""
+    def staged(cls, out, keep_config: bool = False) -> RunFolder:
+        """A new run for `out`, written into a fresh staging folder beside it. Call under RunLock.
+        A killed run's staging folder is emptied, but for its config.json with `keep_config` (a
+        --resume of a run killed before its first checkpoint starts over from it)."""
         out = Path(out)
         staging = _beside(out, STAGING)
-        remove_tree(staging)  # a killed run's
+        keep = keep_config and is_run(staging)
         try:
-            staging.mkdir(parents=True)
+            if keep:
+                _empty_but(staging, "config.json")
+            else:
+                remove_tree(staging)  # a killed run's
+                staging.mkdir(parents=True)
         except OSError as e:
             raise file_error(staging, "create the run folder", e) from None
-        return cls(staging, target=out, replaces=is_run(out))
+        run = cls(staging, target=out, replaces=is_run(out))
+        run.keeps_config = keep
+        return run
 
     @property
     def published(self) -> bool:
@@ -169,8 +179,16 @@ class RunFolder:
         self.path = out
 
     def discard(self) -> None:
-        """Forget a staged run that never became complete: `target` keeps what it held."""
-        if not self.published:
+        """Forget a staged run that never became complete: `target` keeps what it held. One that
+        started over from a killed run's config.json keeps that file, for --resume to try again."""
+        if self.published:
+            return
+        if self.keeps_config:
+            try:
+                _empty_but(self.path, "config.json")
+            except OSError:
+                remove_tree(self.path)
+        else:
             remove_tree(self.path)
 
     def __truediv__(self, name: str) -> Path:
@@ -487,6 +505,13 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _empty_but(folder: Path, name: str) -> None:
+    """Remove every file of `folder` but `name` (a staging folder holds files only)."""
+    for p in folder.iterdir():
+        if p.name != name:
+            p.unlink()
+
+
 def recover(out) -> None:
     """After a kill between publish's two renames (where there is no atomic exchange), `out` is
     missing and the old run waits beside it: put it back. Call under RunLock."""
@@ -607,7 +632,7 @@ def check_out(out, resume: bool, overwrite: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose another --out")
     run = is_run(out)
-    if resume and not run:
+    if resume and not run and not is_run(_beside(out, STAGING)):  # a new run killed before its first checkpoint
         raise UserError(f"{out}: no rnnkit run to resume there; train one without --resume")
     if not resume and run and not overwrite:
         unfinished = "" if (out / "checkpoint.pt").is_file() else " (stopped before its first checkpoint)"
@@ -626,7 +651,7 @@ def check_out(out, resume: bool, overwrite: bool) -> Path:
                 f"{out}: a folder with other files ({shown}) and no rnnkit run in it; rnnkit writes a run "
                 "only into a new or empty folder, so choose another --out"
             )
-    _check_writable(out if resume else out.parent)
+    _check_writable(out if resume and run else out.parent)
     return out
 
 
@@ -651,7 +676,8 @@ class TrainingFolder:
     A staged run that never got there is removed at exit, and `out` keeps what it held.
     Only the main process of a data-parallel training (`main`) locks and writes; `check_out`
     runs under the lock, so that of two trainings started on one `out` the second sees the run
-    the first made."""
+    the first made. A --resume of a run that has no checkpoint yet starts it over from its
+    config.json: the run's `origin` (`out`, or the staging folder of a new run killed there)."""
 
     def __init__(self, out: Path, resume: bool, overwrite: bool = False, main: bool = True):
         self.out, self.resume, self.overwrite, self.main = Path(out), resume, overwrite, main
@@ -671,12 +697,14 @@ class TrainingFolder:
             except BaseException:
                 self.lock.__exit__()
                 raise
+        if self.resume:
+            self.run.origin = self.out if is_run(self.out) else _beside(self.out, STAGING)
         return self.run
 
     def _folder(self) -> RunFolder:
         if self.resume and (self.out / "checkpoint.pt").is_file():
             return RunFolder(self.out)
-        return RunFolder.staged(self.out)
+        return RunFolder.staged(self.out, keep_config=self.resume and not is_run(self.out))
 
     def __exit__(self, *exc) -> None:
         if self.main:
