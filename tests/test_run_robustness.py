@@ -1,13 +1,14 @@
 """The run folder holds against what goes wrong around it: two trainings racing for one --out, a
 load while an overwrite swaps the run, a checkpoint or a vocab.json or weights file that is not
-what rnnkit wrote, a resume of a run with no checkpoint yet, and files whose mode must follow the
-umask."""
+what rnnkit wrote, a stop while the last epoch saves, a resume of a run with nothing left to train
+or with no checkpoint yet, and files whose mode must follow the umask."""
 
 import hashlib
 import io
 import json
 import os
 import shutil
+import signal
 import struct
 import zipfile
 
@@ -237,6 +238,43 @@ def test_a_run_file_that_is_not_what_rnnkit_wrote_is_one_clear_error_naming_it(r
     assert main(["predict", str(run), "-", *DEVICE]) == 2
     line = _one_clean_line(capsys.readouterr().err)
     assert f"{run / name}:" in line and said in line
+
+
+# a stop while the last epoch saves; a resume with nothing left to train
+
+
+@pytest.mark.parametrize("stopped_after", [1, 3])
+def test_a_stop_while_an_epoch_saves_names_that_epoch(classify_file, tmp_path, monkeypatch, stopped_after, capsys):
+    """Ctrl-C while epoch N's checkpoint is written: after the last epoch nothing is left to stop,
+    and the run ends complete; before it, the stop names the epoch done, not the next."""
+    save = runs.RunFolder.save_checkpoint
+
+    def ctrl_c_while_saving(folder, ckpt):
+        if len(ckpt["state"]["history"]) == stopped_after and not ckpt["state"]["done"]:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler asks the trainer to stop
+        save(folder, ckpt)
+
+    monkeypatch.setattr(runs.RunFolder, "save_checkpoint", ctrl_c_while_saving)
+    out = tmp_path / "run"
+    capsys.readouterr()
+    code = _train(classify_file, out, "--epochs", "3")
+    err = capsys.readouterr().err
+    assert "epoch 4" not in err and "Traceback" not in err
+    state = runs.RunFolder(out).load_checkpoint()["state"]
+    if stopped_after == 3:
+        assert code == 0 and "after epoch 3, the last: the run is complete" in err and state["done"]
+    else:
+        assert code == 130 and "training stopped after epoch 1 of 3" in err and not state["done"]
+
+
+def test_resuming_a_finished_run_says_it_has_nothing_to_train_and_keeps_its_weights(run, capsys):
+    weights = (run / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert _resume(run, "--epochs", "1") == 0
+    err = capsys.readouterr().err
+    assert "already trained 1 epoch, and --epochs is 1: nothing to train" in err and "epoch   2" not in err
+    assert (run / "model.safetensors").read_bytes() == weights
+    assert len(runs.RunFolder(run).load_checkpoint()["state"]["history"]) == 1
 
 
 # --resume of a run killed before its first checkpoint

@@ -22,7 +22,8 @@ state from one batch to the next keeps it in `model.carry`; checkpoints save it.
 
 Ctrl-C or SIGTERM finishes the current batch and writes a checkpoint; `resume=True` continues
 from it, skipping the batches already done, and ends in the same weights as an uninterrupted
-run with the same seed.
+run with the same seed. A stop that comes while the last epoch saves has nothing left to stop:
+the run completes.
 
 The loop never waits on the device for a number it does not need yet: the running loss is summed
 on the device and read back only for the progress bar (at most every half second) and at the end
@@ -295,6 +296,28 @@ class Trainer:
         if hasattr(self.model, "carry"):
             self.model.carry = _to_device(ckpt.get("carry"), self.device)
 
+    def nothing_left(self) -> str | None:
+        """What to say when a resumed run has nothing left to train (it had finished), else None."""
+        cfg, st = self.config, self.state
+        trained = st["epoch"] - 1 if st["batch"] == 0 else st["epoch"]
+        epochs = f"{trained} epoch{'' if trained == 1 else 's'}"
+        if st["done"]:  # stopped early on patience: it stays finished
+            return (
+                f"the run had stopped early after epoch {trained} (no better dev {self.metric} for "
+                f"{cfg.patience} epochs): nothing to train"
+            )
+        if st["epoch"] > cfg.epochs:
+            return (
+                f"the run had already trained {epochs}, and --epochs is {cfg.epochs}: nothing to train; "
+                "raise --epochs to train on"
+            )
+        if cfg.max_minutes is not None and st["elapsed"] > cfg.max_minutes * 60 and st["best"] is not None:
+            return (
+                f"the run had already spent its time budget of {cfg.max_minutes:g} min: nothing to train; "
+                "raise --max-minutes to train on"
+            )
+        return None
+
     # the loop
     def fit(self, train) -> dict:
         """Train until the epochs, the time budget or the patience run out; returns the state.
@@ -306,6 +329,9 @@ class Trainer:
             self.log(f"bf16 applies on a CUDA device with bf16 only; training on {self.device} in fp32")
         self._loss = distributed.loss_function(self.model, self.device)  # model.loss, or through DDP
         started = time.perf_counter() - st["elapsed"]
+        finished = self.nothing_left()
+        if finished:
+            self.log(finished)
         try:
             with stop_signals(self):
                 self._epochs(train, started)
@@ -315,8 +341,15 @@ class Trainer:
         finally:
             self._loss = None  # the DDP wrapper must not outlive its process group
         if not st["done"]:
-            raise Interrupted(f"training stopped in epoch {st['epoch']}; continue it with --resume")
+            raise Interrupted(f"training stopped {self._where()}; continue it with --resume")
         return st
+
+    def _where(self) -> str:
+        """Where a stop came: in an epoch, or after one (its saves done, none of the next one run)."""
+        st = self.state
+        if st["batch"] == 0 and st["epoch"] > 1:
+            return f"after epoch {st['epoch'] - 1} of {self.config.epochs}"
+        return f"in epoch {st['epoch']}"
 
     def _epochs(self, train, started: float) -> None:
         """Epoch after epoch until done or stopped; every process takes the same decisions."""
@@ -324,10 +357,11 @@ class Trainer:
         budget = math.inf if cfg.max_minutes is None else cfg.max_minutes * 60.0
         while not st["done"]:
             self._stop, out_of_time = distributed.any_rank(self._stop, time.perf_counter() - started > budget)
-            if self._stop:
+            if st["epoch"] > cfg.epochs:  # before the stop: one that came while the last epoch saved stops nothing
+                said = f"stop asked for after epoch {st['epoch'] - 1}, the last: the run is complete"
+                self._finish("epochs", said if self._stop else None)
+            elif self._stop:
                 return
-            if st["epoch"] > cfg.epochs:
-                self._finish("epochs")
             elif out_of_time and st["best"] is not None:  # the first epoch runs at least a batch: a run has weights
                 self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
             else:
