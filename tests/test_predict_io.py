@@ -234,16 +234,16 @@ def test_conllu_comes_back_byte_for_byte_but_for_the_tag_column(tmp_path, newlin
 
 
 def test_an_unreadable_run_file_is_one_line_naming_it(runs, tmp_path, monkeypatch, capsys):
-    from pathlib import Path
+    import os
 
-    read_bytes = Path.read_bytes
+    os_open = os.open
 
-    def denied(self):
-        if self.name == "config.json":
-            raise PermissionError(13, "Permission denied", str(self))
-        return read_bytes(self)
+    def denied(path, flags, *args, **kwargs):  # a run file is opened relative to its folder (runs.RunFolder.reading)
+        if os.path.basename(path) == "config.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return os_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(os, "open", denied)
     (tmp_path / "in.txt").write_text("fine .\n", encoding="utf-8")
     capsys.readouterr()
     assert main(["predict", str(runs / "c"), str(tmp_path / "in.txt"), *DEVICE]) == 2

@@ -27,12 +27,12 @@ from rnnkit.errors import UserError
 from rnnkit.model import Model, read
 from rnnkit.nn import Ensemble
 from rnnkit.recipes import recipe_options
-from rnnkit.runs import RunFolder, TrainingFolder, check_out, config_record, data_fingerprints, resumed_data
+from rnnkit.runs import RunFolder, TrainingFolder, config_record, data_fingerprints, out_path, read_run, resumed_data
 from rnnkit.sizing import check_training_size, count_parameters
 from rnnkit.tasks import TASKS, Task
 from rnnkit.tasks.decoding import DECODE_OPTIONS
 from rnnkit.tasks.task import SECTIONS
-from rnnkit.training import Trainer, check_processes, finish_run, fit_run, metric_column, pick_device
+from rnnkit.training import Trainer, check_processes, checkpoint_limit, finish_run, fit_run, metric_column, pick_device
 
 # what a resumed run may change, by config section; every other option is the saved run's
 RESUMABLE = {"train": ("epochs", "max_minutes", "device", "precision"), "decode": DECODE_OPTIONS}
@@ -82,12 +82,12 @@ def train(
     replaces an old one (overwrite=True) only once it has a complete state, and a folder of
     other files is never written into."""
     spec = _spec(task)
-    out = check_out(out, resume, overwrite)
+    out = out_path(out)
     check_task_options(task, options)
-    with TrainingFolder(out, resume, distributed.is_main()) as run:
-        configs, resume = _configs(run, spec, resume, recipe, options, log)
-        if resume:
-            train, dev = resumed_data(RunFolder(run.target).read_config(task), train, dev, force)
+    with TrainingFolder(out, resume, overwrite, distributed.is_main()) as run:  # checks `out` under its lock
+        configs, resumes = _configs(run, spec, resume, recipe, options, log)
+        if resume:  # from the checkpoint, or started over: on the run's own data
+            train, dev = resumed_data(RunFolder(run.origin).read_config(task), train, dev, force)
         elif train is None:
             raise UserError("--train F is required")
         if not isinstance(train, (tuple, list)):
@@ -96,7 +96,7 @@ def train(
         check_processes(len(sets["train"]), configs["train"])  # every input error before any write
         torch.manual_seed(configs["train"].seed)  # the same initial weights in every process
         with distributed.session(pick_device(configs["train"].device)) as device:
-            return _fit(spec, run, sets, (train, dev), configs, resume, device, log, progress, callbacks, force)
+            return _fit(spec, run, sets, (train, dev), configs, resumes, device, log, progress, callbacks, force)
 
 
 def _spec(task: str) -> Task:
@@ -110,7 +110,7 @@ def _configs(run: RunFolder, spec: Task, resume: bool, recipe: str | None, optio
     change), or the task's defaults < the recipe < the options. A run resumed without a
     checkpoint starts over from its saved configs; the second value says whether it resumes."""
     if resume:
-        configs = _saved_configs(run, spec, RunFolder(run.target).read_config(spec.name))
+        configs = _saved_configs(run, spec, RunFolder(run.origin).read_config(spec.name))
         allowed = [name for section in configs for name in RESUMABLE.get(section, ())]
         saved_values = {k: v for c in configs.values() for k, v in dataclasses.asdict(c).items()}
         changed = sorted(k for k, v in options.items() if k not in allowed and saved_values.get(k) != v)
@@ -153,7 +153,7 @@ def _build(spec: Task, run, sets: dict, files: tuple, configs: dict, resume: boo
     its config.json and vocab.json are written (rank 0) only once every input has been read."""
     vectors = None  # a resumed run's checkpoint holds the embedding
     if resume:
-        vocabs = _read_vocabs(run)
+        vocabs = _read_vocabs(run, spec)
     else:
         vocabs = spec.fit_vocabularies(sets["train"], configs, files[0])
         configs["model"], vectors = _pretrained(configs["model"], vocabs.get("tokens"), log)
@@ -198,7 +198,7 @@ def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbac
                       scoring_estimate=estimate)  # fmt: skip
     trainer.on_batch.extend(callbacks)
     if resume:
-        trainer.restore(run.load_checkpoint())
+        trainer.restore(run.load_checkpoint(checkpoint_limit(model.net)))
     world, parameters = distributed.world_size(), sum(p.numel() for p in model.net.parameters())
     log(
         f"{spec.name}: {spec.summary(sets['train'], model.vocabs)}, {parameters:,} parameters, device {device}"
@@ -275,24 +275,44 @@ def load(path, task: str | None = None, device: str = "auto") -> Model:
     `device`: "auto" (CUDA when present, as `rnnkit train` and the CLI pick), "cpu" or "cuda". The
     weights are read onto the host and then moved, so a run trained on one device loads on any.
     Loading reads JSON and safetensors only (never checkpoint.pt, never a pickle), and checks
-    every size in config.json against the weights file before it allocates anything."""
-    run = RunFolder(path)
+    every size in config.json against the weights file before it allocates anything. The three
+    files come from one folder (runs.read_run): a run overwritten meanwhile is read old or new,
+    whole, never the old one's vocabulary with the new one's weights."""
+    spec, net, vocabs, configs = read_run(path, lambda run: _read_model(run, task))
+    return Model(spec.name, net.to(pick_device(device)), vocabs, configs, path)
+
+
+def _read_model(run: RunFolder, task: str | None) -> tuple:
+    """The task record, network (on the host), vocabularies and configs of a run folder."""
     config = run.read_config(task)
     spec = TASKS[config["task"]]
     try:
         configs = _saved_configs(run, spec, config)
-        vocabs = _read_vocabs(run)
+        vocabs = _read_vocabs(run, spec)
     except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, UserError):  # a config value out of bounds, a vocabulary of the wrong shape
+        if isinstance(e, UserError):  # a config value out of bounds
             raise e if str(e).startswith(str(run.path)) else UserError(f"{run.path}: {e}") from None
         raise UserError(f"{run.path}: corrupt run folder (config or vocabulary lacks {e})") from None
-    net = run.build_network(lambda: build_net(spec, vocabs, configs))
-    return Model(spec.name, net.to(pick_device(device)), vocabs, configs, run.path)
+    return spec, run.build_network(lambda: build_net(spec, vocabs, configs)), vocabs, configs
 
 
-def _read_vocabs(run: RunFolder) -> dict[str, Vocab]:
-    """The vocabularies of vocab.json by name (tokens, labels, chars; seq2seq: source, target)."""
+def _read_vocabs(run: RunFolder, spec: Task) -> dict[str, Vocab]:
+    """The vocabularies of vocab.json by name (tokens, labels, chars; seq2seq: source, target),
+    each of the task's own there and well-formed."""
+    p = run.path / "vocab.json"
     vocabs = run.read_json("vocab.json")
     if not isinstance(vocabs, dict):
-        raise UserError(f"{run.path / 'vocab.json'}: expected a JSON object of vocabularies")
-    return {name: Vocab.from_dict(v) for name, v in vocabs.items()}
+        raise UserError(f"{p}: expected a JSON object of vocabularies")
+    missing = [name for name in spec.vocab_names if name not in vocabs]
+    if missing:
+        raise UserError(
+            f"{p}: no {' or '.join(map(repr, missing))} vocabulary, which a {spec.name} run needs "
+            f"(it has {', '.join(map(repr, vocabs)) or 'none'}); retrain or restore the folder"
+        )
+    read = {}
+    for name, v in vocabs.items():
+        try:
+            read[name] = Vocab.from_dict(v)
+        except UserError as e:
+            raise UserError(f"{p}: the {name!r} vocabulary: {e}") from None
+    return read

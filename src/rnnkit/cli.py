@@ -399,13 +399,13 @@ class _output:
         if self.path is None:
             return lambda text: (sys.stdout.write(text), sys.stdout.flush())
         import os
-        import tempfile
 
         from rnnkit.runs import file_error
+        from rnnkit.tempfiles import open_temp
 
         target = Path(self.path)
         try:
-            fd, self.tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+            fd, self.tmp = open_temp(target.parent, prefix=f".{target.name}.")  # its mode follows the umask
             self.file = os.fdopen(fd, "w", encoding="utf-8", newline="")
         except OSError as e:
             raise file_error(target, "write the predictions", e) from None

@@ -15,8 +15,10 @@ A run folder is one unit. Training takes an exclusive OS lock (`RunLock`, releas
 when the process dies) and writes a new run into a staging folder beside `out`
 (`.NAME.rnnkit-new`), which replaces `out` in one atomic exchange when the run first has a
 complete state (`RunFolder.publish`): a checkpoint, and with an old run to replace, best weights
-too. Until then `out` holds the old run, whole; after, the new one, whole. `fingerprint` records
-the training data so that `--resume` can tell when it is given other data.
+too. Until then `out` holds the old run, whole; after, the new one, whole. A reader (`read_run`)
+opens the folder once and every file relative to it, so that it too gets the old run or the new
+one whole. `fingerprint` records the training data so that `--resume` can tell when it is given
+other data.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
 
 from rnnkit.errors import UserError
+from rnnkit.tempfiles import open_temp
 
 FORMAT = "rnnkit-run"
 FORMAT_VERSION = 1
@@ -49,12 +54,13 @@ def file_error(path, doing: str, e: OSError) -> UserError:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, flush it to disk, and rename it over `path`.
-    A failure (a read-only folder, a full disk) leaves `path` as it was and is a UserError."""
+    A failure (a read-only folder, a full disk) leaves `path` as it was and is a UserError. The
+    file's mode follows the umask (tempfiles.open_temp), as a file written in place would."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = open_temp(path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -90,6 +96,7 @@ def config_record(task: str, data_config, model_config, train_config, files: dic
     }
 
 
+OPENAT = os.open in os.supports_dir_fd  # files opened relative to an open folder (POSIX openat); not on Windows
 STAGING, OLD = ".rnnkit-new", ".rnnkit-old"  # suffixes of the hidden folders beside a run while it is swapped
 MEGABYTE = 1 << 20
 
@@ -118,18 +125,29 @@ class RunFolder:
         self.path = Path(path)  # where files are written now
         self.target = self.path if target is None else Path(target)  # where the run lives once published
         self.replaces = replaces  # an old run at target, replaced whole at publish
+        self.origin = self.target  # the folder whose config.json a --resume continues (TrainingFolder)
+        self.keeps_config = False  # staged from a killed run's config.json, kept if this run fails too
+        self._dir_fd = None  # while reading(): the folder's fd, which every file is opened relative to
 
     @classmethod
-    def staged(cls, out) -> RunFolder:
-        """A new run for `out`, written into a fresh staging folder beside it. Call under RunLock."""
+    def staged(cls, out, keep_config: bool = False) -> RunFolder:
+        """A new run for `out`, written into a fresh staging folder beside it. Call under RunLock.
+        A killed run's staging folder is emptied, but for its config.json with `keep_config` (a
+        --resume of a run killed before its first checkpoint starts over from it)."""
         out = Path(out)
         staging = _beside(out, STAGING)
-        remove_tree(staging)  # a killed run's
+        keep = keep_config and is_run(staging)
         try:
-            staging.mkdir(parents=True)
+            if keep:
+                _empty_but(staging, "config.json")
+            else:
+                remove_tree(staging)  # a killed run's
+                staging.mkdir(parents=True)
         except OSError as e:
             raise file_error(staging, "create the run folder", e) from None
-        return cls(staging, target=out, replaces=is_run(out))
+        run = cls(staging, target=out, replaces=is_run(out))
+        run.keeps_config = keep
+        return run
 
     @property
     def published(self) -> bool:
@@ -161,8 +179,16 @@ class RunFolder:
         self.path = out
 
     def discard(self) -> None:
-        """Forget a staged run that never became complete: `target` keeps what it held."""
-        if not self.published:
+        """Forget a staged run that never became complete: `target` keeps what it held. One that
+        started over from a killed run's config.json keeps that file, for --resume to try again."""
+        if self.published:
+            return
+        if self.keeps_config:
+            try:
+                _empty_but(self.path, "config.json")
+            except OSError:
+                remove_tree(self.path)
+        else:
             remove_tree(self.path)
 
     def __truediv__(self, name: str) -> Path:
@@ -206,6 +232,50 @@ class RunFolder:
             self.publish()  # the first state the run can resume from, and for an overwrite also load
 
     # reading
+    @contextmanager
+    def reading(self):
+        """Within it, the run's files are read from the folder that `path` named on entry: opened
+        once, each file opened relative to it, so all of them come from one directory inode and a
+        run that a training swaps in meanwhile (publish) is never mixed with this one. A file the
+        swap removed before it was read raises RunReplaced: `read_run` then reads the new run."""
+        if not OPENAT:  # files are read by name
+            yield self
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            if _beside(self.path, OLD).is_dir():  # between publish's two renames: the new run comes next
+                raise RunReplaced(self.path) from None
+            raise UserError(f"{self.path}: no such run folder") from None
+        except OSError as e:
+            raise file_error(self.path, "open the run folder", e) from None
+        self._dir_fd = fd
+        try:
+            yield self
+        finally:
+            self._dir_fd = None
+            os.close(fd)
+
+    def _open(self, name: str):
+        """The run's file `name`, open for reading bytes: in the folder `reading` opened, else by name."""
+        if self._dir_fd is None:
+            return open(self.path / name, "rb")
+        try:
+            return open(name, "rb", opener=lambda n, flags: os.open(n, flags, dir_fd=self._dir_fd))
+        except FileNotFoundError:
+            if self._replaced():
+                raise RunReplaced(self.path) from None
+            raise
+
+    def _replaced(self) -> bool:
+        """Whether `path` names another folder now (or none) than the one `reading` opened."""
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return True
+        opened = os.fstat(self._dir_fd)
+        return (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino)
+
     def _missing(self, name: str) -> UserError:
         return UserError(
             f"{self.path}: not a usable rnnkit run folder ({name} is missing); train one with 'rnnkit train'"
@@ -213,12 +283,15 @@ class RunFolder:
 
     def read_json(self, name: str):
         p = self.path / name
-        if not p.is_file():
-            raise self._missing(name)
         try:
-            return json.loads(p.read_bytes().decode("utf-8"))
+            with self._open(name) as f:
+                data = f.read()
+        except (FileNotFoundError, IsADirectoryError):
+            raise self._missing(name) from None
         except OSError as e:
             raise file_error(p, "read the run file", e) from None
+        try:
+            return json.loads(data.decode("utf-8"))
         except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, a number too big, nesting too deep
             raise UserError(
                 f"{p}: corrupt run file ({type(e).__name__}: {str(e)[:80]}); retrain or restore it"
@@ -245,15 +318,12 @@ class RunFolder:
 
     def load_weights(self, numpy: bool = False) -> dict:
         """The weights as torch tensors, or as NumPy arrays with numpy=True (the reference)."""
-        if numpy:
-            from safetensors.numpy import load_file
-        else:
-            from safetensors.torch import load_file
         p = self.path / "model.safetensors"
-        if not p.is_file():
-            raise self._missing("model.safetensors")
         try:
-            return load_file(p)
+            with self._open("model.safetensors") as f:
+                return _load_safetensors(f, numpy)
+        except (FileNotFoundError, IsADirectoryError):
+            raise self._missing("model.safetensors") from None
         except PermissionError as e:
             raise file_error(p, "read the weights", e) from None
         except (SafetensorError, OSError, ValueError) as e:
@@ -262,15 +332,11 @@ class RunFolder:
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         """The name and shape of every tensor in model.safetensors, read from its header alone."""
         p = self.path / "model.safetensors"
-        if not p.is_file():
-            raise self._missing("model.safetensors")
         try:
-            with open(p, "rb") as f:
-                size = int.from_bytes(f.read(8), "little")
-                if not 0 < size <= 100 * MEGABYTE:
-                    raise ValueError(f"a header of {size} bytes")
-                header = json.loads(f.read(size))
-            return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+            with self._open("model.safetensors") as f:
+                return _header_shapes(f)
+        except (FileNotFoundError, IsADirectoryError):
+            raise self._missing("model.safetensors") from None
         except OSError as e:
             raise file_error(p, "read the weights", e) from None
         except (ValueError, KeyError, TypeError, AttributeError) as e:
@@ -279,7 +345,7 @@ class RunFolder:
     def build_network(self, build):
         """`build()` with this run's weights, once the shapes it would make (built on the meta
         device: no memory) match those in model.safetensors' header; a config that does not fit
-        its weights is a UserError before any allocation."""
+        its weights, or weights that hold NaN or inf, are a UserError."""
         import torch
 
         shapes = self.weight_shapes()
@@ -291,18 +357,22 @@ class RunFolder:
                 f"{self.path / 'model.safetensors'}: weights do not fit the config ({key}: the config makes "
                 f"{expected.get(key, 'nothing')}, the weights hold {shapes.get(key, 'nothing')})"
             )
+        weights = self.load_weights()
+        _check_finite(weights, self.path / "model.safetensors")
         net = build()
         try:
-            net.load_state_dict(self.load_weights())
+            net.load_state_dict(weights)
         except RuntimeError as e:
             raise UserError(
                 f"{self.path / 'model.safetensors'}: weights do not fit the config ({str(e).splitlines()[0]})"
             ) from None
         return net
 
-    def load_checkpoint(self) -> dict | None:
+    def load_checkpoint(self, max_bytes: int | None = None) -> dict | None:
         """checkpoint.pt, read with torch.load(weights_only=True): tensors, numbers, strings,
-        lists and dicts only. A pickle that would run code is refused, never executed."""
+        lists and dicts only. A pickle that would run code is refused, never executed; so is a
+        file that is not the zip archive torch.save writes, and, with `max_bytes`, one whose
+        members unpack to more (a zip bomb: a few KB that inflate to gigabytes in memory)."""
         p = self.path / "checkpoint.pt"
         if not p.is_file():
             return None
@@ -311,7 +381,10 @@ class RunFolder:
         import torch
 
         try:
-            return torch.load(p, map_location="cpu", weights_only=True)
+            with open(p, "rb") as f:
+                _check_archive(f, p, max_bytes)
+                f.seek(0)
+                return torch.load(f, map_location="cpu", weights_only=True)
         except OSError as e:
             raise file_error(p, "read the checkpoint", e) from None
         except pickle.UnpicklingError as e:
@@ -319,8 +392,96 @@ class RunFolder:
                 f"{p}: the checkpoint holds something other than tensors, numbers and text "
                 f"({str(e).splitlines()[0][:100]}); it was not loaded, and cannot be resumed"
             ) from None
+        except UserError:
+            raise
         except Exception as e:  # a torn or foreign file: say which and stop
             raise UserError(f"{p}: corrupt checkpoint ({type(e).__name__}); cannot resume") from None
+
+
+class RunReplaced(Exception):
+    """A training replaced the run folder (publish) while it was being read; `read_run` reads it again."""
+
+
+READ_TRIES = 5  # a run replaced this many times while one load reads it is being overwritten in a loop
+
+
+def read_run(path, read):
+    """`read(run)` for the RunFolder at `path` within `run.reading()`: every file from one
+    directory inode, so a run that is overwritten meanwhile is read old or new, whole. When the
+    old one went away before all of it was read, it is read again (a few times at most)."""
+    for attempt in range(READ_TRIES):
+        try:
+            with RunFolder(path).reading() as run:
+                return read(run)
+        except RunReplaced:
+            time.sleep(0.01 * attempt)  # between publish's two renames, the new run is a moment away
+    raise UserError(
+        f"{path}: the run was replaced {READ_TRIES} times while it was read (a training overwrites it "
+        "in a loop); try again once it is done"
+    )
+
+
+def _load_safetensors(f, numpy: bool) -> dict:
+    """The tensors of the open safetensors file `f`: memory-mapped through /proc/self/fd where
+    Linux has it (the file as opened, whatever its name names now), else read whole."""
+    if numpy:
+        from safetensors.numpy import load, load_file
+    else:
+        from safetensors.torch import load, load_file
+    opened = f"/proc/self/fd/{f.fileno()}"
+    if os.path.exists(opened):
+        return load_file(opened)
+    return load(f.read())
+
+
+def _header_shapes(f) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in the safetensors header of the open file `f`."""
+    size = int.from_bytes(f.read(8), "little")
+    available = os.fstat(f.fileno()).st_size - 8
+    if not 0 < size <= min(100 * MEGABYTE, available):
+        raise ValueError(f"a header of {size:,} bytes in a file of {available + 8:,}")
+    try:
+        header = json.loads(f.read(size))
+    except RecursionError:
+        raise ValueError("a header nested too deeply to read") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"a header that is a JSON {type(header).__name__}, not an object")
+    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
+def _check_finite(weights: dict, path: Path) -> None:
+    """Refuse weights that hold NaN or inf (a training that diverged, a damaged file): they would
+    predict nonsense, and evaluate would score it, with no sign that anything is wrong."""
+    import torch
+
+    for name, w in weights.items():
+        if w.is_floating_point() and not bool(torch.isfinite(w).all()):
+            what = "NaN" if bool(torch.isnan(w).any()) else "inf"
+            raise UserError(
+                f"{path}: weight {name} holds {what}; the training diverged or the file is damaged: "
+                "retrain (a lower --lr, or --clip) or restore the folder"
+            )
+
+
+def _check_archive(f, path: Path, max_bytes: int | None) -> None:
+    """Read the zip directory of the open checkpoint `f` and refuse what torch.load should not
+    be given: a file that is no zip archive (torn, truncated, foreign), or members that declare
+    more than `max_bytes` unpacked (torch.load inflates each one into memory)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(f) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, EOFError, ValueError) as e:
+        raise UserError(
+            f"{path}: not a whole checkpoint (not the zip archive torch.save writes: {str(e)[:60]}); "
+            "it was truncated or is another kind of file, and cannot be resumed"
+        ) from None
+    if max_bytes is not None and unpacked > max_bytes:
+        raise UserError(
+            f"{path}: the checkpoint's members unpack to {unpacked:,} bytes, more than the {max_bytes:,} "
+            "a checkpoint of this model can hold; it was not loaded (a damaged or crafted file), and cannot be resumed"
+        )
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -342,6 +503,13 @@ def _exchange(a: Path, b: Path) -> bool:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _empty_but(folder: Path, name: str) -> None:
+    """Remove every file of `folder` but `name` (a staging folder holds files only)."""
+    for p in folder.iterdir():
+        if p.name != name:
+            p.unlink()
 
 
 def recover(out) -> None:
@@ -448,17 +616,23 @@ def fingerprint_differences(saved, now, name: str) -> list[str]:
     return []
 
 
+def out_path(out) -> Path:
+    """The run folder that --out names, as the lock and every check see it."""
+    if out is None or not str(out).strip():
+        raise UserError("--out is empty; name the run folder to write, e.g. --out runs/mine")
+    return Path(out).expanduser().resolve()  # "." and a link to a run name the folder itself: it is what moves
+
+
 def check_out(out, resume: bool, overwrite: bool) -> Path:
     """The run folder `out` a training may write, checked before any data is read: a new or
     empty folder, or a run to resume or (with overwrite) replace, in a place that can be written.
-    A folder of other files is never written into."""
-    if out is None or not str(out).strip():
-        raise UserError("--out is empty; name the run folder to write, e.g. --out runs/mine")
-    out = Path(out).expanduser().resolve()  # "." and a link to a run name the folder itself: it is what moves
+    A folder of other files is never written into. Call it under RunLock (TrainingFolder does):
+    checked before, a run that another training published meanwhile would be missed, and replaced."""
+    out = out_path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose another --out")
     run = is_run(out)
-    if resume and not run:
+    if resume and not run and not is_run(_beside(out, STAGING)):  # a new run killed before its first checkpoint
         raise UserError(f"{out}: no rnnkit run to resume there; train one without --resume")
     if not resume and run and not overwrite:
         unfinished = "" if (out / "checkpoint.pt").is_file() else " (stopped before its first checkpoint)"
@@ -477,7 +651,7 @@ def check_out(out, resume: bool, overwrite: bool) -> Path:
                 f"{out}: a folder with other files ({shown}) and no rnnkit run in it; rnnkit writes a run "
                 "only into a new or empty folder, so choose another --out"
             )
-    _check_writable(out if resume else out.parent)
+    _check_writable(out if resume and run else out.parent)
     return out
 
 
@@ -500,28 +674,37 @@ class TrainingFolder:
     """The folder a training writes, under `RunLock`: the run itself when resuming from its
     checkpoint, else a staged new run that replaces `out` at its first complete state.
     A staged run that never got there is removed at exit, and `out` keeps what it held.
-    Only the main process of a data-parallel training (`main`) locks and writes."""
+    Only the main process of a data-parallel training (`main`) locks and writes; `check_out`
+    runs under the lock, so that of two trainings started on one `out` the second sees the run
+    the first made. A --resume of a run that has no checkpoint yet starts it over from its
+    config.json: the run's `origin` (`out`, or the staging folder of a new run killed there)."""
 
-    def __init__(self, out: Path, resume: bool, main: bool = True):
-        self.out, self.resume, self.main = Path(out), resume, main
+    def __init__(self, out: Path, resume: bool, overwrite: bool = False, main: bool = True):
+        self.out, self.resume, self.overwrite, self.main = Path(out), resume, overwrite, main
         self.lock = RunLock(out) if main else None
         self.run: RunFolder | None = None
 
     def __enter__(self) -> RunFolder:
-        if not self.main:
+        if not self.main:  # checks what the main process sees: it writes nothing before they all start
+            check_out(self.out, self.resume, self.overwrite)
             self.run = RunFolder(self.out)
-            return self.run
-        self.lock.__enter__()
-        try:
-            recover(self.out)
-            if self.resume and (self.out / "checkpoint.pt").is_file():
-                self.run = RunFolder(self.out)
-            else:
-                self.run = RunFolder.staged(self.out)
-        except BaseException:
-            self.lock.__exit__()
-            raise
+        else:
+            self.lock.__enter__()
+            try:
+                recover(self.out)
+                check_out(self.out, self.resume, self.overwrite)
+                self.run = self._folder()
+            except BaseException:
+                self.lock.__exit__()
+                raise
+        if self.resume:
+            self.run.origin = self.out if is_run(self.out) else _beside(self.out, STAGING)
         return self.run
+
+    def _folder(self) -> RunFolder:
+        if self.resume and (self.out / "checkpoint.pt").is_file():
+            return RunFolder(self.out)
+        return RunFolder.staged(self.out, keep_config=self.resume and not is_run(self.out))
 
     def __exit__(self, *exc) -> None:
         if self.main:

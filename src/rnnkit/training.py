@@ -22,7 +22,8 @@ state from one batch to the next keeps it in `model.carry`; checkpoints save it.
 
 Ctrl-C or SIGTERM finishes the current batch and writes a checkpoint; `resume=True` continues
 from it, skipping the batches already done, and ends in the same weights as an uninterrupted
-run with the same seed.
+run with the same seed. A stop that comes while the last epoch saves has nothing left to stop:
+the run completes.
 
 The loop never waits on the device for a number it does not need yet: the running loss is summed
 on the device and read back only for the progress bar (at most every half second) and at the end
@@ -267,7 +268,10 @@ class Trainer:
     def restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint. A run that ended on its epochs or its time budget goes on
         when the config now allows more; one that stopped early on patience stays finished.
-        Mid-epoch, only the number of processes that wrote it can continue it."""
+        Mid-epoch, only the number of processes that wrote it can continue it. A checkpoint of
+        another form or model (hand-edited, another run's, damaged) is a UserError naming it."""
+        path = self.run.path / "checkpoint.pt"
+        check_checkpoint(ckpt, path)
         state = dict(ckpt["state"])
         saved_world = state.get("world_size", 1)
         if saved_world != self.world and state["batch"] > 0:
@@ -275,12 +279,13 @@ class Trainer:
                 f"{self.run.path}: the checkpoint stopped in the middle of epoch {state['epoch']}, trained by "
                 f"{saved_world} process(es); resume it with {saved_world} (torchrun --nproc-per-node), not {self.world}"
             )
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.average is not None and "average" in ckpt:
-            self.average.load_state_dict(ckpt["average"])
-        if hasattr(self.model, "carry"):
-            self.model.carry = _to_device(ckpt.get("carry"), self.device)
+        try:
+            self._restore_weights(ckpt)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            raise UserError(
+                f"{path}: the checkpoint does not fit this run's model ({_first_reason(e)}); "
+                "it cannot be resumed: restore it, or train anew with --overwrite"
+            ) from None
         ranks = ckpt.get("ranks") or [{"torch_rng": ckpt["torch_rng"], "cuda_rng": ckpt.get("cuda_rng")}]
         if self.rank < len(ranks):
             own = ranks[self.rank]
@@ -295,6 +300,38 @@ class Trainer:
         if self.state.get("stop_reason") in ("epochs", "time"):
             self.state["done"] = False
 
+    def _restore_weights(self, ckpt: dict) -> None:
+        """The model's, the optimizer's and the average's state, and a carried state, from `ckpt`."""
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        check_optimizer(self.optimizer)
+        if self.average is not None and "average" in ckpt:
+            self.average.load_state_dict(ckpt["average"])
+        if hasattr(self.model, "carry"):
+            self.model.carry = _to_device(ckpt.get("carry"), self.device)
+
+    def nothing_left(self) -> str | None:
+        """What to say when a resumed run has nothing left to train (it had finished), else None."""
+        cfg, st = self.config, self.state
+        trained = st["epoch"] - 1 if st["batch"] == 0 else st["epoch"]
+        epochs = f"{trained} epoch{'' if trained == 1 else 's'}"
+        if st["done"]:  # stopped early on patience: it stays finished
+            return (
+                f"the run had stopped early after epoch {trained} (no better dev {self.metric} for "
+                f"{cfg.patience} epochs): nothing to train"
+            )
+        if st["epoch"] > cfg.epochs:
+            return (
+                f"the run had already trained {epochs}, and --epochs is {cfg.epochs}: nothing to train; "
+                "raise --epochs to train on"
+            )
+        if cfg.max_minutes is not None and st["elapsed"] > cfg.max_minutes * 60 and st["best"] is not None:
+            return (
+                f"the run had already spent its time budget of {cfg.max_minutes:g} min: nothing to train; "
+                "raise --max-minutes to train on"
+            )
+        return None
+
     # the loop
     def fit(self, train) -> dict:
         """Train until the epochs, the time budget or the patience run out; returns the state.
@@ -306,7 +343,10 @@ class Trainer:
             self.log(f"bf16 applies on a CUDA device with bf16 only; training on {self.device} in fp32")
         self._loss = distributed.loss_function(self.model, self.device)  # model.loss, or through DDP
         started = time.perf_counter() - st["elapsed"]
-        if cfg.max_minutes is not None and self.scoring_estimate is not None:
+        finished = self.nothing_left()
+        if finished:
+            self.log(finished)
+        elif cfg.max_minutes is not None and self.scoring_estimate is not None:
             self._dev_seconds, self._final_seconds = distributed.from_main(self.scoring_estimate)
             self._final_per_dev = self._final_seconds / max(self._dev_seconds, 1e-9)
         try:
@@ -318,8 +358,15 @@ class Trainer:
         finally:
             self._loss = None  # the DDP wrapper must not outlive its process group
         if not st["done"]:
-            raise Interrupted(f"training stopped in epoch {st['epoch']}; continue it with --resume")
+            raise Interrupted(f"training stopped {self._where()}; continue it with --resume")
         return st
+
+    def _where(self) -> str:
+        """Where a stop came: in an epoch, or after one (its saves done, none of the next one run)."""
+        st = self.state
+        if st["batch"] == 0 and st["epoch"] > 1:
+            return f"after epoch {st['epoch'] - 1} of {self.config.epochs}"
+        return f"in epoch {st['epoch']}"
 
     def _epochs(self, train, started: float) -> None:
         """Epoch after epoch until done or stopped; every process takes the same decisions."""
@@ -328,10 +375,11 @@ class Trainer:
         while not st["done"]:
             spent = time.perf_counter() - started + self._held_back()
             self._stop, out_of_time = distributed.any_rank(self._stop, spent > budget)
-            if self._stop:
+            if st["epoch"] > cfg.epochs:  # before the stop: one that came while the last epoch saved stops nothing
+                said = f"stop asked for after epoch {st['epoch'] - 1}, the last: the run is complete"
+                self._finish("epochs", said if self._stop else None)
+            elif self._stop:
                 return
-            if st["epoch"] > cfg.epochs:
-                self._finish("epochs")
             elif out_of_time and st["best"] is not None:  # the first epoch runs at least a batch: a run has weights
                 self._finish("time", f"time budget of {cfg.max_minutes:g} min reached")
             else:
@@ -487,6 +535,91 @@ class Trainer:
         if cfg.patience is not None and self.evaluate is not None and st["bad_epochs"] >= cfg.patience:
             self._finish("patience", f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
         self._save_checkpoint()
+
+
+# what Trainer.state holds, by type: the state of a checkpoint to resume must hold each
+STATE_TYPES = {
+    **dict.fromkeys(("epoch", "batch", "items", "tokens", "bad_epochs"), int),
+    **dict.fromkeys(("loss_sum", "elapsed", "epoch_start"), (int, float)),
+    "history": list,
+    "done": bool,
+    "best": (int, float, type(None)),
+    "best_epoch": (int, type(None)),
+    "stop_reason": (str, type(None)),
+}
+
+
+def check_checkpoint(ckpt, path) -> None:
+    """Refuse a checkpoint that is not of the form `Trainer.checkpoint` writes, with a UserError
+    naming the file and the first thing wrong, before `restore` meets it as a traceback."""
+    problem = _checkpoint_problem(ckpt)
+    if problem:
+        raise UserError(
+            f"{path}: not a checkpoint rnnkit can resume ({problem}); restore it, or train anew with --overwrite"
+        )
+
+
+def _checkpoint_problem(ckpt) -> str | None:
+    if not isinstance(ckpt, dict):
+        return f"a {type(ckpt).__name__}, not the dict rnnkit writes"
+    missing = [k for k in ("model", "optimizer", "state", "torch_rng") if k not in ckpt]
+    if missing:
+        return f"no {', '.join(missing)} in it"
+    if not isinstance(ckpt["model"], dict) or not all(isinstance(v, torch.Tensor) for v in ckpt["model"].values()):
+        return "its model is not a dict of tensors"
+    if not isinstance(ckpt["optimizer"], dict):
+        return "its optimizer state is not a dict"
+    state = ckpt["state"]
+    if not isinstance(state, dict):
+        return f"its state is a {type(state).__name__}, not a dict"
+    wrong = next((k for k, kinds in STATE_TYPES.items() if k not in state or not isinstance(state[k], kinds)), None)
+    if wrong is not None:
+        return f"its state's {wrong} is {'missing' if wrong not in state else type(state[wrong]).__name__}"
+    if not all(isinstance(row, dict) for row in state["history"]):
+        return "its history is not a list of rows"
+    ranks = ckpt.get("ranks") or []
+    if not isinstance(ranks, list) or not all(isinstance(r, dict) and _is_rng(r.get("torch_rng")) for r in ranks):
+        return "its ranks are not each process's RNG state"
+    if not _is_rng(ckpt["torch_rng"]):
+        return "its torch_rng is not a state of torch's CPU generator"
+    if ckpt.get("cuda_rng") is not None and not _is_bytes(ckpt["cuda_rng"]):
+        return "its cuda_rng is not a CUDA generator's state"
+    return None
+
+
+def _first_reason(e: Exception) -> str:
+    """The first line of an error that says something: load_state_dict's first is a heading."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    return (lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0])[:200]
+
+
+def _is_bytes(t) -> bool:
+    return isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1
+
+
+def _is_rng(t) -> bool:
+    """Whether `t` is a state torch.set_rng_state takes: the CPU generator's bytes, all of them."""
+    return _is_bytes(t) and t.numel() == torch.get_rng_state().numel()
+
+
+def check_optimizer(optimizer: torch.optim.Optimizer) -> None:
+    """A loaded optimizer state fits the parameters: load_state_dict checks the groups' sizes
+    only, and Adam's moments of another shape would fail the first step, deep in the kernel."""
+    for group in optimizer.param_groups:
+        if not isinstance(group.get("lr"), (int, float)):
+            raise ValueError(f"a learning rate of {group.get('lr')!r}")
+        for p in group["params"]:
+            for name, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != p.shape:
+                    raise ValueError(f"optimizer {name} of {tuple(value.shape)} for a parameter of {tuple(p.shape)}")
+
+
+def checkpoint_limit(model: torch.nn.Module) -> int:
+    """The most bytes a checkpoint of `model` may unpack to (RunFolder.load_checkpoint): its
+    weights 8 times over (the weights, Adam's two moments and an ema average make 4) and 16 MB
+    for the rest (RNG states, history, a language model's carried state)."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return 8 * weights + 16 * (1 << 20)
 
 
 def check_processes(num_examples: int, train_config: TrainConfig) -> None:

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from rnnkit.data.catalog import DATASETS, Dataset, Source, Split, manifest
 from rnnkit.errors import UserError
+from rnnkit.tempfiles import make_temp_dir, open_temp
 
 TIMEOUT_S = 60  # per network read
 # NAME:SPLIT; a name has two characters at least, so a Windows drive ("C:") is never one
@@ -237,8 +237,7 @@ def _describe(sources: tuple[Source, ...]) -> str:
 def fetch(url: str, sha256: str | None, folder: Path) -> Path:
     """Stream `url` into a new temporary file in `folder`, hashing it as it comes; the file is
     deleted and UserError raised when the sha256 differs or the transfer fails."""
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".download-", suffix=".part")
-    tmp = Path(name)
+    fd, tmp = open_temp(folder, prefix=".download-", suffix=".part")  # its mode follows the umask, as the split's
     try:
         h = hashlib.sha256()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
@@ -271,7 +270,7 @@ def _write_checked(content, target: Path, split: Split, ds: Dataset) -> None:
             f"found {found}; nothing was kept; set RNNKIT_DATA to a folder holding {ds.name}/{split.path}"
         )
     if isinstance(content, dict):
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".make-"))
+        tmp = make_temp_dir(target.parent, prefix=".make-")
         try:
             for file, data in content.items():
                 (tmp / file).write_bytes(data)
@@ -281,7 +280,7 @@ def _write_checked(content, target: Path, split: Split, ds: Dataset) -> None:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename happened
     else:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".make-", suffix=".part")
+        fd, name = open_temp(target.parent, prefix=".make-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(content)

@@ -194,6 +194,9 @@ class Vocab:
             raise UserError("expected the vocabulary's itos to be a list of strings")
         if not isinstance(d["counts"], dict):
             raise UserError("expected the vocabulary's counts to be an object")
+        twice = next((t for t, n in Counter(d["itos"]).items() if n > 1), None)
+        if twice is not None:  # stoi would keep one of its ids: encoding and decoding would disagree
+            raise UserError(f"expected the vocabulary's itos to hold each token once, found {twice!r} twice or more")
         vocab = cls(**{k: d[k] for k in _OPTIONS})
         vocab.itos_ = list(d["itos"])
         vocab.stoi_ = {token: i for i, token in enumerate(vocab.itos_)}

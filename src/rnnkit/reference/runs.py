@@ -15,12 +15,16 @@ from rnnkit.data.batching import encode, pad_rows
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.reference.model import TORCH_NAMES, Params, forward, loss_and_grads, outputs
-from rnnkit.runs import RunFolder, config_record
+from rnnkit.runs import RunFolder, config_record, read_run
 
 
 def load_run(path) -> tuple[Params, dict, Vocab, Vocab]:
-    """Params (float64), the run's config, and its token and label vocabularies."""
-    run = RunFolder(path)
+    """Params (float64), the run's config, and its token and label vocabularies, all from one
+    run (rnnkit.runs.read_run: a run overwritten meanwhile is read old or new, whole)."""
+    return read_run(path, _load_run)
+
+
+def _load_run(run: RunFolder) -> tuple[Params, dict, Vocab, Vocab]:
     config = run.read_config()
     model = config["model"]
     if model["cell"] != "rnn" or model["num_layers"] != 1 or model["bidirectional"]:

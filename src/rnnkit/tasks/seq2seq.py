@@ -278,6 +278,7 @@ TASK = Task(
     metric="bleu",
     dev_options={"beam": 1},  # greedy BLEU while training: cheap; metrics.json has the saved decoding
     vocabularies=vocabularies,
+    vocab_names=("source", "target"),
     training_data=lambda sets, vocabs, configs: Bucketed(
         encode_pairs(sets["train"], vocabs["source"], vocabs["target"]), vocabs["source"].pad_id, make_pair_batch
     ),

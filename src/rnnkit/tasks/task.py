@@ -39,6 +39,7 @@ class Task:
     metric: str | Callable = "accuracy"  # the dev score that picks the best epoch, or vocabs -> it
     dev_options: dict = field(default_factory=dict)  # how dev is scored while training (seq2seq: greedy)
     vocabularies: Callable | None = None  # (train examples, configs, source) -> vocabs; default fit_labelled
+    vocab_names: tuple = ("tokens", "labels")  # the vocabularies it cannot run without (chars is optional)
     training_data: Callable | None = None  # (sets, vocabs, configs) -> what the Trainer fits; default encoded
     evaluate: Callable | None = None  # (model, examples, source, **options) -> evaluate's report
     predict: Callable | None = None  # (model, examples, **options) -> one prediction per example
