@@ -13,7 +13,8 @@ A blank input line is a blank output line (a blank block for a tagger): nothing 
 output line i belongs to input line i. Input is read, predicted and written a chunk at a time:
 up to CHUNK examples, or what has arrived when a pipe has nothing more yet, so memory stays flat
 in the input's size and the first predictions appear before the input ends. stdin and files are
-strict UTF-8; a bad byte stops with `path:line`.
+strict UTF-8; a bad byte, or a line longer than data.text.MAX_LINE_BYTES (1 MiB), stops with
+`path:line`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnkit.data import readers
+from rnnkit.data.text import MAX_LINE_BYTES, long_line
 from rnnkit.errors import DataError, UserError
 
 CHUNK = 2048  # examples predicted together; the batches inside are length-bucketed as in training
@@ -42,7 +44,8 @@ Splitter = Callable[[str], tuple]  # a text's tokens
 
 def lines_of(source: str) -> Iterator[tuple[int, str] | None]:
     """(line number, line without its ending) of a file or of stdin ("-"), strict UTF-8, and WAIT
-    whenever a pipe has no complete line ready, so that what has arrived can be predicted."""
+    whenever a pipe has no complete line ready, so that what has arrived can be predicted. A line
+    longer than MAX_LINE_BYTES is refused once that much of it has arrived."""
     name = "<stdin>" if source == "-" else source
     if source == "-":
         chunks = _stdin_chunks()
@@ -58,7 +61,11 @@ def lines_of(source: str) -> Iterator[tuple[int, str] | None]:
         *complete, pending = pending.split(b"\n")
         for raw in complete:
             lineno += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise long_line(name, lineno)
             yield lineno, _decode(name, lineno, raw)
+        if len(pending) > MAX_LINE_BYTES:  # a line that has not ended yet is already too long
+            raise long_line(name, lineno + 1)
     if pending:
         lineno += 1
         yield lineno, _decode(name, lineno, pending)

@@ -8,9 +8,10 @@
 
 Texts become word tokens (`tokenize`), or with level="char" their characters (`characters`).
 
-Files are read as strict UTF-8 (a leading byte-order mark is dropped; \\r\\n is accepted).
-Line numbers are 1-based and count physical lines. `Example.line` is where an example starts:
-its row, or the first line (comments included) of its sentence block.
+Files are read as strict UTF-8 (a leading byte-order mark is dropped; \\r\\n is accepted), with
+lines of at most text.MAX_LINE_BYTES (1 MiB). Line numbers are 1-based and count physical lines.
+`Example.line` is where an example starts: its row, or the first line (comments included) of its
+sentence block.
 """
 
 from __future__ import annotations

@@ -1,0 +1,149 @@
+"""Hostile and malformed inputs end in one located line and exit 2, never a traceback, a hang or
+an unbounded read: JSON nested too deep, numbers too long, lone surrogates; lines that never end;
+labels that print like other labels; CoNLL-U lines that are no words; and predict reads every
+file as train and evaluate read it (CSV rows, TSV headers, CoNLL columns or plain sentences)."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CLASSIFY, TAGGED, write_conllu, write_tsv
+from rnnkit import predict
+from rnnkit.cli import main
+from rnnkit.data.text import MAX_LINE_BYTES, read_lines
+from rnnkit.data.vectors import read_vectors
+from rnnkit.data.vocab import Vocab
+from rnnkit.errors import DataError
+
+FAST = ["--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05", "--batch-size", "2"]
+DEVICE = ["--device", "cpu"]  # pytest --device's
+CONLL = """-DOCSTART- -X- -X- O
+
+EU NNP B-NP B-ORG
+rejects VBZ B-VP O
+German JJ B-NP B-MISC
+call NN I-NP O
+. . O O
+
+Peter NNP B-NP B-PER
+Blackburn NNP I-NP I-PER
+
+"""
+PAIRS = [(f"a b c {i}", f"c b a {i}") for i in range(5)]
+TOO_LONG = f"a line of at most {MAX_LINE_BYTES} bytes, found a longer one"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, device):
+    DEVICE[1] = device
+    root = tmp_path_factory.mktemp("runs")
+    write_tsv(root / "c.tsv", CLASSIFY)
+    write_conllu(root / "t.conllu", TAGGED)
+    (root / "ner.txt").write_text(CONLL, encoding="utf-8")
+    (root / "pairs.tsv").write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in PAIRS), encoding="utf-8")
+    for task, data, name in (("classify", "c.tsv", "c"), ("tag", "t.conllu", "t"), ("tag", "ner.txt", "ner"),
+                             ("seq2seq", "pairs.tsv", "s")):  # fmt: skip
+        argv = ["train", task, "--train", str(root / data), "--out", str(root / name), *FAST, *DEVICE, "--epochs", "1"]
+        assert main([*argv, "--no-progress"]) == 0
+    return root
+
+
+def _cli(capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main([*map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _refused(capsys, *argv) -> str:
+    """The one line of stderr of a command that must exit 2 without a traceback."""
+    code, _, err = _cli(capsys, *argv)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def _run_bounded(argv, stdin=None, seconds: float = 60, max_rss: int = 1 << 30) -> tuple[int, str, int]:
+    """Run a command, killed if it takes longer than `seconds` or holds more than `max_rss` bytes:
+    (exit status, stderr, the largest resident size seen)."""
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    status, peak, start = Path(f"/proc/{proc.pid}/status"), 0, time.monotonic()
+    while proc.poll() is None:
+        try:
+            rss = next(
+                int(line.split()[1]) * 1024 for line in status.read_text().splitlines() if line.startswith("VmRSS")
+            )
+        except (OSError, StopIteration):
+            rss = 0
+        peak = max(peak, rss)
+        if rss > max_rss or time.monotonic() - start > seconds:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"{' '.join(argv)}: killed after {time.monotonic() - start:.0f} s holding {peak >> 20} MiB")
+        time.sleep(0.05)
+    return proc.returncode, proc.stderr.read().decode("utf-8", "replace"), peak
+
+
+RNNKIT = [sys.executable, "-m", "rnnkit"]
+needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory use from /proc")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Lines that never end
+
+
+def test_a_line_of_the_bound_is_read_and_one_byte_more_is_refused_at_its_line(tmp_path):
+    ok = tmp_path / "ok.txt"
+    ok.write_bytes(b"a\n" + b"x" * MAX_LINE_BYTES + b"\nb\n")
+    assert [len(line) for line in read_lines(ok)] == [1, MAX_LINE_BYTES, 1]
+    long = tmp_path / "long.txt"
+    long.write_bytes(b"a\nb\n" + b"x" * (MAX_LINE_BYTES + 1) + b"\nc\n")
+    with pytest.raises(DataError, match=f"long.txt:3: expected {TOO_LONG}"):
+        read_lines(long)
+    with pytest.raises(DataError, match=f"long.txt:3: expected {TOO_LONG}"):
+        list(predict.lines_of(str(long)))
+
+
+@needs_proc
+def test_endless_zeros_on_stdin_are_refused_in_bounded_time_and_memory(runs):
+    head = subprocess.Popen(["head", "-c", "200000000", "/dev/zero"], stdout=subprocess.PIPE)
+    try:
+        code, err, peak = _run_bounded([*RNNKIT, "predict", str(runs / "c"), "-", "--device", "cpu"], stdin=head.stdout)
+    finally:
+        head.stdout.close()
+        head.kill()
+        head.wait()
+    assert code == 2 and f"<stdin>:1: expected {TOO_LONG}" in err and "Traceback" not in err, err
+
+
+@needs_proc
+@pytest.mark.parametrize("command", ["predict", "train", "evaluate", "vectors"])
+def test_dev_zero_as_a_file_is_refused_in_bounded_time_and_memory(runs, tmp_path, command):
+    argv = {
+        "predict": ["predict", str(runs / "c"), "/dev/zero"],
+        "train": ["train", "classify", "--train", "/dev/zero", "--format", "tsv", "--out", str(tmp_path / "r")],
+        "evaluate": ["evaluate", str(runs / "c"), "--data", "/dev/zero", "--format", "tsv"],
+        "vectors": ["train", "tag", "--train", str(runs / "t.conllu"), "--vectors", "/dev/zero", "--cell", "lstm",
+                    "--hidden", "16", "--out", str(tmp_path / "r"), "--epochs", "1"],
+    }[command]  # fmt: skip
+    code, err, _ = _run_bounded([*RNNKIT, *argv, "--device", "cpu"])
+    assert code == 2 and f"/dev/zero:1: expected {TOO_LONG}" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("the 0.1 0.2\n\x00\x00\x00\n", r"vectors.txt:2: expected a word and its numbers separated by spaces"),
+        ("the 0.1 0.2\nnowhere x y\n", r"vectors.txt:2: expected numbers after the word, found text"),
+    ],
+)
+def test_a_vectors_line_that_is_no_word_and_numbers_is_refused_at_its_line(tmp_path, text, message):
+    path = tmp_path / "vectors.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        read_vectors(path, Vocab().fit([["the", "movie"]]))
