@@ -14,6 +14,7 @@ import pytest
 from conftest import CLASSIFY, TAGGED, write_conllu, write_tsv
 from rnnkit import predict
 from rnnkit.cli import main
+from rnnkit.data import readers
 from rnnkit.data.text import MAX_LINE_BYTES, read_lines
 from rnnkit.data.vectors import read_vectors
 from rnnkit.data.vocab import Vocab
@@ -91,6 +92,47 @@ def _run_bounded(argv, stdin=None, seconds: float = 60, max_rss: int = 1 << 30) 
 
 RNNKIT = [sys.executable, "-m", "rnnkit"]
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory use from /proc")
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. JSON Lines: nesting, huge integers, lone surrogates
+
+GOOD_JSONL = '{"text": "the movie was great .", "label": "pos"}\n{"text": "a waste of time .", "label": "neg"}\n'
+BAD_JSON = {
+    "nesting": ('{"text": "fine .", "label": "pos", "meta": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested"),
+    "a huge integer": ('{"text": "fine .", "label": ' + "7" * 5000 + "}", "digits"),
+    "a surrogate in the text": ('{"text": "fine \\ud800 .", "label": "pos"}', r"lone surrogate '\ud800'"),
+    "a surrogate in the label": ('{"text": "fine .", "label": "pos\\udfff"}', r"lone surrogate '\udfff'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_JSON))
+def test_bad_json_is_a_located_error_in_train_evaluate_and_predict(runs, tmp_path, capsys, case):
+    line, what = BAD_JSON[case]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(GOOD_JSONL + line + "\n", encoding="utf-8")
+    for argv in (
+        ["train", "classify", "--train", bad, "--out", tmp_path / "r", *FAST, *DEVICE, "--epochs", "1"],
+        ["evaluate", runs / "c", "--data", bad, *DEVICE],
+        ["predict", runs / "c", bad, *DEVICE],
+    ):
+        err = _refused(capsys, *argv)
+        assert f"{bad}:3: expected " in err and what in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_paired_surrogate_escape_is_one_character_and_read(tmp_path):
+    path = tmp_path / "ok.jsonl"
+    path.write_text('{"tokens": ["ok", "\\ud83d\\ude00"], "tags": ["X", "Y"]}\n', encoding="utf-8")
+    assert readers.read_tagging(path)[0].tokens == ("ok", "\U0001f600")
+
+
+def test_nesting_deeper_than_the_bound_is_refused_however_python_parses_it(tmp_path):
+    deep = readers.MAX_JSON_DEPTH + 1
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"tokens": ["a"], "tags": ["X"], "m": ' + "[" * deep + "]" * deep + "}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"deep.jsonl:1: expected JSON nested at most {readers.MAX_JSON_DEPTH} deep"):
+        readers.read_tagging(path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ Texts become word tokens (`tokenize`), or with level="char" their characters (`c
 Files are read as strict UTF-8 (a leading byte-order mark is dropped; \\r\\n is accepted), with
 lines of at most text.MAX_LINE_BYTES (1 MiB). Line numbers are 1-based and count physical lines.
 `Example.line` is where an example starts: its row, or the first line (comments included) of its
-sentence block.
+sentence block. A JSON line nests at most MAX_JSON_DEPTH deep, its integers have at most Python's
+4300 digits, and its strings are valid Unicode (no lone surrogate escape such as "\\ud800").
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sys
 import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -43,6 +46,10 @@ CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "depre
 HEADER_LABELS = ("label", "labels", "class", "y", "sentiment")
 _SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".conllu": "conllu", ".conll": "conll"}
 _CHOOSE_FORMAT = f"pass --format with one of {', '.join(FORMATS)}"
+MAX_JSON_DEPTH = 100  # arrays and objects inside one another on a JSON line; data needs a few
+_TOO_DEEP = f"expected JSON nested at most {MAX_JSON_DEPTH} deep, found deeper nesting"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # an escape of U+D800-U+DFFF, paired or not
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,9 +194,37 @@ def _json_object(path, lineno: int, line: str) -> dict:
             lineno,
             f"expected one JSON object per line (JSON Lines), found invalid JSON: {e.msg} (column {e.colno})",
         ) from None
+    except RecursionError:
+        raise DataError(path, lineno, _TOO_DEEP) from None
+    except ValueError:  # the one other complaint of json: an integer past Python's digit limit
+        raise DataError(
+            path, lineno, f"expected JSON numbers of at most {sys.get_int_max_str_digits()} digits, found a longer one"
+        ) from None
+    if line.count("[") + line.count("{") > MAX_JSON_DEPTH or _SURROGATE_ESCAPE.search(line):
+        _check_json(path, lineno, obj)
     if not isinstance(obj, dict):
         raise DataError(path, lineno, f"expected one JSON object per line (JSON Lines), found {type(obj).__name__}")
     return obj
+
+
+def _check_json(path, lineno: int, obj) -> None:
+    """Refuse what json.loads takes but a reader must not: nesting deeper than MAX_JSON_DEPTH (what
+    prints or copies it would recurse past Python's limit) and a lone surrogate, a \\ud800 escape
+    that is half of a UTF-16 pair and no character (it cannot be written as UTF-8). Iterative, so
+    any depth that parsed is walked."""
+    todo = [(obj, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, str):
+            if found := _SURROGATE.search(value):
+                raise DataError(
+                    path, lineno, f"expected valid Unicode text, found a lone surrogate {found.group()!r} (half a pair)"
+                )
+        elif isinstance(value, (list, dict)):
+            if depth > MAX_JSON_DEPTH:
+                raise DataError(path, lineno, _TOO_DEEP)
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            todo.extend((item, depth + 1) for item in items)
 
 
 def _json_field(path, lineno: int, obj: dict, key: str, option: str | None = None):
