@@ -3,7 +3,9 @@ an unbounded read: JSON nested too deep, numbers too long, lone surrogates; line
 labels that print like other labels; CoNLL-U lines that are no words; and predict reads every
 file as train and evaluate read it (CSV rows, TSV headers, CoNLL columns or plain sentences)."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +17,8 @@ from conftest import CLASSIFY, TAGGED, write_conllu, write_tsv
 from rnnkit import predict
 from rnnkit.cli import main
 from rnnkit.data import readers
+from rnnkit.data.class_folder import read_class_folder
+from rnnkit.data.corpus import read_lm
 from rnnkit.data.text import MAX_LINE_BYTES, read_lines
 from rnnkit.data.vectors import read_vectors
 from rnnkit.data.vocab import Vocab
@@ -189,3 +193,56 @@ def test_a_vectors_line_that_is_no_word_and_numbers_is_refused_at_its_line(tmp_p
     path.write_text(text, encoding="utf-8")
     with pytest.raises(DataError, match=message):
         read_vectors(path, Vocab().fit([["the", "movie"]]))
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Labels that print like other labels
+
+INVISIBLE = ["\u200b", "\u202e", "\u00ad", "\u2060", "\ufeff", "\x7f"]  # Cf: zero-width, direction, soft hyphen; Cc
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE)
+def test_a_label_with_an_invisible_character_is_refused_with_it_escaped(tmp_path, invisible):
+    label = "positive" + invisible
+    escaped = repr(label)
+    assert "\\" in escaped  # what the user sees names the character
+    files = {  # name: text, the line of the label
+        "t.tsv": (f"good film\tnegative\nodd film\t{label}\n", 2),
+        "t.csv": (f'text,label\ngood film,negative\nodd film,"{label}"\n', 3),
+        "t.jsonl": (
+            json.dumps({"text": "good film", "label": "no"}) + "\n" + json.dumps({"text": "odd", "label": label}),
+            2,
+        ),
+        "t.conll": (f"good JJ O\nfilm NN {label}\n", 2),
+    }
+    for name, (text, line) in files.items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        read = readers.read_tagging if name.endswith(".conll") else readers.read_classification
+        message = rf"{name}:{line}: expected a label of visible characters .*found {re.escape(escaped)}"
+        with pytest.raises(DataError, match=message):
+            read(path)
+
+
+def test_training_on_a_label_with_a_zero_width_space_exits_2(tmp_path, capsys):
+    data = write_tsv(tmp_path / "train.tsv", CLASSIFY + [("odd film", "positive\u200b")])
+    err = _refused(capsys, "train", "classify", "--train", data, "--out", tmp_path / "r", *FAST, *DEVICE)
+    assert "train.tsv:6: expected a label of visible characters in column 2, found 'positive\\u200b'" in err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("name", ["pos\u200b.txt", "neg\x01.txt"])
+def test_a_class_file_named_with_an_invisible_character_is_refused(tmp_path, name):
+    (tmp_path / "pos.txt").write_text("good film\n", encoding="utf-8")
+    (tmp_path / name).write_text("odd film\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"expected class file names of visible characters, found .*\\"):
+        read_class_folder(tmp_path)
+    with pytest.raises(DataError, match=r"expected class file names of visible characters"):
+        read_lm(tmp_path)
+
+
+def test_a_language_model_label_with_an_invisible_character_is_refused(tmp_path):
+    path = tmp_path / "names.tsv"
+    path.write_text("Khoury\tArabic\nAng\tChinese\u200b\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"names.tsv:2: expected a label of visible characters"):
+        read_lm(path)

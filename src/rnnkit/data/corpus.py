@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnkit.data.class_folder import read_class_folder
-from rnnkit.data.text import Example, check_file, read_lines, split_text
+from rnnkit.data.text import Example, check_file, read_lines, split_text, visible_label
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import DataError, UserError
 
@@ -77,6 +77,7 @@ def read_labelled(path, level: str) -> list[Example]:
         text, label = fields[0].strip(), fields[1].strip()
         if not text or not label:
             raise DataError(path, lineno, f"expected a text and a label, found an empty {'label' if text else 'text'}")
+        visible_label(path, lineno, label, "column 2")
         examples.append(Example(tuple(split_text(text, level)), label=label, line=lineno))
     if not examples:
         raise DataError(path, None, "expected at least one text<TAB>label line, found none")

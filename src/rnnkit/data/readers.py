@@ -22,7 +22,6 @@ import io
 import json
 import re
 import sys
-import unicodedata
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from rnnkit.data.text import check_file as _check_file
 from rnnkit.data.text import read_lines as _read_lines
 from rnnkit.data.text import read_text as _read_text
 from rnnkit.data.text import tokens_of as _tokens_of
+from rnnkit.data.text import visible_label as _visible_label
 from rnnkit.errors import DataError, UserError
 
 CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
@@ -88,16 +88,14 @@ def _choose_reader(path, task: str, format: str | None, readers: dict[str, Calla
 
 
 def _label(path, lineno: int, label: str, where: str) -> str:
-    """A label or tag as read: never empty or `_` (no annotation), never with control characters
-    (a NUL inside a label would make a new class)."""
+    """A label or tag as read: never empty or `_` (no annotation), never with a character that
+    does not show (a NUL or a zero-width space inside a label would make a new class that prints
+    like an old one)."""
     label = label.strip()
     if not label or label == "_":
         found = "an empty field" if not label else "'_' (no annotation)"
         raise DataError(path, lineno, f"expected a label in {where}, found {found}")
-    bad = next((c for c in label if unicodedata.category(c) in ("Cc", "Cs")), None)
-    if bad is not None:
-        raise DataError(path, lineno, f"expected a label of printable characters in {where}, found U+{ord(bad):04X}")
-    return label
+    return _visible_label(path, lineno, label, where)
 
 
 # ---------------------------------------------------------------------------------------------

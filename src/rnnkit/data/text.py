@@ -171,6 +171,16 @@ def at_least_one(path, examples: list[Example], what_else: str | None = None) ->
     return examples
 
 
+def visible_label(path, lineno: int | None, label: str, where: str) -> str:
+    """`label` if all of it shows when printed (str.isprintable: no control or format character,
+    such as U+200B zero-width space or U+202E right-to-left override, no surrogate, private-use
+    or unassigned one, and no space but U+0020); else a DataError showing it escaped. A label
+    that prints like another would be a new class that no one can tell from it."""
+    if not label.isprintable():
+        raise DataError(path, lineno, f"expected a label of visible characters in {where}, found {label!r}")
+    return label
+
+
 def tokens_of(path, lineno: int, text: str, where: str, level: str = "word") -> tuple[str, ...]:
     tokens = tuple(split_text(text, level))
     if not tokens:
