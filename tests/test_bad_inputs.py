@@ -246,3 +246,29 @@ def test_a_language_model_label_with_an_invisible_character_is_refused(tmp_path)
     path.write_text("Khoury\tArabic\nAng\tChinese\u200b\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"names.tsv:2: expected a label of visible characters"):
         read_lm(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. CoNLL-U lines that are no words
+
+
+def _conllu_line(i, form: str, upos: str = "NOUN") -> str:
+    return f"{i}\t{form}\t_\t{upos}\t_\t_\t_\t_\t_\t_\n"
+
+
+@pytest.mark.parametrize(
+    "word, message",
+    [
+        (_conllu_line(2, ""), "expected a word in column FORM, found an empty field"),
+        (_conllu_line("x", "film"), "expected an ID in column 1 (a number, a range 1-2 or a decimal 1.1), found 'x'"),
+        (_conllu_line("2-", "film"), "found '2-'"),
+        (_conllu_line("²", "film"), "found '²'"),
+    ],
+)
+def test_a_conllu_line_that_is_no_word_is_refused_in_train_and_predict(runs, tmp_path, capsys, word, message):
+    bad = tmp_path / "bad.conllu"
+    bad.write_text("# sent_id = 1\n" + _conllu_line(1, "good", "ADJ") + word + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"bad\.conllu:3: .*{re.escape(message)}"):
+        readers.read_tagging(bad)
+    err = _refused(capsys, "predict", runs / "t", bad, *DEVICE)
+    assert "bad.conllu:3: expected " in err and message in err

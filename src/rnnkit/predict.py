@@ -228,21 +228,11 @@ def block_records(lines: Iterable, name: str, fmt: str) -> Iterator[Record | Non
 
 def _block(lines: list[str], name: str, start: int, fmt: str) -> Record:
     if fmt == "conllu":
-        words = [_conllu_word(name, start + i, _clean(line)) for i, line in enumerate(lines)]
+        words = [readers.conllu_word(name, start + i, _clean(line)) for i, line in enumerate(lines)]
         tokens = tuple(f[1] for f in words if f is not None)
     else:
         tokens = tuple(_clean(line).split()[0] for line in lines)
     return Record(tokens or None, lines)
-
-
-def _conllu_word(name: str, lineno: int, line: str) -> list[str] | None:
-    """The 10 fields of a word line; None for a comment, a multiword range (1-2) or an empty node (1.1)."""
-    if line.startswith("#"):
-        return None
-    fields = line.split("\t")
-    if len(fields) != 10:
-        raise DataError(name, lineno, f"expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
-    return fields if fields[0].isdigit() else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +272,7 @@ def _fill_conllu(record: Record, tags, k: int) -> str:
     for raw in record.lines:
         bom, line, cr = _ends(raw)
         fields = line.split("\t")
-        if not line.startswith("#") and len(fields) == 10 and fields[0].isdigit():
+        if not line.startswith("#") and len(fields) == 10 and readers.is_word_id(fields[0]):
             fields[k] = next(it)
             raw = bom + "\t".join(fields) + cr
         out.append(raw + "\n")

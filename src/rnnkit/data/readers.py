@@ -50,6 +50,8 @@ MAX_JSON_DEPTH = 100  # arrays and objects inside one another on a JSON line; da
 _TOO_DEEP = f"expected JSON nested at most {MAX_JSON_DEPTH} deep, found deeper nesting"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # an escape of U+D800-U+DFFF, paired or not
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_CONLLU_WORD = re.compile("[0-9]+")
+_CONLLU_NO_WORD = re.compile("[0-9]+-[0-9]+|[0-9]+[.][0-9]+")  # a multiword token's range, an empty node
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,15 +320,36 @@ def _conllu_sentences(path, lines: list[str]) -> Iterable[tuple[int, list[tuple[
             start, words = None, []
             continue
         start = start or i + 1
-        if line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if len(fields) != 10:
-            raise DataError(path, i + 1, f"expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
-        if "-" not in fields[0] and "." not in fields[0]:
+        fields = conllu_word(path, i + 1, line)
+        if fields is not None:
             words.append((i, fields))
     if words:
         yield start, words
+
+
+def conllu_word(path, lineno: int, line: str) -> list[str] | None:
+    """The 10 fields of a CoNLL-U word line (its ID a number); None for a comment, a multiword
+    range (1-2) or an empty node (1.1). Anything else in column 1, or a word without a FORM, is
+    refused: either would pass through untagged or become a token that no text holds."""
+    if line.startswith("#"):
+        return None
+    fields = line.split("\t")
+    if len(fields) != 10:
+        raise DataError(path, lineno, f"expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
+    if not is_word_id(fields[0]):
+        if _CONLLU_NO_WORD.fullmatch(fields[0]):
+            return None
+        raise DataError(
+            path, lineno, f"expected an ID in column 1 (a number, a range 1-2 or a decimal 1.1), found {fields[0]!r}"
+        )
+    if not fields[1].strip():
+        raise DataError(path, lineno, "expected a word in column FORM, found an empty field")
+    return fields
+
+
+def is_word_id(field: str) -> bool:
+    """Whether a CoNLL-U ID names a word: ASCII digits only."""
+    return _CONLLU_WORD.fullmatch(field) is not None
 
 
 def _read_conllu(path, column) -> list[Example]:
