@@ -272,3 +272,45 @@ def test_a_conllu_line_that_is_no_word_is_refused_in_train_and_predict(runs, tmp
         readers.read_tagging(bad)
     err = _refused(capsys, "predict", runs / "t", bad, *DEVICE)
     assert "bad.conllu:3: expected " in err and message in err
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. CSV rows as train reads them
+
+
+def test_predict_reads_a_quoted_newline_as_one_row_as_train_does(runs, tmp_path, capsys):
+    path = tmp_path / "in.csv"
+    path.write_text('text,label\n"a good\nmovie",pos\n"boring, very",neg\n', encoding="utf-8")
+    assert [ex.tokens for ex in readers.read_classification(path)] == [("a", "good", "movie"), ("boring", ",", "very")]
+    code, out, err = _cli(capsys, "predict", runs / "c", path, *DEVICE)
+    assert code == 0, err
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["a good movie", "boring, very"]
+
+
+@pytest.mark.parametrize("text", ['text,label\n"a good movie,pos\nbad,neg\n', 'text\nfine\n"a good movie\n'])
+def test_an_unbalanced_quote_is_refused_by_predict_as_by_train(runs, tmp_path, capsys, text):
+    path = tmp_path / "in.csv"
+    path.write_text(text, encoding="utf-8")
+    line = text.count("\n", 0, text.index('"')) + 1
+    message = f'in.csv:{line}: expected a closing quote (") for the quoted field that starts in this row'
+    if "label" in text:
+        with pytest.raises(DataError, match=re.escape(message)):
+            readers.read_classification(path)
+    assert message in _refused(capsys, "predict", runs / "c", path, *DEVICE)
+
+
+def test_csv_rows_pass_a_wait_between_rows_on_so_that_predict_flushes(tmp_path):
+    wait = predict.WAIT
+    lines = [(1, "text"), (2, '"a'), wait, (3, 'b"'), wait, (4, "c")]
+    rows = list(readers.csv_rows("in.csv", lines))
+    assert rows == [(1, ["text"]), (2, ["a\nb"]), wait, (4, ["c"])]
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. A seq2seq TSV's header
+
+
+def test_seq2seq_predict_skips_the_header_as_evaluate_does(runs, capsys):
+    code, out, err = _cli(capsys, "predict", runs / "s", runs / "pairs.tsv", *DEVICE)
+    assert code == 0, err
+    assert len(out.splitlines()) == len(PAIRS)

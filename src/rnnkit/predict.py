@@ -5,7 +5,8 @@
                                    whitespace only               tag: token<TAB>tag lines and a blank line,
                                                                  one block per line; seq2seq: one line per line
     .tsv .csv .jsonl, NAME:SPLIT   its reader's text field,      as text, one line per row; never the label
-                                   never the label
+                                   never the label (read as train
+                                   and evaluate read it)
     CoNLL-U                        the FORM column               the same lines, the run's tag column filled
     CoNLL columns (CoNLL-2003)     the first column              the same lines, a predicted column appended
 
@@ -19,7 +20,6 @@ strict UTF-8; a bad byte, or a line longer than data.text.MAX_LINE_BYTES (1 MiB)
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import select
@@ -34,7 +34,7 @@ from rnnkit.errors import DataError, UserError
 
 CHUNK = 2048  # examples predicted together; the batches inside are length-bucketed as in training
 READ_SIZE = 1 << 16
-WAIT = None  # a line source's marker: no more input is ready yet (a pipe whose writer waits)
+WAIT = readers.WAIT  # a line source's marker: no more input is ready yet (a pipe whose writer waits)
 Splitter = Callable[[str], tuple]  # a text's tokens
 
 
@@ -133,7 +133,7 @@ class Record:
     what `format` needs to write it."""
 
     tokens: tuple[str, ...] | None
-    lines: list[str]  # the input lines it came from
+    lines: list[str]  # the input lines it came from (a row's: its text; only column files write lines back)
     text: str = ""  # the text of a text line or row
 
 
@@ -164,33 +164,45 @@ def splitter(model, tokenized: bool) -> Splitter:
 
 
 def row_records(
-    lines: Iterable, fmt: str, name: str, split: Splitter, text_field: str, label_field: str
+    lines: Iterable, fmt: str, name: str, split: Splitter, text_field: str, label_field: str, is_header=None
 ) -> Iterator[Record | None]:
-    """One record per row of a TSV (column 1; a header line is skipped), CSV or JSONL file (the
-    text field); the label, if there is one, is never read as text."""
-    header: list[str] | None = None
-    for item in lines:
-        if item is WAIT:
-            yield WAIT
-            continue
-        lineno, line = item[0], _clean(item[1])
-        if not line.strip():
-            continue
-        if fmt == "tsv":
-            fields = line.split("\t")
-            first, header = header is None, header or fields
-            if first and readers._is_tsv_header(fields, label_field):
+    """One record per row of a TSV (column 1), CSV or JSONL file (the text field), read with the
+    readers train and evaluate use (readers.tsv_rows, csv_rows, the JSON checks); the label, if
+    there is one, is never read as text. `is_header(fields)` tells a TSV header (default: a last
+    field that names the label, as readers.read_classification has it)."""
+    cleaned = (item if item is WAIT else (item[0], _clean(item[1])) for item in lines)
+    if fmt == "tsv":
+        is_header = is_header or (lambda fields: readers._is_tsv_header(fields, label_field))
+        for item in readers.tsv_rows(cleaned, is_header):
+            if item is WAIT:
+                yield WAIT
                 continue
-            text = fields[0]
-        elif fmt == "csv":
-            row = next(csv.reader(io.StringIO(line)))
-            if header is None:
-                header = row
-                if text_field not in header:
+            lineno, fields = item
+            if len(fields) > 2:
+                found = f"found {len(fields)}"
+                raise DataError(name, lineno, f"expected 2 tab-separated columns (a text, a label not read), {found}")
+            yield _text_record(fields[0], split)
+    elif fmt == "csv":
+        column = None
+        for item in readers.csv_rows(name, cleaned):
+            if item is WAIT:
+                yield WAIT
+                continue
+            lineno, row = item
+            if column is None:  # the header
+                if text_field not in row:
                     raise DataError(name, lineno, f"expected a column named {text_field!r} in the header, found {row}")
+                column = row.index(text_field)
                 continue
-            text = row[header.index(text_field)] if header.index(text_field) < len(row) else ""
-        else:
+            yield _text_record(row[column], split)
+    else:
+        for item in cleaned:
+            if item is WAIT:
+                yield WAIT
+                continue
+            lineno, line = item
+            if not line.strip():
+                continue
             obj = readers._json_object(name, lineno, line)
             text = readers._json_field(name, lineno, obj, text_field, "--text-field")
             if isinstance(text, list) and all(isinstance(t, str) for t in text):
@@ -198,8 +210,11 @@ def row_records(
                 continue
             if not isinstance(text, str):
                 raise DataError(name, lineno, f"expected {text_field!r} to be a string, found {type(text).__name__}")
-        tokens = split(text)
-        yield Record(tokens or None, [line], " ".join(text.split()))
+            yield _text_record(text, split)
+
+
+def _text_record(text: str, split: Splitter) -> Record:
+    return Record(split(text) or None, [text], " ".join(text.split()))
 
 
 def block_records(lines: Iterable, name: str, fmt: str) -> Iterator[Record | None]:
@@ -379,7 +394,12 @@ def records_for(model, source: str, fmt: str, tokenized: bool) -> Iterator[Recor
         if model.task not in ("classify", "seq2seq"):
             raise UserError(f"{name}: {fmt} rows are texts to classify; a {model.task} run predicts for text lines")
         cfg = model.data_config
-        return row_records(lines, fmt, name, split, cfg.text_field, cfg.label_field)
+        is_header = None
+        if model.task == "seq2seq":  # source<TAB>target, as evaluate reads it
+            from rnnkit.data import parallel
+
+            is_header = parallel.is_header
+        return row_records(lines, fmt, name, split, cfg.text_field, cfg.label_field, is_header)
     if fmt in ("conllu", "conll"):
         if model.task != "tag":
             raise UserError(f"{name}: {fmt} files are tagged sentences; predicting for them needs a tag run")

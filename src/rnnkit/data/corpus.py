@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnkit.data.class_folder import read_class_folder
+from rnnkit.data.readers import tsv_rows
 from rnnkit.data.text import Example, check_file, read_lines, split_text, visible_label
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import DataError, UserError
@@ -66,12 +67,8 @@ def read_stream(path, level: str) -> list[Example]:
 
 def read_labelled(path, level: str) -> list[Example]:
     examples = []
-    for lineno, line in enumerate(read_lines(path), 1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if not examples and [f.strip().lower() for f in fields] == ["text", "label"]:
-            continue  # the header
+    is_header = lambda fields: [f.strip().lower() for f in fields] == ["text", "label"]  # noqa: E731
+    for lineno, fields in tsv_rows(enumerate(read_lines(path), 1), is_header):
         if len(fields) != 2:
             raise DataError(path, lineno, f"expected 2 tab-separated columns (text, label), found {len(fields)}")
         text, label = fields[0].strip(), fields[1].strip()

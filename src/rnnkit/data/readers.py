@@ -4,7 +4,8 @@
                      a folder of <class>.txt files, one text per line (class_folder.py)
     tagging          conllu (10 columns)   conll (whitespace columns, CoNLL-2003)
                      jsonl ({"tokens": [...], "tags": [...]})
-    prediction       rnnkit.predict reads its input a chunk at a time, with these helpers
+    prediction       rnnkit.predict reads its input a chunk at a time, with these readers' rows
+                     (tsv_rows, csv_rows), JSON checks and CoNLL-U word lines
 
 Texts become word tokens (`tokenize`), or with level="char" their characters (`characters`).
 
@@ -18,11 +19,10 @@ sentence block. A JSON line nests at most MAX_JSON_DEPTH deep, its integers have
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from rnnkit.config import FORMATS
@@ -37,7 +37,6 @@ from rnnkit.data.text import (  # noqa: F401  (tokenize, characters, ... are rea
 from rnnkit.data.text import at_least_one as _at_least_one
 from rnnkit.data.text import check_file as _check_file
 from rnnkit.data.text import read_lines as _read_lines
-from rnnkit.data.text import read_text as _read_text
 from rnnkit.data.text import tokens_of as _tokens_of
 from rnnkit.data.text import visible_label as _visible_label
 from rnnkit.errors import DataError, UserError
@@ -50,6 +49,7 @@ MAX_JSON_DEPTH = 100  # arrays and objects inside one another on a JSON line; da
 _TOO_DEEP = f"expected JSON nested at most {MAX_JSON_DEPTH} deep, found deeper nesting"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # an escape of U+D800-U+DFFF, paired or not
 _SURROGATE = re.compile("[\ud800-\udfff]")
+WAIT = None  # an item of a stream of lines: no more input is ready yet (rnnkit.predict's pipes)
 _CONLLU_WORD = re.compile("[0-9]+")
 _CONLLU_NO_WORD = re.compile("[0-9]+-[0-9]+|[0-9]+[.][0-9]+")  # a multiword token's range, an empty node
 
@@ -120,58 +120,123 @@ def _is_tsv_header(fields: list[str], label_field: str) -> bool:
 
 
 def _read_tsv(path, text_field: str, label_field: str, level: str) -> list[Example]:
-    examples, header = [], False
-    for lineno, line in enumerate(_read_lines(path), 1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if not examples and not header and _is_tsv_header(fields, label_field):
-            header = True
-            continue
+    lines = _read_lines(path)
+    examples = []
+    for lineno, fields in tsv_rows(enumerate(lines, 1), lambda fields: _is_tsv_header(fields, label_field)):
         if len(fields) != 2:
             raise DataError(path, lineno, f"expected 2 tab-separated columns (text, label), found {len(fields)}")
         tokens = _tokens_of(path, lineno, fields[0], "column 1", level)
         label = _label(path, lineno, fields[1], "column 2")
         examples.append(Example(tokens, label=label, line=lineno))
-    return _at_least_one(path, examples, "a header" if header else None)
+    return _at_least_one(path, examples, "a header" if any(line.strip() for line in lines) else None)
 
 
 def _read_csv(path, text_field: str, label_field: str, level: str) -> list[Example]:
-    text = _read_text(path).removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = _csv_row(path, reader)
+    rows = csv_rows(path, enumerate(_read_lines(path), 1))
+    header = next(rows, None)
     if header is None:
         return _at_least_one(path, [])
     columns = [
-        _csv_column(path, header, name, option)
+        _csv_column(path, header[1], name, option)
         for name, option in ((text_field, "--text-field"), (label_field, "--label-field"))
     ]
     examples = []
-    while True:
-        start = reader.line_num + 1
-        row = _csv_row(path, reader)
-        if row is None:
-            break
-        if not any(field.strip() for field in row):
-            continue
-        if len(row) != len(header):
-            raise DataError(
-                path, start, f"expected {len(header)} comma-separated fields as in the header, found {len(row)}"
-            )
+    for start, row in rows:
         tokens = _tokens_of(path, start, row[columns[0]], f"column {text_field!r}", level)
         label = _label(path, start, row[columns[1]], f"column {label_field!r}")
         examples.append(Example(tokens, label=label, line=start))
     return _at_least_one(path, examples, "a header")
 
 
-def _csv_row(path, reader) -> list[str] | None:
-    """The next row, or None at the end; csv's own complaints become DataErrors."""
-    try:
-        return next(reader)
-    except StopIteration:
-        return None
-    except csv.Error as e:
-        raise DataError(path, reader.line_num, f"expected CSV, found a problem: {e}") from None
+# ---------------------------------------------------------------------------------------------
+# Rows: what train, evaluate and predict read TSV and CSV files with
+
+
+def tsv_rows(lines: Iterable, is_header: Callable[[list[str]], bool]) -> Iterator[tuple[int, list[str]] | None]:
+    """(line number, tab-separated fields) of each non-blank line of `lines` ((line number, line)
+    pairs), the first passed over where `is_header(fields)` says it is a header; WAIT passes on."""
+    first = True
+    for item in lines:
+        if item is WAIT:
+            yield WAIT
+            continue
+        lineno, line = item
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if first and is_header(fields):
+            first = False
+            continue
+        first = False
+        yield lineno, fields
+
+
+def csv_rows(path, lines: Iterable) -> Iterator[tuple[int, list[str]] | None]:
+    """The rows of CSV lines as the csv module reads them (a quoted field may hold newlines): (the
+    line a row starts on, its fields), the header first, each other row with as many fields; rows
+    of blank fields are passed over. `lines` are (line number, line) pairs without their newline,
+    or WAIT, which passes on between two rows, so that predict writes what it has. A quote never
+    closed is refused at its row, not read into one field to the end of the file."""
+    source = _CsvLines(path, lines)
+    reader = csv.reader(source)
+    header = None
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            if source.ended:
+                return
+            yield WAIT
+            continue
+        except csv.Error as e:
+            raise DataError(path, source.lineno, f"expected CSV, found a problem: {e}") from None
+        start = source.row_read()
+        if not any(field.strip() for field in row):
+            continue
+        if header is not None and len(row) != len(header):
+            raise DataError(
+                path, start, f"expected {len(header)} comma-separated fields as in the header, found {len(row)}"
+            )
+        header = header or row
+        yield start, row
+
+
+class _CsvLines:
+    """csv.reader's input: each line with its newline. At a WAIT between two rows it stops, and
+    csv.reader, which starts every row afresh, reads on when asked again; inside a row (a quoted
+    field open across lines) it waits on."""
+
+    def __init__(self, path, lines: Iterable):
+        self.path, self.lines = path, iter(lines)
+        self.start = self.lineno = 0  # the line the row being read starts on; the last line given
+        self.in_row = self.ended = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        for item in self.lines:
+            if item is WAIT:
+                if self.in_row:
+                    continue
+                raise StopIteration
+            self.lineno, line = item
+            if not self.in_row:
+                self.start, self.in_row = self.lineno, True
+            return line + "\n"
+        if self.in_row:  # every line ends in a newline, so csv asks for more only inside quotes
+            raise DataError(
+                self.path,
+                self.start,
+                'expected a closing quote (") for the quoted field that starts in this row, found the end of the file',
+            )
+        self.ended = True
+        raise StopIteration
+
+    def row_read(self) -> int:
+        """The line the row csv.reader has just returned starts on."""
+        self.in_row = False
+        return self.start
 
 
 def _csv_column(path, header: list[str], name: str, option: str) -> int:
