@@ -307,6 +307,40 @@ def test_csv_rows_pass_a_wait_between_rows_on_so_that_predict_flushes(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# 6. A .txt that is not in the run's CoNLL columns
+
+
+def test_plain_sentences_given_to_a_conll_tagger_are_tagged_as_sentences_with_a_note(runs, tmp_path, capsys):
+    sent = tmp_path / "sent.txt"
+    sent.write_text("EU rejects German call\nPeter Blackburn\n", encoding="utf-8")
+    code, out, err = _cli(capsys, "predict", runs / "ner", sent, *DEVICE)
+    assert code == 0, err
+    blocks = [block.splitlines() for block in out.split("\n\n")[:-1]]
+    assert [[line.split("\t")[0] for line in b] for b in blocks] == [["EU", "rejects", "German", "call"],
+                                                                     ["Peter", "Blackburn"]]  # fmt: skip
+    assert len(err.strip().splitlines()) == 1 and "sent.txt" in err and "sentences" in err
+
+
+@pytest.mark.parametrize("text", ["EU rejects German call\nPeter Blackburn went home\n", "EU rejects German call\n"])
+def test_sentences_with_as_many_words_as_the_columns_are_read_as_sentences(runs, tmp_path, capsys, text):
+    sent = tmp_path / "sent.txt"
+    sent.write_text(text, encoding="utf-8")
+    code, out, err = _cli(capsys, "predict", runs / "ner", sent, *DEVICE)
+    assert code == 0 and "sentences" in err, err
+    assert len([line for line in out.splitlines() if line]) == len(text.split())
+
+
+def test_conll_columns_with_or_without_the_tags_are_still_read_as_columns(runs, tmp_path, capsys):
+    untagged = tmp_path / "untagged.txt"
+    untagged.write_text("EU NNP B-NP\nrejects VBZ B-VP\n\nPeter NNP B-NP\n", encoding="utf-8")
+    for path in (runs / "ner.txt", untagged):
+        code, out, err = _cli(capsys, "predict", runs / "ner", path, *DEVICE)
+        assert code == 0 and "sentences" not in err, err
+        src = path.read_text(encoding="utf-8").split("\n")
+        assert [len(line.split()) for line in out.split("\n")] == [len(line.split()) + bool(line) for line in src]
+
+
+# ---------------------------------------------------------------------------------------------
 # 7. A seq2seq TSV's header
 
 

@@ -10,6 +10,9 @@
     CoNLL-U                        the FORM column               the same lines, the run's tag column filled
     CoNLL columns (CoNLL-2003)     the first column              the same lines, a predicted column appended
 
+A .txt given to a tagger trained on CoNLL columns is read as columns only if its first lines look
+like the training file's (`input_format`); plain sentences are read as text, and stderr says so.
+
 A blank input line is a blank output line (a blank block for a tagger): nothing is dropped, so
 output line i belongs to input line i. Input is read, predicted and written a chunk at a time:
 up to CHUNK examples, or what has arrived when a pipe has nothing more yet, so memory stays flat
@@ -348,10 +351,11 @@ def _predict(model, token_lists: list[tuple[str, ...]], probs: bool, decoding: d
     return model.predict_examples([model.spec.example(tokens) for tokens in token_lists], **options)
 
 
-def input_format(model, source: str, given: str | None, tokenized: bool, trained_on=None) -> str:
-    """How to read `source` for this run: --format, else the file's suffix; a .txt is CoNLL
-    columns for a tagger trained on CoNLL columns (`trained_on`, its training file) or when it
-    starts with -DOCSTART-."""
+def input_format(model, source: str, given: str | None, tokenized: bool, trained_on=None, note=None) -> str:
+    """How to read `source` for this run: --format, else the file's suffix. A .txt is CoNLL
+    columns when it starts with -DOCSTART-, or for a tagger trained on CoNLL columns (`trained_on`,
+    its training file) when its first lines look like that file's (`_not_columns`); else it is
+    text, one sentence a line, and `note` (a callable, e.g. printing to stderr) is told why."""
     if given is not None:
         return given
     if source == "-" or tokenized:
@@ -360,11 +364,75 @@ def input_format(model, source: str, given: str | None, tokenized: bool, trained
     if suffix in (".tsv", ".csv", ".jsonl", ".json", ".conllu", ".conll"):
         return readers.detect_format(source, model.task)
     if model.task == "tag" and suffix == ".txt":
-        if _starts_with_docstart(source) or (
-            isinstance(trained_on, str) and _is_conll(trained_on, model.data_config.format)
-        ):
+        if _starts_with_docstart(source):
             return "conll"
+        if isinstance(trained_on, str) and _is_conll(trained_on, model.data_config.format):
+            why = _not_columns(_head(source), _column_count(trained_on), model)
+            if why is None:
+                return "conll"
+            if note is not None:
+                note(
+                    f"{source}: not in the CoNLL columns of {trained_on} ({why}); read as sentences, one a line, "
+                    "split as text is (--format conll reads it as columns)"
+                )
     return "text"
+
+
+SNIFF_BYTES = 1 << 16  # how much of a .txt tells CoNLL columns from sentences
+
+
+def _not_columns(lines: list[str], columns: int | None, model) -> str | None:
+    """Why these first lines of a file are not CoNLL columns like the training file's (`columns` a
+    line, tags included; None: unknown), or None when they look like them: the lines of each
+    sentence block have one number of columns, that of the training file or one fewer (no tags);
+    and a line of the training file's width holds one of the run's tags in the tag column (most
+    such lines do), while narrower lines need a block of two lines or more (sentences, one token
+    a line). A plain sentence per line fails one of these unless every sentence is one word."""
+    blocks, block = [], []
+    for line in [*lines, ""]:
+        fields = line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            blocks, block = blocks + [block] if block else blocks, []
+        else:
+            block.append(fields)
+    rows = [fields for b in blocks for fields in b]
+    if not rows:
+        return None
+    for b in blocks:
+        if len({len(fields) for fields in b}) > 1:
+            return f"lines of one sentence have {' and '.join(map(str, sorted({len(f) for f in b})))} columns"
+    counts = {len(fields) for fields in rows}
+    if columns is not None and not counts <= {columns, columns - 1}:
+        return f"lines of {' and '.join(map(str, sorted(counts)))} columns, not {columns} or {columns - 1}"
+    tagged = [fields for fields in rows if len(fields) == columns]
+    if tagged:
+        k = readers._conll_column(model.data_config.column)
+        tags = set(model.labels.itos_)
+        if 2 * sum(fields[k] in tags for fields in tagged if k < len(fields)) < len(tagged):
+            return f"its column {k + 1 if k >= 0 else columns} holds words, not the run's tags"
+    elif not any(len(b) > 1 for b in blocks):
+        return "no sentence of two token lines or more"
+    return None
+
+
+def _head(path: str) -> list[str]:
+    """The first lines of a file, up to SNIFF_BYTES (the last, cut, one left out)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(SNIFF_BYTES + 1)
+    except OSError:
+        return []
+    lines = _clean(data.decode("utf-8", "replace")).split("\n")
+    return lines[:-1] if len(data) > SNIFF_BYTES and len(lines) > 1 else lines
+
+
+def _column_count(path: str) -> int | None:
+    """The columns of the first token line of a CoNLL file; None if it cannot be read."""
+    for line in _head(path):
+        fields = line.split()
+        if fields and fields[0] != "-DOCSTART-":
+            return len(fields)
+    return None
 
 
 def _is_conll(path: str, fmt: str | None) -> bool:
