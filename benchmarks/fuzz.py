@@ -1,5 +1,6 @@
-"""Fuzz the readers and the CLI's input paths at scale: tests/test_fuzz.py's four properties with
-N cases each (hypothesis), writing JSON and printing a table.
+"""Fuzz the readers and the CLI's input paths at scale: tests/test_fuzz.py's properties (random
+bytes, mutated structure, hostile JSON Lines, options, the predict command) with N cases each
+(hypothesis), writing JSON and printing a table.
 
     python benchmarks/fuzz.py [--cases-per-test 2500] [--out benchmarks/results/fuzz.json]
 

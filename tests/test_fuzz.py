@@ -1,13 +1,14 @@
 """Fuzzing the readers and the CLI's input paths with hypothesis: random bytes, random CoNLL-U,
-CoNLL and TSV structure with mutations, random option values. Every case ends in a valid result
+CoNLL and TSV structure with mutations, JSON Lines with deep nesting, huge numbers and
+surrogate escapes, random option values. Every case ends in a valid result
 or a clean error (a UserError, located as `path:line` where a line is known), never another
 exception. RNNKIT_FUZZ_EXAMPLES sets the cases per test (default 60); benchmarks/fuzz.py runs
 10,000 and more."""
 
+import json
 import os
 import re
 import tempfile
-import unicodedata
 from pathlib import Path
 
 import pytest
@@ -43,10 +44,18 @@ def _check_examples(result) -> None:
         assert examples, "a reader returned no examples without an error"
         for ex in examples:
             assert ex.tokens and all(isinstance(t, str) for t in ex.tokens)
+            _valid_unicode(ex.tokens)
             for label in (ex.label,) if ex.tags is None else ex.tags:
                 if label is not None:
                     assert label.strip() and label != "_"
-                    assert not any(unicodedata.category(c) == "Cc" for c in label), repr(label)
+                    assert label.isprintable(), repr(label)  # nothing that prints like another label
+                    _valid_unicode([label])
+
+
+def _valid_unicode(texts) -> None:
+    """What was read can be written: no lone surrogate (a JSON \\ud800 escape) got through."""
+    for text in texts:
+        text.encode("utf-8")
 
 
 def _clean(path: Path, fn) -> None:
@@ -127,6 +136,44 @@ def test_structured_files_with_mutations_are_read_or_refused_cleanly(sentences, 
     suffix = {"conllu": ".conllu", "conll": ".conll", "tsv": ".tsv", "jsonl": ".jsonl"}[kind]
     path = _in_file(_mutate(text, mutations), suffix)
     _clean(path, lambda: _read(path, suffix))
+
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=()), max_size=6)  # lone surrogates included
+HOSTILE = st.one_of(
+    st.integers(1, 3000).map(lambda n: "[" * n + "]" * n),  # nesting past MAX_JSON_DEPTH and past Python's limit
+    st.integers(1, 1500).map(lambda n: '{"a": ' * n + "0" + "}" * n),
+    st.integers(4000, 6000).map(lambda n: "9" * n),  # integers on both sides of Python's 4300 digits
+    st.sampled_from(["1e999", "-0", "NaN", "Infinity", '"\\ud800"', '"a\\udfff"', '["\\uDBFF"]', '"\\ud83d\\ude00"']),
+)
+
+
+@st.composite
+def json_lines(draw) -> str:
+    """JSON Lines with text, label, tokens and tags, some values (or an extra key's) replaced by
+    hostile JSON text; json.dumps writes a drawn surrogate as its \\ud800 escape."""
+    lines = []
+    for _ in range(draw(st.integers(1, 3))):
+        tokens = draw(st.lists(TEXT, min_size=1, max_size=4))
+        obj = {"text": " ".join(tokens), "label": draw(TEXT), "tokens": tokens, "tags": [draw(TEXT) for _ in tokens]}
+        fields = {key: json.dumps(value) for key, value in obj.items()}
+        for key in draw(st.lists(st.sampled_from([*obj, "meta"]), max_size=2, unique=True)):
+            fields[key] = draw(HOSTILE)
+        lines.append("{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in fields.items()) + "}\n")
+    return "".join(lines)
+
+
+@FUZZ
+@given(text=json_lines(), task=st.sampled_from(["classify", "tag"]))
+def test_hostile_json_lines_are_read_or_refused_cleanly(text, task):
+    path = _in_file(text.encode("utf-8"), ".jsonl")
+    _clean(path, lambda: _read(path, ".jsonl"))
+    try:
+        records = [r for r in predict.records_for(_Model(task), str(path), "jsonl", False) if r is not None]
+    except UserError as e:
+        assert re.match(rf"{re.escape(str(path))}:\d+: ", str(e)), str(e)
+        return
+    for r in records:
+        _valid_unicode(r.tokens or ())
 
 
 class _Model:

@@ -372,7 +372,8 @@ def cmd_predict(args) -> int:
     check_task_options(model.task, decoding)
     source = str(registry.resolve(args.input))  # a dataset's split: NAME:SPLIT
     trained_on = (RunFolder(args.run).read_config().get("files") or {}).get("train")
-    fmt = predict.input_format(model, source, args.format, args.tokenized, trained_on)
+    note = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    fmt = predict.input_format(model, source, args.format, args.tokenized, trained_on, note)
     records = predict.records_for(model, source, fmt, args.tokenized)  # says first what cannot be read
     column = None
     if fmt == "conllu":

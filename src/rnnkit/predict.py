@@ -5,20 +5,24 @@
                                    whitespace only               tag: token<TAB>tag lines and a blank line,
                                                                  one block per line; seq2seq: one line per line
     .tsv .csv .jsonl, NAME:SPLIT   its reader's text field,      as text, one line per row; never the label
-                                   never the label
+                                   never the label (read as train
+                                   and evaluate read it)
     CoNLL-U                        the FORM column               the same lines, the run's tag column filled
     CoNLL columns (CoNLL-2003)     the first column              the same lines, a predicted column appended
+
+A .txt given to a tagger trained on CoNLL columns is read as columns only if its first lines look
+like the training file's (`input_format`); plain sentences are read as text, and stderr says so.
 
 A blank input line is a blank output line (a blank block for a tagger): nothing is dropped, so
 output line i belongs to input line i. Input is read, predicted and written a chunk at a time:
 up to CHUNK examples, or what has arrived when a pipe has nothing more yet, so memory stays flat
 in the input's size and the first predictions appear before the input ends. stdin and files are
-strict UTF-8; a bad byte stops with `path:line`.
+strict UTF-8; a bad byte, or a line longer than data.text.MAX_LINE_BYTES (1 MiB), stops with
+`path:line`.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import select
@@ -28,11 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnkit.data import readers
+from rnnkit.data.text import MAX_LINE_BYTES, long_line
 from rnnkit.errors import DataError, UserError
 
 CHUNK = 2048  # examples predicted together; the batches inside are length-bucketed as in training
 READ_SIZE = 1 << 16
-WAIT = None  # a line source's marker: no more input is ready yet (a pipe whose writer waits)
+WAIT = readers.WAIT  # a line source's marker: no more input is ready yet (a pipe whose writer waits)
 Splitter = Callable[[str], tuple]  # a text's tokens
 
 
@@ -42,7 +47,8 @@ Splitter = Callable[[str], tuple]  # a text's tokens
 
 def lines_of(source: str) -> Iterator[tuple[int, str] | None]:
     """(line number, line without its ending) of a file or of stdin ("-"), strict UTF-8, and WAIT
-    whenever a pipe has no complete line ready, so that what has arrived can be predicted."""
+    whenever a pipe has no complete line ready, so that what has arrived can be predicted. A line
+    longer than MAX_LINE_BYTES is refused once that much of it has arrived."""
     name = "<stdin>" if source == "-" else source
     if source == "-":
         chunks = _stdin_chunks()
@@ -58,7 +64,11 @@ def lines_of(source: str) -> Iterator[tuple[int, str] | None]:
         *complete, pending = pending.split(b"\n")
         for raw in complete:
             lineno += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise long_line(name, lineno)
             yield lineno, _decode(name, lineno, raw)
+        if len(pending) > MAX_LINE_BYTES:  # a line that has not ended yet is already too long
+            raise long_line(name, lineno + 1)
     if pending:
         lineno += 1
         yield lineno, _decode(name, lineno, pending)
@@ -126,7 +136,7 @@ class Record:
     what `format` needs to write it."""
 
     tokens: tuple[str, ...] | None
-    lines: list[str]  # the input lines it came from
+    lines: list[str]  # the input lines it came from (a row's: its text; only column files write lines back)
     text: str = ""  # the text of a text line or row
 
 
@@ -157,33 +167,45 @@ def splitter(model, tokenized: bool) -> Splitter:
 
 
 def row_records(
-    lines: Iterable, fmt: str, name: str, split: Splitter, text_field: str, label_field: str
+    lines: Iterable, fmt: str, name: str, split: Splitter, text_field: str, label_field: str, is_header=None
 ) -> Iterator[Record | None]:
-    """One record per row of a TSV (column 1; a header line is skipped), CSV or JSONL file (the
-    text field); the label, if there is one, is never read as text."""
-    header: list[str] | None = None
-    for item in lines:
-        if item is WAIT:
-            yield WAIT
-            continue
-        lineno, line = item[0], _clean(item[1])
-        if not line.strip():
-            continue
-        if fmt == "tsv":
-            fields = line.split("\t")
-            first, header = header is None, header or fields
-            if first and readers._is_tsv_header(fields, label_field):
+    """One record per row of a TSV (column 1), CSV or JSONL file (the text field), read with the
+    readers train and evaluate use (readers.tsv_rows, csv_rows, the JSON checks); the label, if
+    there is one, is never read as text. `is_header(fields)` tells a TSV header (default: a last
+    field that names the label, as readers.read_classification has it)."""
+    cleaned = (item if item is WAIT else (item[0], _clean(item[1])) for item in lines)
+    if fmt == "tsv":
+        is_header = is_header or (lambda fields: readers._is_tsv_header(fields, label_field))
+        for item in readers.tsv_rows(cleaned, is_header):
+            if item is WAIT:
+                yield WAIT
                 continue
-            text = fields[0]
-        elif fmt == "csv":
-            row = next(csv.reader(io.StringIO(line)))
-            if header is None:
-                header = row
-                if text_field not in header:
+            lineno, fields = item
+            if len(fields) > 2:
+                found = f"found {len(fields)}"
+                raise DataError(name, lineno, f"expected 2 tab-separated columns (a text, a label not read), {found}")
+            yield _text_record(fields[0], split)
+    elif fmt == "csv":
+        column = None
+        for item in readers.csv_rows(name, cleaned):
+            if item is WAIT:
+                yield WAIT
+                continue
+            lineno, row = item
+            if column is None:  # the header
+                if text_field not in row:
                     raise DataError(name, lineno, f"expected a column named {text_field!r} in the header, found {row}")
+                column = row.index(text_field)
                 continue
-            text = row[header.index(text_field)] if header.index(text_field) < len(row) else ""
-        else:
+            yield _text_record(row[column], split)
+    else:
+        for item in cleaned:
+            if item is WAIT:
+                yield WAIT
+                continue
+            lineno, line = item
+            if not line.strip():
+                continue
             obj = readers._json_object(name, lineno, line)
             text = readers._json_field(name, lineno, obj, text_field, "--text-field")
             if isinstance(text, list) and all(isinstance(t, str) for t in text):
@@ -191,8 +213,11 @@ def row_records(
                 continue
             if not isinstance(text, str):
                 raise DataError(name, lineno, f"expected {text_field!r} to be a string, found {type(text).__name__}")
-        tokens = split(text)
-        yield Record(tokens or None, [line], " ".join(text.split()))
+            yield _text_record(text, split)
+
+
+def _text_record(text: str, split: Splitter) -> Record:
+    return Record(split(text) or None, [text], " ".join(text.split()))
 
 
 def block_records(lines: Iterable, name: str, fmt: str) -> Iterator[Record | None]:
@@ -221,21 +246,11 @@ def block_records(lines: Iterable, name: str, fmt: str) -> Iterator[Record | Non
 
 def _block(lines: list[str], name: str, start: int, fmt: str) -> Record:
     if fmt == "conllu":
-        words = [_conllu_word(name, start + i, _clean(line)) for i, line in enumerate(lines)]
+        words = [readers.conllu_word(name, start + i, _clean(line)) for i, line in enumerate(lines)]
         tokens = tuple(f[1] for f in words if f is not None)
     else:
         tokens = tuple(_clean(line).split()[0] for line in lines)
     return Record(tokens or None, lines)
-
-
-def _conllu_word(name: str, lineno: int, line: str) -> list[str] | None:
-    """The 10 fields of a word line; None for a comment, a multiword range (1-2) or an empty node (1.1)."""
-    if line.startswith("#"):
-        return None
-    fields = line.split("\t")
-    if len(fields) != 10:
-        raise DataError(name, lineno, f"expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
-    return fields if fields[0].isdigit() else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +290,7 @@ def _fill_conllu(record: Record, tags, k: int) -> str:
     for raw in record.lines:
         bom, line, cr = _ends(raw)
         fields = line.split("\t")
-        if not line.startswith("#") and len(fields) == 10 and fields[0].isdigit():
+        if not line.startswith("#") and len(fields) == 10 and readers.is_word_id(fields[0]):
             fields[k] = next(it)
             raw = bom + "\t".join(fields) + cr
         out.append(raw + "\n")
@@ -336,10 +351,11 @@ def _predict(model, token_lists: list[tuple[str, ...]], probs: bool, decoding: d
     return model.predict_examples([model.spec.example(tokens) for tokens in token_lists], **options)
 
 
-def input_format(model, source: str, given: str | None, tokenized: bool, trained_on=None) -> str:
-    """How to read `source` for this run: --format, else the file's suffix; a .txt is CoNLL
-    columns for a tagger trained on CoNLL columns (`trained_on`, its training file) or when it
-    starts with -DOCSTART-."""
+def input_format(model, source: str, given: str | None, tokenized: bool, trained_on=None, note=None) -> str:
+    """How to read `source` for this run: --format, else the file's suffix. A .txt is CoNLL
+    columns when it starts with -DOCSTART-, or for a tagger trained on CoNLL columns (`trained_on`,
+    its training file) when its first lines look like that file's (`_not_columns`); else it is
+    text, one sentence a line, and `note` (a callable, e.g. printing to stderr) is told why."""
     if given is not None:
         return given
     if source == "-" or tokenized:
@@ -348,11 +364,75 @@ def input_format(model, source: str, given: str | None, tokenized: bool, trained
     if suffix in (".tsv", ".csv", ".jsonl", ".json", ".conllu", ".conll"):
         return readers.detect_format(source, model.task)
     if model.task == "tag" and suffix == ".txt":
-        if _starts_with_docstart(source) or (
-            isinstance(trained_on, str) and _is_conll(trained_on, model.data_config.format)
-        ):
+        if _starts_with_docstart(source):
             return "conll"
+        if isinstance(trained_on, str) and _is_conll(trained_on, model.data_config.format):
+            why = _not_columns(_head(source), _column_count(trained_on), model)
+            if why is None:
+                return "conll"
+            if note is not None:
+                note(
+                    f"{source}: not in the CoNLL columns of {trained_on} ({why}); read as sentences, one a line, "
+                    "split as text is (--format conll reads it as columns)"
+                )
     return "text"
+
+
+SNIFF_BYTES = 1 << 16  # how much of a .txt tells CoNLL columns from sentences
+
+
+def _not_columns(lines: list[str], columns: int | None, model) -> str | None:
+    """Why these first lines of a file are not CoNLL columns like the training file's (`columns` a
+    line, tags included; None: unknown), or None when they look like them: the lines of each
+    sentence block have one number of columns, that of the training file or one fewer (no tags);
+    and a line of the training file's width holds one of the run's tags in the tag column (most
+    such lines do), while narrower lines need a block of two lines or more (sentences, one token
+    a line). A plain sentence per line fails one of these unless every sentence is one word."""
+    blocks, block = [], []
+    for line in [*lines, ""]:
+        fields = line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            blocks, block = blocks + [block] if block else blocks, []
+        else:
+            block.append(fields)
+    rows = [fields for b in blocks for fields in b]
+    if not rows:
+        return None
+    for b in blocks:
+        if len({len(fields) for fields in b}) > 1:
+            return f"lines of one sentence have {' and '.join(map(str, sorted({len(f) for f in b})))} columns"
+    counts = {len(fields) for fields in rows}
+    if columns is not None and not counts <= {columns, columns - 1}:
+        return f"lines of {' and '.join(map(str, sorted(counts)))} columns, not {columns} or {columns - 1}"
+    tagged = [fields for fields in rows if len(fields) == columns]
+    if tagged:
+        k = readers._conll_column(model.data_config.column)
+        tags = set(model.labels.itos_)
+        if 2 * sum(fields[k] in tags for fields in tagged if k < len(fields)) < len(tagged):
+            return f"its column {k + 1 if k >= 0 else columns} holds words, not the run's tags"
+    elif not any(len(b) > 1 for b in blocks):
+        return "no sentence of two token lines or more"
+    return None
+
+
+def _head(path: str) -> list[str]:
+    """The first lines of a file, up to SNIFF_BYTES (the last, cut, one left out)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(SNIFF_BYTES + 1)
+    except OSError:
+        return []
+    lines = _clean(data.decode("utf-8", "replace")).split("\n")
+    return lines[:-1] if len(data) > SNIFF_BYTES and len(lines) > 1 else lines
+
+
+def _column_count(path: str) -> int | None:
+    """The columns of the first token line of a CoNLL file; None if it cannot be read."""
+    for line in _head(path):
+        fields = line.split()
+        if fields and fields[0] != "-DOCSTART-":
+            return len(fields)
+    return None
 
 
 def _is_conll(path: str, fmt: str | None) -> bool:
@@ -382,7 +462,12 @@ def records_for(model, source: str, fmt: str, tokenized: bool) -> Iterator[Recor
         if model.task not in ("classify", "seq2seq"):
             raise UserError(f"{name}: {fmt} rows are texts to classify; a {model.task} run predicts for text lines")
         cfg = model.data_config
-        return row_records(lines, fmt, name, split, cfg.text_field, cfg.label_field)
+        is_header = None
+        if model.task == "seq2seq":  # source<TAB>target, as evaluate reads it
+            from rnnkit.data import parallel
+
+            is_header = parallel.is_header
+        return row_records(lines, fmt, name, split, cfg.text_field, cfg.label_field, is_header)
     if fmt in ("conllu", "conll"):
         if model.task != "tag":
             raise UserError(f"{name}: {fmt} files are tagged sentences; predicting for them needs a tag run")

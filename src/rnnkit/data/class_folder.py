@@ -6,8 +6,9 @@
     ...
 
 The class is the file's stem (`Arabic`), each non-blank line is one text (leading and trailing
-whitespace dropped), files are strict UTF-8. Every entry of the folder must be a `.txt` file;
-hidden entries (a name starting with ".") are passed over. Files are read in name order.
+whitespace dropped), files are strict UTF-8. Every entry of the folder must be a `.txt` file
+whose name shows in full when printed (no control or format character: text.visible_label's
+rule); hidden entries (a name starting with ".") are passed over. Files are read in name order.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def read_class_folder(path, format: str | None = None, level: str = "word") -> l
     folder = Path(path)
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     for p in entries:
+        if not p.name.isprintable():  # a class named with a hidden character prints like another
+            raise DataError(folder, None, f"expected class file names of visible characters, found {p.name!r}")
         if not p.is_file() or p.suffix.lower() != SUFFIX:
             kind = "a folder" if p.is_dir() else f"{p.name!r}"
             raise DataError(p, None, f"expected only <class>{SUFFIX} files in {folder}, found {kind}")

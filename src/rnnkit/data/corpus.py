@@ -20,7 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnkit.data.class_folder import read_class_folder
-from rnnkit.data.text import Example, check_file, read_lines, split_text
+from rnnkit.data.readers import tsv_rows
+from rnnkit.data.text import Example, check_file, read_lines, split_text, visible_label
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import DataError, UserError
 
@@ -66,17 +67,14 @@ def read_stream(path, level: str) -> list[Example]:
 
 def read_labelled(path, level: str) -> list[Example]:
     examples = []
-    for lineno, line in enumerate(read_lines(path), 1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if not examples and [f.strip().lower() for f in fields] == ["text", "label"]:
-            continue  # the header
+    is_header = lambda fields: [f.strip().lower() for f in fields] == ["text", "label"]  # noqa: E731
+    for lineno, fields in tsv_rows(enumerate(read_lines(path), 1), is_header):
         if len(fields) != 2:
             raise DataError(path, lineno, f"expected 2 tab-separated columns (text, label), found {len(fields)}")
         text, label = fields[0].strip(), fields[1].strip()
         if not text or not label:
             raise DataError(path, lineno, f"expected a text and a label, found an empty {'label' if text else 'text'}")
+        visible_label(path, lineno, label, "column 2")
         examples.append(Example(tuple(split_text(text, level)), label=label, line=lineno))
     if not examples:
         raise DataError(path, None, "expected at least one text<TAB>label line, found none")

@@ -23,6 +23,7 @@ import numpy as np
 
 from rnnkit.config import LEVELS
 from rnnkit.data.batching import Encoded, pad_rows
+from rnnkit.data.readers import tsv_rows
 from rnnkit.data.text import at_least_one, join_tokens, read_lines  # noqa: F401  join_tokens: split_tokens' inverse
 from rnnkit.errors import DataError, UserError
 
@@ -64,14 +65,14 @@ def read_pairs(data, level: str = "word", format: str | None = None) -> list[Pai
     return _read_tsv_pairs(data, level)
 
 
+def is_header(fields: list[str]) -> bool:
+    """Whether the first line of a TSV file is the header source<TAB>target."""
+    return [f.strip().lower() for f in fields] == list(HEADER)
+
+
 def _read_tsv_pairs(path, level: str) -> list[Pair]:
     pairs = []
-    for lineno, line in enumerate(read_lines(path), 1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if not pairs and [f.strip().lower() for f in fields] == list(HEADER):
-            continue
+    for lineno, fields in tsv_rows(enumerate(read_lines(path), 1), is_header):
         if len(fields) != 2:
             raise DataError(path, lineno, f"expected 2 tab-separated columns (source, target), found {len(fields)}")
         source, target = (split_tokens(f, level) for f in fields)

@@ -4,22 +4,25 @@
                      a folder of <class>.txt files, one text per line (class_folder.py)
     tagging          conllu (10 columns)   conll (whitespace columns, CoNLL-2003)
                      jsonl ({"tokens": [...], "tags": [...]})
-    prediction       rnnkit.predict reads its input a chunk at a time, with these helpers
+    prediction       rnnkit.predict reads its input a chunk at a time, with these readers' rows
+                     (tsv_rows, csv_rows), JSON checks and CoNLL-U word lines
 
 Texts become word tokens (`tokenize`), or with level="char" their characters (`characters`).
 
-Files are read as strict UTF-8 (a leading byte-order mark is dropped; \\r\\n is accepted).
-Line numbers are 1-based and count physical lines. `Example.line` is where an example starts:
-its row, or the first line (comments included) of its sentence block.
+Files are read as strict UTF-8 (a leading byte-order mark is dropped; \\r\\n is accepted), with
+lines of at most text.MAX_LINE_BYTES (1 MiB). Line numbers are 1-based and count physical lines.
+`Example.line` is where an example starts: its row, or the first line (comments included) of its
+sentence block. A JSON line nests at most MAX_JSON_DEPTH deep, its integers have at most Python's
+4300 digits, and its strings are valid Unicode (no lone surrogate escape such as "\\ud800").
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
-import unicodedata
-from collections.abc import Callable, Iterable
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from rnnkit.config import FORMATS
@@ -34,14 +37,21 @@ from rnnkit.data.text import (  # noqa: F401  (tokenize, characters, ... are rea
 from rnnkit.data.text import at_least_one as _at_least_one
 from rnnkit.data.text import check_file as _check_file
 from rnnkit.data.text import read_lines as _read_lines
-from rnnkit.data.text import read_text as _read_text
 from rnnkit.data.text import tokens_of as _tokens_of
+from rnnkit.data.text import visible_label as _visible_label
 from rnnkit.errors import DataError, UserError
 
 CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 HEADER_LABELS = ("label", "labels", "class", "y", "sentiment")
 _SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".conllu": "conllu", ".conll": "conll"}
 _CHOOSE_FORMAT = f"pass --format with one of {', '.join(FORMATS)}"
+MAX_JSON_DEPTH = 100  # arrays and objects inside one another on a JSON line; data needs a few
+_TOO_DEEP = f"expected JSON nested at most {MAX_JSON_DEPTH} deep, found deeper nesting"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # an escape of U+D800-U+DFFF, paired or not
+_SURROGATE = re.compile("[\ud800-\udfff]")
+WAIT = None  # an item of a stream of lines: no more input is ready yet (rnnkit.predict's pipes)
+_CONLLU_WORD = re.compile("[0-9]+")
+_CONLLU_NO_WORD = re.compile("[0-9]+-[0-9]+|[0-9]+[.][0-9]+")  # a multiword token's range, an empty node
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,16 +90,14 @@ def _choose_reader(path, task: str, format: str | None, readers: dict[str, Calla
 
 
 def _label(path, lineno: int, label: str, where: str) -> str:
-    """A label or tag as read: never empty or `_` (no annotation), never with control characters
-    (a NUL inside a label would make a new class)."""
+    """A label or tag as read: never empty or `_` (no annotation), never with a character that
+    does not show (a NUL or a zero-width space inside a label would make a new class that prints
+    like an old one)."""
     label = label.strip()
     if not label or label == "_":
         found = "an empty field" if not label else "'_' (no annotation)"
         raise DataError(path, lineno, f"expected a label in {where}, found {found}")
-    bad = next((c for c in label if unicodedata.category(c) in ("Cc", "Cs")), None)
-    if bad is not None:
-        raise DataError(path, lineno, f"expected a label of printable characters in {where}, found U+{ord(bad):04X}")
-    return label
+    return _visible_label(path, lineno, label, where)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,58 +120,123 @@ def _is_tsv_header(fields: list[str], label_field: str) -> bool:
 
 
 def _read_tsv(path, text_field: str, label_field: str, level: str) -> list[Example]:
-    examples, header = [], False
-    for lineno, line in enumerate(_read_lines(path), 1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if not examples and not header and _is_tsv_header(fields, label_field):
-            header = True
-            continue
+    lines = _read_lines(path)
+    examples = []
+    for lineno, fields in tsv_rows(enumerate(lines, 1), lambda fields: _is_tsv_header(fields, label_field)):
         if len(fields) != 2:
             raise DataError(path, lineno, f"expected 2 tab-separated columns (text, label), found {len(fields)}")
         tokens = _tokens_of(path, lineno, fields[0], "column 1", level)
         label = _label(path, lineno, fields[1], "column 2")
         examples.append(Example(tokens, label=label, line=lineno))
-    return _at_least_one(path, examples, "a header" if header else None)
+    return _at_least_one(path, examples, "a header" if any(line.strip() for line in lines) else None)
 
 
 def _read_csv(path, text_field: str, label_field: str, level: str) -> list[Example]:
-    text = _read_text(path).removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = _csv_row(path, reader)
+    rows = csv_rows(path, enumerate(_read_lines(path), 1))
+    header = next(rows, None)
     if header is None:
         return _at_least_one(path, [])
     columns = [
-        _csv_column(path, header, name, option)
+        _csv_column(path, header[1], name, option)
         for name, option in ((text_field, "--text-field"), (label_field, "--label-field"))
     ]
     examples = []
-    while True:
-        start = reader.line_num + 1
-        row = _csv_row(path, reader)
-        if row is None:
-            break
-        if not any(field.strip() for field in row):
-            continue
-        if len(row) != len(header):
-            raise DataError(
-                path, start, f"expected {len(header)} comma-separated fields as in the header, found {len(row)}"
-            )
+    for start, row in rows:
         tokens = _tokens_of(path, start, row[columns[0]], f"column {text_field!r}", level)
         label = _label(path, start, row[columns[1]], f"column {label_field!r}")
         examples.append(Example(tokens, label=label, line=start))
     return _at_least_one(path, examples, "a header")
 
 
-def _csv_row(path, reader) -> list[str] | None:
-    """The next row, or None at the end; csv's own complaints become DataErrors."""
-    try:
-        return next(reader)
-    except StopIteration:
-        return None
-    except csv.Error as e:
-        raise DataError(path, reader.line_num, f"expected CSV, found a problem: {e}") from None
+# ---------------------------------------------------------------------------------------------
+# Rows: what train, evaluate and predict read TSV and CSV files with
+
+
+def tsv_rows(lines: Iterable, is_header: Callable[[list[str]], bool]) -> Iterator[tuple[int, list[str]] | None]:
+    """(line number, tab-separated fields) of each non-blank line of `lines` ((line number, line)
+    pairs), the first passed over where `is_header(fields)` says it is a header; WAIT passes on."""
+    first = True
+    for item in lines:
+        if item is WAIT:
+            yield WAIT
+            continue
+        lineno, line = item
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if first and is_header(fields):
+            first = False
+            continue
+        first = False
+        yield lineno, fields
+
+
+def csv_rows(path, lines: Iterable) -> Iterator[tuple[int, list[str]] | None]:
+    """The rows of CSV lines as the csv module reads them (a quoted field may hold newlines): (the
+    line a row starts on, its fields), the header first, each other row with as many fields; rows
+    of blank fields are passed over. `lines` are (line number, line) pairs without their newline,
+    or WAIT, which passes on between two rows, so that predict writes what it has. A quote never
+    closed is refused at its row, not read into one field to the end of the file."""
+    source = _CsvLines(path, lines)
+    reader = csv.reader(source)
+    header = None
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            if source.ended:
+                return
+            yield WAIT
+            continue
+        except csv.Error as e:
+            raise DataError(path, source.lineno, f"expected CSV, found a problem: {e}") from None
+        start = source.row_read()
+        if not any(field.strip() for field in row):
+            continue
+        if header is not None and len(row) != len(header):
+            raise DataError(
+                path, start, f"expected {len(header)} comma-separated fields as in the header, found {len(row)}"
+            )
+        header = header or row
+        yield start, row
+
+
+class _CsvLines:
+    """csv.reader's input: each line with its newline. At a WAIT between two rows it stops, and
+    csv.reader, which starts every row afresh, reads on when asked again; inside a row (a quoted
+    field open across lines) it waits on."""
+
+    def __init__(self, path, lines: Iterable):
+        self.path, self.lines = path, iter(lines)
+        self.start = self.lineno = 0  # the line the row being read starts on; the last line given
+        self.in_row = self.ended = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        for item in self.lines:
+            if item is WAIT:
+                if self.in_row:
+                    continue
+                raise StopIteration
+            self.lineno, line = item
+            if not self.in_row:
+                self.start, self.in_row = self.lineno, True
+            return line + "\n"
+        if self.in_row:  # every line ends in a newline, so csv asks for more only inside quotes
+            raise DataError(
+                self.path,
+                self.start,
+                'expected a closing quote (") for the quoted field that starts in this row, found the end of the file',
+            )
+        self.ended = True
+        raise StopIteration
+
+    def row_read(self) -> int:
+        """The line the row csv.reader has just returned starts on."""
+        self.in_row = False
+        return self.start
 
 
 def _csv_column(path, header: list[str], name: str, option: str) -> int:
@@ -186,9 +259,37 @@ def _json_object(path, lineno: int, line: str) -> dict:
             lineno,
             f"expected one JSON object per line (JSON Lines), found invalid JSON: {e.msg} (column {e.colno})",
         ) from None
+    except RecursionError:
+        raise DataError(path, lineno, _TOO_DEEP) from None
+    except ValueError:  # the one other complaint of json: an integer past Python's digit limit
+        raise DataError(
+            path, lineno, f"expected JSON numbers of at most {sys.get_int_max_str_digits()} digits, found a longer one"
+        ) from None
+    if line.count("[") + line.count("{") > MAX_JSON_DEPTH or _SURROGATE_ESCAPE.search(line):
+        _check_json(path, lineno, obj)
     if not isinstance(obj, dict):
         raise DataError(path, lineno, f"expected one JSON object per line (JSON Lines), found {type(obj).__name__}")
     return obj
+
+
+def _check_json(path, lineno: int, obj) -> None:
+    """Refuse what json.loads takes but a reader must not: nesting deeper than MAX_JSON_DEPTH (what
+    prints or copies it would recurse past Python's limit) and a lone surrogate, a \\ud800 escape
+    that is half of a UTF-16 pair and no character (it cannot be written as UTF-8). Iterative, so
+    any depth that parsed is walked."""
+    todo = [(obj, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, str):
+            if found := _SURROGATE.search(value):
+                raise DataError(
+                    path, lineno, f"expected valid Unicode text, found a lone surrogate {found.group()!r} (half a pair)"
+                )
+        elif isinstance(value, (list, dict)):
+            if depth > MAX_JSON_DEPTH:
+                raise DataError(path, lineno, _TOO_DEEP)
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            todo.extend((item, depth + 1) for item in items)
 
 
 def _json_field(path, lineno: int, obj: dict, key: str, option: str | None = None):
@@ -284,15 +385,36 @@ def _conllu_sentences(path, lines: list[str]) -> Iterable[tuple[int, list[tuple[
             start, words = None, []
             continue
         start = start or i + 1
-        if line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if len(fields) != 10:
-            raise DataError(path, i + 1, f"expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
-        if "-" not in fields[0] and "." not in fields[0]:
+        fields = conllu_word(path, i + 1, line)
+        if fields is not None:
             words.append((i, fields))
     if words:
         yield start, words
+
+
+def conllu_word(path, lineno: int, line: str) -> list[str] | None:
+    """The 10 fields of a CoNLL-U word line (its ID a number); None for a comment, a multiword
+    range (1-2) or an empty node (1.1). Anything else in column 1, or a word without a FORM, is
+    refused: either would pass through untagged or become a token that no text holds."""
+    if line.startswith("#"):
+        return None
+    fields = line.split("\t")
+    if len(fields) != 10:
+        raise DataError(path, lineno, f"expected 10 tab-separated CoNLL-U fields, found {len(fields)}")
+    if not is_word_id(fields[0]):
+        if _CONLLU_NO_WORD.fullmatch(fields[0]):
+            return None
+        raise DataError(
+            path, lineno, f"expected an ID in column 1 (a number, a range 1-2 or a decimal 1.1), found {fields[0]!r}"
+        )
+    if not fields[1].strip():
+        raise DataError(path, lineno, "expected a word in column FORM, found an empty field")
+    return fields
+
+
+def is_word_id(field: str) -> bool:
+    """Whether a CoNLL-U ID names a word: ASCII digits only."""
+    return _CONLLU_WORD.fullmatch(field) is not None
 
 
 def _read_conllu(path, column) -> list[Example]:

@@ -2,7 +2,9 @@
 problems located as `path:line: message`. The readers of every format build on this module.
 
 Files are read as strict UTF-8 (a leading byte-order mark is dropped; \\r\\n is accepted).
-Line numbers are 1-based and count physical lines.
+Line numbers are 1-based and count physical lines. A line holds at most MAX_LINE_BYTES bytes (its
+newline not counted): every reader of train, evaluate and predict refuses a longer one as soon as
+it has read that far, so a file without newlines (/dev/zero) costs a mebibyte, not all memory.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 
 from rnnkit.config import LEVELS
 from rnnkit.errors import DataError, UserError
+
+MAX_LINE_BYTES = 1 << 20  # 1 MiB: far above any sentence or CoNLL line, far below a machine's memory
 
 
 @dataclass(frozen=True)
@@ -111,10 +115,26 @@ def check_file(path) -> None:
 
 
 def read_text(path) -> str:
-    """The whole file as strict UTF-8, byte-order mark kept; a bad byte is located by line."""
+    """The whole file as strict UTF-8, byte-order mark kept; a bad byte or a line longer than
+    MAX_LINE_BYTES is located by line, the long line as soon as it is read."""
     check_file(path)
+    data = bytearray()
+    lines, tail = 0, 0  # newlines so far; bytes since the last one
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            # a chunk is at most a line long, so only the line it continues can overrun
+            while chunk := f.read(MAX_LINE_BYTES):
+                first = chunk.find(b"\n")
+                if first < 0:
+                    tail += len(chunk)
+                else:
+                    if tail + first > MAX_LINE_BYTES:
+                        raise long_line(path, lines + 1)
+                    lines += chunk.count(b"\n")
+                    tail = len(chunk) - chunk.rfind(b"\n") - 1
+                if tail > MAX_LINE_BYTES:
+                    raise long_line(path, lines + 1)
+                data += chunk
     except FileNotFoundError:
         raise DataError(path, None, "no such file") from None
     except OSError as e:
@@ -125,6 +145,10 @@ def read_text(path) -> str:
         line = data.count(b"\n", 0, e.start) + 1
         found = f"found byte 0x{data[e.start]:02x}"
         raise DataError(path, line, f"expected UTF-8 text, {found}") from None
+
+
+def long_line(path, lineno: int) -> DataError:
+    return DataError(path, lineno, f"expected a line of at most {MAX_LINE_BYTES} bytes, found a longer one")
 
 
 def split_lines(text: str) -> list[str]:
@@ -145,6 +169,16 @@ def at_least_one(path, examples: list[Example], what_else: str | None = None) ->
         found = f"only {what_else}" if what_else else "none (empty file)"
         raise DataError(path, None, f"expected at least one example, found {found}")
     return examples
+
+
+def visible_label(path, lineno: int | None, label: str, where: str) -> str:
+    """`label` if all of it shows when printed (str.isprintable: no control or format character,
+    such as U+200B zero-width space or U+202E right-to-left override, no surrogate, private-use
+    or unassigned one, and no space but U+0020); else a DataError showing it escaped. A label
+    that prints like another would be a new class that no one can tell from it."""
+    if not label.isprintable():
+        raise DataError(path, lineno, f"expected a label of visible characters in {where}, found {label!r}")
+    return label
 
 
 def tokens_of(path, lineno: int, text: str, where: str, level: str = "word") -> tuple[str, ...]:

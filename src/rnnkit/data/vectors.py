@@ -8,6 +8,10 @@ Two layouts, told apart by the first line:
 Only the vocabulary's words are kept (a file of millions of words is streamed, never held). A
 vocabulary word is looked up as it is, then lowercased (GloVe's vectors are lowercase), so a
 cased vocabulary still finds "Berlin" under "berlin".
+
+Every line must read "word number ...": a line that does not (a binary file, /dev/zero) or that is
+longer than MAX_LINE_BYTES stops the read at its line. The numbers of words outside the
+vocabulary are not parsed, only their first and last checked, to keep a large file quick.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnkit.data.text import check_file
+from rnnkit.data.text import MAX_LINE_BYTES, check_file, long_line
 from rnnkit.errors import DataError
 
 
@@ -45,18 +49,26 @@ def read_vectors(path, vocab) -> Vectors:
     found: dict[int, tuple[int, np.ndarray]] = {}  # vocabulary id -> (rank: 0 exact, 1 lowercased; vector)
     dim = None
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), 1):
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise long_line(path, lineno)
             fields = _decode(path, lineno, raw).rstrip().split(" ")
             if lineno == 1 and len(fields) == 2 and all(x.isdigit() for x in fields):
                 dim = int(fields[1])  # the word2vec header: count and size
                 continue
+            if fields == [""]:
+                continue  # a blank line
             if len(fields) < 2:
-                continue
+                raise DataError(
+                    path, lineno, f"expected a word and its numbers separated by spaces, found {_shown(fields[0])}"
+                )
             dim = dim or len(fields) - 1
             if len(fields) - 1 != dim:
                 raise DataError(path, lineno, f"expected a word and {dim} numbers, found {len(fields) - 1} numbers")
             word = fields[0]
             targets = [(0, i) for i in wanted.get(word, ())] + [(1, i) for i in lowered.get(word, ())]
+            if not targets:  # a word no one asked for: its first and last number are checked, not parsed
+                _numbers(path, lineno, [fields[1], fields[-1]])
             for rank, i in targets:
                 if i not in found or rank < found[i][0]:
                     found[i] = (rank, _numbers(path, lineno, fields[1:]))
@@ -72,6 +84,10 @@ def _decode(path, lineno: int, raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(path, lineno, f"expected UTF-8 text, found byte 0x{raw[e.start]:02x}") from None
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _numbers(path, lineno: int, fields: list[str]) -> np.ndarray:
