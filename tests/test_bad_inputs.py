@@ -348,3 +348,10 @@ def test_seq2seq_predict_skips_the_header_as_evaluate_does(runs, capsys):
     code, out, err = _cli(capsys, "predict", runs / "s", runs / "pairs.tsv", *DEVICE)
     assert code == 0, err
     assert len(out.splitlines()) == len(PAIRS)
+
+
+def test_a_label_of_code_points_newer_than_pythons_unicode_tables_is_kept():
+    from rnnkit.data.text import visible_label
+
+    assert visible_label("f.tsv", 1, "\U0001fae8 shaking", "the label") == "\U0001fae8 shaking"  # Unicode 15's 🫨
+    assert visible_label("f.tsv", 1, "e\u0301t\u00e9", "the label") == "e\u0301t\u00e9"  # a combining accent shows

@@ -171,12 +171,16 @@ def at_least_one(path, examples: list[Example], what_else: str | None = None) ->
     return examples
 
 
+HIDDEN = {"Cc", "Cf", "Cs", "Co", "Zs", "Zl", "Zp"}  # Unicode categories that do not show, or show as a space
+
+
 def visible_label(path, lineno: int | None, label: str, where: str) -> str:
-    """`label` if all of it shows when printed (str.isprintable: no control or format character,
-    such as U+200B zero-width space or U+202E right-to-left override, no surrogate, private-use
-    or unassigned one, and no space but U+0020); else a DataError showing it escaped. A label
-    that prints like another would be a new class that no one can tell from it."""
-    if not label.isprintable():
+    """`label` if all of it shows when printed: no control or format character (such as U+200B
+    zero-width space or U+202E right-to-left override), no surrogate or private-use one, no line
+    or paragraph separator and no space but U+0020; else a DataError showing it escaped. A label
+    that prints like another would be a new class that no one can tell from it. Code points this
+    Python's Unicode tables do not know yet (a new emoji) are let through."""
+    if not all(c == " " or unicodedata.category(c) not in HIDDEN for c in label):
         raise DataError(path, lineno, f"expected a label of visible characters in {where}, found {label!r}")
     return label
 
