@@ -9,6 +9,7 @@ import json
 import os
 import re
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ from rnnkit import predict  # noqa: E402
 from rnnkit.cli import build_parser  # noqa: E402
 from rnnkit.config import DataConfig, ModelConfig, TrainConfig, split_options  # noqa: E402
 from rnnkit.data import readers  # noqa: E402
+from rnnkit.data.text import HIDDEN  # noqa: E402
 from rnnkit.errors import DataError, UserError  # noqa: E402
+from rnnkit.tasks import TASKS  # noqa: E402
 
 EXAMPLES = int(os.environ.get("RNNKIT_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -48,7 +51,8 @@ def _check_examples(result) -> None:
             for label in (ex.label,) if ex.tags is None else ex.tags:
                 if label is not None:
                     assert label.strip() and label != "_"
-                    assert label.isprintable(), repr(label)  # nothing that prints like another label
+                    assert all(c == " " or unicodedata.category(c) not in HIDDEN for c in label), repr(label)
+                    # nothing that prints like another label
                     _valid_unicode([label])
 
 
@@ -180,7 +184,7 @@ class _Model:
     """What predict's readers need of a run: its task and data options."""
 
     def __init__(self, task: str):
-        self.task, self.data_config = task, DataConfig(level="word")
+        self.task, self.spec, self.data_config = task, TASKS[task], DataConfig(level="word")
 
 
 @FUZZ

@@ -12,6 +12,7 @@ from conftest import CLASSIFY, TAGGED, write_conllu, write_tsv
 from rnnkit.cli import main
 from rnnkit.data import readers
 from rnnkit.errors import DataError
+from rnnkit.tasks.tag import fill_conllu
 
 FAST = ["--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05", "--batch-size", "2"]
 CONLL = """-DOCSTART- -X- -X- O
@@ -225,9 +226,9 @@ def test_conllu_comes_back_byte_for_byte_but_for_the_tag_column(tmp_path, newlin
     gold = [list(ex.tags) for ex in readers.read_tagging(path)]
     records = list(predict.block_records(predict.lines_of(str(path)), str(path), "conllu"))
     assert [r.tokens for r in records if r.tokens] == [("Do", "n't", "!"), ("Ok",)]
-    out = "".join(predict._fill_conllu(r, gold.pop(0) if r.tokens else None, 3) for r in records)
+    out = "".join(fill_conllu(r, gold.pop(0) if r.tokens else None, 3) for r in records)
     assert out == text
-    moved = "".join(predict._fill_conllu(r, ["X"] * len(r.tokens) if r.tokens else None, 3) for r in records)
+    moved = "".join(fill_conllu(r, ["X"] * len(r.tokens) if r.tokens else None, 3) for r in records)
     for a, b in zip(text.split(newline), moved.split(newline), strict=True):  # only word lines' UPOS changes
         fa, fb = a.split("\t"), b.split("\t")
         assert fb == fa if len(fa) < 10 or not fa[0].isdigit() else fb == fa[:3] + ["X"] + fa[4:]

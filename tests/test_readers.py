@@ -143,16 +143,16 @@ def test_tokenize_leaves_already_tokenized_text_as_it_is(text):
     ],
 )
 def test_detect_format_reads_the_suffix(name, expected):
-    assert detect_format(name, "classify") == expected
+    assert detect_format(name) == expected
 
 
 def test_detect_format_reads_txt_as_conll_for_tagging_and_as_text_otherwise():
-    assert detect_format("train.txt", "tag") == "conll"
-    assert detect_format("train.txt", "classify") == "text"
+    assert detect_format("train.txt", txt="conll") == "conll"
+    assert detect_format("train.txt") == "text"
 
 
 def test_detect_format_prefers_an_explicit_format_to_the_suffix():
-    assert detect_format("data.txt", "classify", format="tsv") == "tsv"
+    assert detect_format("data.txt", format="tsv") == "tsv"
 
 
 def test_detect_format_rejects_an_unknown_suffix_and_suggests_format():
@@ -163,12 +163,12 @@ def test_detect_format_rejects_an_unknown_suffix_and_suggests_format():
             "the suffix '.xml'; pass --format with one of " + ", ".join(FORMATS)
         ),
     ):
-        detect_format("data.xml", "classify")
+        detect_format("data.xml")
 
 
 def test_detect_format_rejects_an_unknown_explicit_format_and_lists_the_formats():
     with pytest.raises(UserError, match="unknown format 'xml'; choose one of tsv, csv, jsonl"):
-        detect_format("data.tsv", "classify", format="xml")
+        detect_format("data.tsv", format="xml")
 
 
 # --- errors common to every file --------------------------------------------------------------

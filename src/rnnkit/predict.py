@@ -87,13 +87,6 @@ def _clean(line: str) -> str:
     return line.removeprefix("\ufeff").removesuffix("\r")
 
 
-def _ends(line: str) -> tuple[str, str, str]:
-    """(byte-order mark, the line's text, \r ending): what a rewritten line puts back around it."""
-    bom, line = ("\ufeff", line[1:]) if line.startswith("\ufeff") else ("", line)
-    cr, line = ("\r", line[:-1]) if line.endswith("\r") else ("", line)
-    return bom, line, cr
-
-
 def _file_chunks(path: str) -> Iterator[bytes]:
     try:
         with open(path, "rb") as f:
@@ -152,18 +145,14 @@ def text_records(lines: Iterable, split: Splitter) -> Iterator[Record | None]:
 
 
 def splitter(model, tokenized: bool) -> Splitter:
-    """How predict splits a text: on whitespace with --tokenized or for a seq2seq run (whose data
-    is tokenized text), into characters at char level, else as the run was trained (split_text)."""
+    """How predict splits a text: on whitespace with --tokenized, else as the run's training data
+    was split (the task's `split`: the tokenizer or characters; seq2seq: whitespace or characters)."""
     level = model.data_config.level
-    if model.task == "seq2seq":
-        from rnnkit.data.parallel import split_tokens
-
-        return lambda text: split_tokens(text, level)
     if tokenized:
         if level == "char":
             raise UserError("--tokenized splits words on whitespace; this run reads characters")
         return lambda text: tuple(text.split())
-    return lambda text: tuple(readers.split_text(text, level))
+    return lambda text: tuple(model.spec.split(text, level))
 
 
 def row_records(
@@ -258,59 +247,22 @@ def _block(lines: list[str], name: str, start: int, fmt: str) -> Record:
 
 
 def writer(model, fmt: str, probs: bool, column: int | None) -> Callable[[Record, object], str]:
-    """How a record and its prediction (None for a pass-through record) become output text."""
-    task = model.task
-    if fmt == "conllu":
-        return lambda r, tags: _fill_conllu(r, tags, column)
-    if fmt == "conll":
-        return _append_column
-    if task == "classify":
-        labels = model.labels.itos_
-        if probs:
-            return lambda r, p: (
-                f"{_one_line(r.text)}\t{p[0]}\t" + "\t".join(f"{p[1][k]:.4f}" for k in labels) + "\n"
-                if p is not None
-                else "\n"
-            )
-        return lambda r, label: f"{_one_line(r.text)}\t{label}\n" if label is not None else "\n"
-    if task == "tag":
-        return lambda r, tags: "".join(f"{t}\t{g}\n" for t, g in zip(r.tokens or (), tags or ())) + "\n"
-    return lambda r, translation: f"{translation or ''}\n"  # seq2seq
+    """How a record and its prediction (None for a pass-through record) become output text: the
+    run's task writes column files (its `columns`) and text lines and rows (its `write`)."""
+    if fmt in ("conllu", "conll"):
+        return model.spec.columns(fmt, column)
+    return model.spec.write(model, probs)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _fill_conllu(record: Record, tags, k: int) -> str:
-    if tags is None:
-        return "".join(line + "\n" for line in record.lines)
-    it = iter(tags)
-    out = []
-    for raw in record.lines:
-        bom, line, cr = _ends(raw)
-        fields = line.split("\t")
-        if not line.startswith("#") and len(fields) == 10 and readers.is_word_id(fields[0]):
-            fields[k] = next(it)
-            raw = bom + "\t".join(fields) + cr
-        out.append(raw + "\n")
-    return "".join(out)
-
-
-def _append_column(record: Record, tags) -> str:
-    if tags is None:  # blank or -DOCSTART-: a docstart keeps its column count, as conlleval needs
-        bom, line, cr = _ends(record.lines[0])
-        fields = line.split()
-        return bom + (f"{line}{_separator(line)}{fields[-1]}" if fields else line) + cr + "\n"
-    out = []
-    for raw, tag in zip(record.lines, tags):
-        bom, line, cr = _ends(raw)
-        out.append(f"{bom}{line}{_separator(line)}{tag}{cr}\n")
-    return "".join(out)
-
-
-def _separator(line: str) -> str:
-    return "\t" if "\t" in line else " "
+def ends(line: str) -> tuple[str, str, str]:
+    """(byte-order mark, the line's text, \r ending): what a rewritten line puts back around it."""
+    bom, line = ("\ufeff", line[1:]) if line.startswith("\ufeff") else ("", line)
+    cr, line = ("\r", line[:-1]) if line.endswith("\r") else ("", line)
+    return bom, line, cr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,8 +314,8 @@ def input_format(model, source: str, given: str | None, tokenized: bool, trained
         return "text"
     suffix = Path(source).suffix.lower()
     if suffix in (".tsv", ".csv", ".jsonl", ".json", ".conllu", ".conll"):
-        return readers.detect_format(source, model.task)
-    if model.task == "tag" and suffix == ".txt":
+        return readers.detect_format(source)
+    if model.spec.columns is not None and suffix == ".txt":
         if _starts_with_docstart(source):
             return "conll"
         if isinstance(trained_on, str) and _is_conll(trained_on, model.data_config.format):
@@ -437,7 +389,7 @@ def _column_count(path: str) -> int | None:
 
 def _is_conll(path: str, fmt: str | None) -> bool:
     try:
-        return readers.detect_format(path, "tag", fmt) == "conll"
+        return readers.detect_format(path, fmt, txt="conll") == "conll"
     except UserError:
         return False
 
@@ -457,19 +409,12 @@ def records_for(model, source: str, fmt: str, tokenized: bool) -> Iterator[Recor
     if fmt == "text":
         return text_records(lines, split)
     if fmt in ("tsv", "csv", "jsonl"):
-        if model.task == "tag" and fmt == "jsonl":
-            return row_records(lines, fmt, name, lambda text: tuple(text.split()), "tokens", "tags")
-        if model.task not in ("classify", "seq2seq"):
+        rows = None if model.spec.rows is None else model.spec.rows(model, fmt, split)
+        if rows is None:
             raise UserError(f"{name}: {fmt} rows are texts to classify; a {model.task} run predicts for text lines")
-        cfg = model.data_config
-        is_header = None
-        if model.task == "seq2seq":  # source<TAB>target, as evaluate reads it
-            from rnnkit.data import parallel
-
-            is_header = parallel.is_header
-        return row_records(lines, fmt, name, split, cfg.text_field, cfg.label_field, is_header)
+        return row_records(lines, fmt, name, *rows)
     if fmt in ("conllu", "conll"):
-        if model.task != "tag":
+        if model.spec.columns is None:
             raise UserError(f"{name}: {fmt} files are tagged sentences; predicting for them needs a tag run")
         return block_records(lines, name, fmt)
     raise UserError(f"{name}: predict reads text, tsv, csv, jsonl, conllu or conll, not {fmt}")

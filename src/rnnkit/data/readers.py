@@ -58,11 +58,11 @@ _CONLLU_NO_WORD = re.compile("[0-9]+-[0-9]+|[0-9]+[.][0-9]+")  # a multiword tok
 # Formats
 
 
-def detect_format(path, task: str, format: str | None = None) -> str:
-    """The format of `path` for `task` ("classify", "tag", ...): `format` if given, else its suffix.
+def detect_format(path, format: str | None = None, txt: str = "text") -> str:
+    """The format of `path`: `format` if given, else its suffix.
 
-    .tsv, .csv, .jsonl/.json, .conllu, .conll name their format; .txt is "conll" for tagging
-    and "text" otherwise. Raises UserError for an unknown format or suffix.
+    .tsv, .csv, .jsonl/.json, .conllu, .conll name their format; .txt is `txt` ("conll" where
+    tagged sentences are read, "text" elsewhere). Raises UserError for an unknown format or suffix.
     """
     if format is not None:
         if format not in FORMATS:
@@ -70,16 +70,16 @@ def detect_format(path, task: str, format: str | None = None) -> str:
         return format
     suffix = Path(path).suffix.lower()
     if suffix == ".txt":
-        return "conll" if task == "tag" else "text"
+        return txt
     if suffix not in _SUFFIXES:
         found = f"the suffix {suffix!r}" if suffix else "a name without a suffix"
         raise UserError(f"{path}: cannot tell the file format from {found}; {_CHOOSE_FORMAT}")
     return _SUFFIXES[suffix]
 
 
-def _choose_reader(path, task: str, format: str | None, readers: dict[str, Callable], advice: str) -> Callable:
+def _choose_reader(path, format: str | None, readers: dict[str, Callable], advice: str, txt: str = "text") -> Callable:
     _check_file(path)  # a missing file is the first thing to say, before its suffix
-    fmt = detect_format(path, task, format)
+    fmt = detect_format(path, format, txt)
     if fmt not in readers:
         raise UserError(f"{path}: {fmt} files cannot be read for this task; {advice}")
     return readers[fmt]
@@ -110,7 +110,7 @@ def read_classification(path, format=None, text_field="text", label_field="label
     if Path(path).is_dir():
         return read_class_folder(path, format, level)
     readers = {"tsv": _read_tsv, "csv": _read_csv, "jsonl": _read_jsonl_classification}
-    read = _choose_reader(path, "classify", format, readers, "for classification use tsv, csv or jsonl (pass --format)")
+    read = _choose_reader(path, format, readers, "for classification use tsv, csv or jsonl (pass --format)")
     return read(path, text_field, label_field, level)
 
 
@@ -348,13 +348,8 @@ def read_tagging(path, format=None, column: str | int | None = None) -> list[Exa
     "last" (default); JSONL, the key holding the tags (default "tags").
     """
     readers = {"conllu": _read_conllu, "conll": _read_conll, "jsonl": _read_jsonl_tagging}
-    read = _choose_reader(
-        path,
-        "tag",
-        format,
-        readers,
-        "for tagging use conllu, conll (whitespace columns) or jsonl with tokens and tags (pass --format)",
-    )
+    advice = "for tagging use conllu, conll (whitespace columns) or jsonl with tokens and tags (pass --format)"
+    read = _choose_reader(path, format, readers, advice, txt="conll")
     return read(path, column)
 
 

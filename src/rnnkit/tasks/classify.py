@@ -24,6 +24,7 @@ from rnnkit.data.batching import IGNORE, Batch, lengths_mask
 from rnnkit.errors import UserError
 from rnnkit.nn import Encoder, Output
 from rnnkit.nn.readout import Readout
+from rnnkit.predict import one_line
 from rnnkit.tasks import labelled
 from rnnkit.tasks.task import Task, token_network
 
@@ -43,7 +44,7 @@ def check_source(source, configs: dict, options: dict) -> None:
     """--text-field names a CSV/JSONL field: on a TSV it would be ignored, so it is an error."""
     if options.get("text_field") is None or Path(source).is_dir():
         return
-    fmt = readers.detect_format(source, "classify", configs["data"].format)
+    fmt = readers.detect_format(source, configs["data"].format)
     if fmt not in ("csv", "jsonl"):
         raise UserError(f"--text-field names a field of CSV and JSONL files; {source} is {fmt}, whose text is column 1")
 
@@ -92,6 +93,24 @@ class Classifier(nn.Module):
         return list(probs.float().cpu().numpy())
 
 
+def write(model, probs: bool):
+    """predict's output: the text on one line, a tab, its label (with --probs, then each label's
+    probability); a blank input line is a blank line."""
+    if probs:
+        labels = model.labels.itos_
+        return lambda r, p: (
+            f"{one_line(r.text)}\t{p[0]}\t" + "\t".join(f"{p[1][k]:.4f}" for k in labels) + "\n"
+            if p is not None
+            else "\n"
+        )
+    return lambda r, label: f"{one_line(r.text)}\t{label}\n" if label is not None else "\n"
+
+
+def rows(model, fmt: str, split) -> tuple:
+    """A tsv, csv or jsonl row is a text to classify (the run's text field; never the label)."""
+    return split, model.data_config.text_field, model.data_config.label_field, None
+
+
 def decode(output, labels) -> str:
     return labels.itos_[int(output.argmax())]
 
@@ -111,4 +130,6 @@ TASK = Task(
     explain=labelled.explain,
     check_source=check_source,
     probs=True,
+    write=write,
+    rows=rows,
 )

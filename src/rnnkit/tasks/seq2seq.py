@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from rnnkit import explain as explaining
 from rnnkit.config import MAX_LENGTH_RATIO, DecodeConfig, ModelConfig, Seq2SeqConfig
 from rnnkit.data.batching import bucket_batches, lengths_mask
-from rnnkit.data.parallel import Pair, encode_pairs, make_pair_batch, read_pairs, split_tokens
+from rnnkit.data.parallel import Pair, encode_pairs, is_header, make_pair_batch, read_pairs, split_tokens
 from rnnkit.data.text import join_tokens
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
@@ -192,6 +192,16 @@ def timing_options(pairs: list[Pair]) -> dict:
     return {"max_length_ratio": min(max(ratio, 0.1), MAX_LENGTH_RATIO)}
 
 
+def write(model, probs: bool):
+    """predict's output: one translation a line, a blank line for a blank one."""
+    return lambda r, translation: f"{translation or ''}\n"
+
+
+def rows(model, fmt: str, split) -> tuple:
+    """A row's source side is translated; a source<TAB>target header is skipped as evaluate skips it."""
+    return split, model.data_config.text_field, model.data_config.label_field, is_header
+
+
 def check_sizes(config: ModelConfig) -> None:
     """The sizes a Seq2Seq needs: a learned embedding, and an even H for a bidirectional encoder."""
     if config.input_embedding_dim == 0:
@@ -291,6 +301,8 @@ TASK = Task(
     parallel=True,
     explain=explaining.explain_seq2seq,
     timing_options=timing_options,
+    write=write,
+    rows=rows,
     confusion=False,
     report=lambda report, title: format_generation_report(report, title).rstrip("\n"),
     describe=lambda pairs, vocabs: (

@@ -22,6 +22,7 @@ from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, UNSEEN, Batch, unwrap, unwrapped_lengths
 from rnnkit.errors import UserError
 from rnnkit.nn import CRF, Encoder, Output, sequence_dropout
+from rnnkit.predict import ends
 from rnnkit.tasks import labelled
 from rnnkit.tasks.task import Task
 
@@ -96,6 +97,53 @@ class Tagger(nn.Module):
         return [best[i, :n] for i, n in enumerate(unwrapped_lengths(batch.lengths).tolist())]
 
 
+def write(model, probs: bool):
+    """predict's output for text lines and jsonl rows: token<TAB>tag lines and a blank line."""
+    return lambda r, tags: "".join(f"{t}\t{g}\n" for t, g in zip(r.tokens or (), tags or ())) + "\n"
+
+
+def rows(model, fmt: str, split) -> tuple | None:
+    """jsonl rows hold a sentence's tokens (whitespace-split as given); tsv and csv none."""
+    return (lambda text: tuple(text.split()), "tokens", "tags", None) if fmt == "jsonl" else None
+
+
+def columns(fmt: str, column: int | None):
+    """predict's output for column files: the same lines, the run's column filled (CoNLL-U) or a
+    predicted column appended (CoNLL)."""
+    return (lambda r, tags: fill_conllu(r, tags, column)) if fmt == "conllu" else append_column
+
+
+def fill_conllu(record, tags, k: int) -> str:
+    if tags is None:
+        return "".join(line + "\n" for line in record.lines)
+    it = iter(tags)
+    out = []
+    for raw in record.lines:
+        bom, line, cr = ends(raw)
+        fields = line.split("\t")
+        if not line.startswith("#") and len(fields) == 10 and readers.is_word_id(fields[0]):
+            fields[k] = next(it)
+            raw = bom + "\t".join(fields) + cr
+        out.append(raw + "\n")
+    return "".join(out)
+
+
+def append_column(record, tags) -> str:
+    if tags is None:  # blank or -DOCSTART-: a docstart keeps its column count, as conlleval needs
+        bom, line, cr = ends(record.lines[0])
+        fields = line.split()
+        return bom + (f"{line}{_separator(line)}{fields[-1]}" if fields else line) + cr + "\n"
+    out = []
+    for raw, tag in zip(record.lines, tags):
+        bom, line, cr = ends(raw)
+        out.append(f"{bom}{line}{_separator(line)}{tag}{cr}\n")
+    return "".join(out)
+
+
+def _separator(line: str) -> str:
+    return "\t" if "\t" in line else " "
+
+
 def decode(output, labels) -> list[str]:
     return [labels.itos_[int(i)] for i in output]
 
@@ -120,4 +168,7 @@ TASK = Task(
     evaluate=labelled.evaluate,
     predict=labelled.predict,
     explain=labelled.explain,
+    write=write,
+    rows=rows,
+    columns=columns,
 )

@@ -55,6 +55,12 @@ class Task:
     report: Callable = format_report  # (evaluate's report, title) -> the table `rnnkit evaluate` prints
     confusion: bool = True  # the report has a confusion matrix (evaluate --plots draws it)
     explain: Callable | None = None  # (model, text, gold, **options) -> what `rnnkit explain` reports
+    # predict's surfaces (rnnkit.predict streams, the task reads and writes):
+    write: Callable | None = None  # (model, probs) -> (predict.Record, prediction) -> the text written
+    rows: Callable | None = None  # (model, fmt, split) -> row_records' (split, text field, label field, is_header)
+    #   for a tsv, csv or jsonl row, or None where the task reads no such rows
+    columns: Callable | None = None  # (fmt, column) -> a writer that fills the predicted tags into CoNLL-U or
+    #   CoNLL column files; None: the task reads none (a .txt is text)
     # dev examples -> evaluate options under which an untrained model scores them about as long as a
     # trained one will (a time budget is planned on it); seq2seq caps its outputs near the references'
     timing_options: Callable = lambda examples: {}
