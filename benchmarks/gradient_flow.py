@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import rnnkit
-from rnnkit.explain import explain
+from rnnkit.tasks.explaining import explain
 
 MODELS = {
     "rnn-sigmoid": dict(cell="rnn", activation="sigmoid"),

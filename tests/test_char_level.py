@@ -8,7 +8,7 @@ import rnnkit
 from conftest import FAST, write_tsv
 from rnnkit.cli import main
 from rnnkit.data import readers
-from rnnkit.explain import explain
+from rnnkit.tasks.explaining import explain
 
 NAMES = [("Nakamura", "Japanese"), ("Tanaka", "Japanese"), ("Ivanov", "Russian"), ("Petrov", "Russian")]
 
@@ -80,7 +80,7 @@ def test_predict_on_the_command_line_splits_lines_into_characters_and_prints_the
 
 
 def test_tagging_at_char_level_is_refused_before_anything_is_written(tag_file, tmp_path):
-    with pytest.raises(rnnkit.UserError, match="--level is for classify, lm and seq2seq runs; a tag run does not"):
+    with pytest.raises(rnnkit.UserError, match="--level is for classify, lm and seq2seq runs; tag runs do not"):
         rnnkit.train("tag", train=tag_file, out=tmp_path / "run", level="char")
     assert not (tmp_path / "run").exists()
 

@@ -102,7 +102,7 @@ def test_ensembles_are_for_classify_and_tag_only(task, tmp_path):
 
 
 def test_explain_looks_inside_the_first_member_and_says_so(tag_file, tmp_path, device):
-    from rnnkit.explain import explain
+    from rnnkit.tasks.explaining import explain
 
     rnnkit.train(
         "tag", train=tag_file, out=tmp_path / "run", log=quiet, **(FAST | dict(ensemble=2, epochs=2)), device=device

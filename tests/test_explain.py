@@ -9,9 +9,9 @@ import torch
 import rnnkit
 from conftest import FAST
 from rnnkit.cli import main
-from rnnkit.explain import explain
 from rnnkit.reference import check
 from rnnkit.reference.flow import gradient_flow
+from rnnkit.tasks.explaining import explain
 
 
 def _autograd_G(p, ids, targets, activation):

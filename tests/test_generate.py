@@ -8,7 +8,7 @@ import torch
 import rnnkit
 from conftest import write_tsv
 from rnnkit.cli import main
-from rnnkit.generate import filter_logits, next_token
+from rnnkit.tasks.generation import filter_logits, next_token
 
 TEXT = "to be or not to be\nthat is the question\n" * 6
 FAST_LM = dict(cell="gru", hidden_size=32, embedding_dim=8, dropout=0.0, lr=0.02, batch_size=4, bptt=8, patience=None)
@@ -74,7 +74,7 @@ def test_a_low_temperature_sharpens_and_a_high_one_flattens():
 
 
 def test_only_tokens_that_were_targets_in_training_can_be_drawn():
-    from rnnkit.generate import never_targets
+    from rnnkit.tasks.generation import never_targets
 
     chars = rnnkit.Vocab().fit(["ab\n"])
     assert never_targets(chars, conditional=False) == [0, 2, 3, 1]  # <pad> <sos> <eos> <unk>

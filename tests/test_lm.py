@@ -246,7 +246,7 @@ def test_lm_option_errors_name_the_fix(text_file, tmp_path):
         rnnkit.train("lm", train=text_file, out=tmp_path / "a", bidirectional=True, cell="lstm")
     with pytest.raises(rnnkit.UserError, match="needs embedding_dim == hidden_size, got 16 and 32"):
         rnnkit.train("lm", train=text_file, out=tmp_path / "b", tie_weights=True, embedding_dim=16, hidden_size=32)
-    with pytest.raises(rnnkit.UserError, match="--locked-dropout is for classify and tag runs; an lm run does not"):
+    with pytest.raises(rnnkit.UserError, match="--locked-dropout is for classify and tag runs; lm runs do not"):
         rnnkit.train("lm", train=text_file, out=tmp_path / "b", locked_dropout=True)
     tsv = tmp_path / "l.tsv"
     tsv.write_text("abc\tx\n", encoding="utf-8")

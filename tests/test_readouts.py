@@ -7,9 +7,9 @@ import rnnkit
 from conftest import FAST
 from rnnkit.config import ModelConfig
 from rnnkit.data.batching import lengths_mask
-from rnnkit.explain import explain
 from rnnkit.nn.readout import READOUTS, AttentionPooling, Readout, last, max_over_steps, mean_over_steps
 from rnnkit.tasks.classify import Classifier
+from rnnkit.tasks.explaining import explain
 
 B, T, D = 3, 5, 4
 LENGTHS = torch.tensor([5, 2, 3])

@@ -124,7 +124,7 @@ def test_locked_dropout_drops_the_same_features_at_every_step():
 
 
 def test_char_features_and_crf_are_refused_for_classification(classify_file, tmp_path):
-    with pytest.raises(UserError, match="--crf is for tag runs; a classify run does not use it"):
+    with pytest.raises(UserError, match="--crf is for tag runs; classify runs do not use it"):
         rnnkit.train("classify", train=classify_file, out=tmp_path / "c", cell="lstm", crf=True)
 
 
@@ -147,7 +147,7 @@ def test_conll2003_reads_the_ner_column_by_default():
 
 
 def test_explain_reads_a_char_tagger_step_by_step(ner_run):
-    from rnnkit.explain import explain
+    from rnnkit.tasks.explaining import explain
 
     model, _, _ = ner_run
     report = explain(model, "Peter Blackburn visited Berlin .")

@@ -168,7 +168,7 @@ def test_bad_seq2seq_options_are_user_errors(reverse_files, tmp_path):
     with pytest.raises(rnnkit.UserError, match="attention must be one of 'additive', 'dot', 'general', got 'x'"):
         rnnkit.train("seq2seq", train=reverse_files, out=tmp_path / "c", **(FAST | dict(attention="x")))
     for name, tagger_option in zip("de", (dict(char_embedding_dim=8), dict(crf=True))):
-        with pytest.raises(rnnkit.UserError, match=r"--(char-embed|crf) is for tag runs; a seq2seq run does not"):
+        with pytest.raises(rnnkit.UserError, match=r"--(char-embed|crf) is for tag runs; seq2seq runs do not"):
             rnnkit.train("seq2seq", train=reverse_files, out=tmp_path / name, **(FAST | tagger_option))
     assert not any((tmp_path / n).exists() for n in "abcde")
 

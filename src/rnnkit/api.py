@@ -236,8 +236,7 @@ def check_task_options(task: str, options: dict) -> None:
     foreign = [k for k in options if options[k] is not None and task not in TASK_OPTIONS.get(k, (task,))]
     if foreign:
         said = "; ".join(f"{_flag(k)} is for {_listed(TASK_OPTIONS[k])} runs" for k in foreign)
-        article = "an" if task == "lm" else "a"
-        raise UserError(f"{said}; {article} {task} run does not use {'it' if len(foreign) == 1 else 'them'}")
+        raise UserError(f"{said}; {task} runs do not use {'it' if len(foreign) == 1 else 'them'}")
 
 
 def _listed(names) -> str:

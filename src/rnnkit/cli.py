@@ -15,7 +15,16 @@ import sys
 from pathlib import Path
 
 from rnnkit import distributed
-from rnnkit.config import CONFIGS, DEVICES, DataConfig, DecodeConfig, ModelConfig, Seq2SeqConfig, TrainConfig
+from rnnkit.config import (
+    CONFIGS,
+    DEVICES,
+    GENERATE_LENGTH,
+    DataConfig,
+    DecodeConfig,
+    ModelConfig,
+    Seq2SeqConfig,
+    TrainConfig,
+)
 from rnnkit.errors import UserError
 from rnnkit.options import flag_of, parse_as, parser_type
 from rnnkit.recipes import RECIPES
@@ -180,7 +189,8 @@ def add_generate_command(sub) -> None:
     p.add_argument("run", help="run folder of an lm run")
     add_device_option(p)
     p.add_argument("--prompt", default="", help="text to continue (default: none, start at a line break)")
-    p.add_argument("--length", type=positive_int, default=200, help="tokens to generate (default 200)")
+    p.add_argument("--length", type=positive_int, default=GENERATE_LENGTH,
+                   help=f"tokens to generate (default {GENERATE_LENGTH})")  # fmt: skip
     p.add_argument(
         "--temperature", type=non_negative_float, default=1.0, help="below 1 sharper, above 1 flatter; 0: greedy"
     )
@@ -431,68 +441,25 @@ class _output:
 
 
 def cmd_explain(args) -> int:
+    """The task's explanation printed (or --json), its plot drawn; a plot that cannot be drawn is
+    said last, after what can be shown."""
     import rnnkit
-    from rnnkit.explain import explain
+    from rnnkit.api import check_task_options
+    from rnnkit.tasks.explaining import explain
 
     model = rnnkit.load(args.run, device=args.device)
-    if model.task == "seq2seq":
-        return _explain_seq2seq(args, model)
-    report = explain(model, args.text, args.gold.split() if args.gold else None)
-    flow = report["gradient_flow"]
-    if args.plot and flow["G"] is not None:
-        from rnnkit import plots
-
-        G = [[float("nan") if v is None else v for v in row] for row in flow["G"]]
-        path = plots.gradient_flow_heatmap(G, args.plot, tokens=report["row"])
-        print(f"gradient-flow heatmap: {path}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        _print_explanation(args.run, report)
-    if args.plot and flow["G"] is None:  # what can be shown was; the plot asked for cannot be drawn
-        raise UserError(f"--plot: no heatmap drawn: {flow['note']}")
-    return 0
-
-
-def _print_explanation(run, report: dict) -> None:
-    flow = report["gradient_flow"]
-    print(f"{report['task']} run {run}: {' '.join(report['row'])}")
-    print(f"{'t':>3}  {'token':<14} {'id':>6} {'|s_t|':>7}  {'prediction':<12} {'top 3':<44} {'loss':>7}")
-    for step in report["steps"]:
-        top = "  ".join(f"{x['label']} {x['probability']:.2f}" for x in step.get("top3", []))
-        loss = f"{step['loss']:.3f}" if step.get("loss") is not None else ""
-        print(
-            f"{step['t']:>3}  {step['token'][:14]:<14} {step['id']:>6} {step['state_norm']:>7.3f}  "
-            f"{step.get('prediction', ''):<12} {top:<44} {loss:>7}"
-        )
-    if flow["G"] is not None:
-        print(f"gradient flow G[t, k] = |dL_t/ds_k| ({flow['method']}); share of dL/dW by step k:")
-        print("  " + " ".join(f"{v:.2f}" for v in flow["W_share"]))
-
-
-def _explain_seq2seq(args, model) -> int:
-    from rnnkit.explain import explain_seq2seq
-
-    report = explain_seq2seq(model, args.text, args.gold, **_given(args, DECODE_OPTIONS))
+    decoding = _given(args, DECODE_OPTIONS)
+    check_task_options(model.task, decoding)
+    report = explain(model, args.text, args.gold, **decoding)
+    undrawn = None
     if args.plot:
-        from rnnkit import plots
-
-        path = plots.attention_heatmap(report["attention"], args.plot, report["source"], report["target"])
-        print(f"attention heatmap: {path}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(report))
-        return 0
-    fed = "the gold translation, fed to the decoder" if report["gold"] else "translation"
-    print(f"seq2seq run {args.run}: {' '.join(report['source'])}")
-    print(f"{fed}: {report['translation']}")
-    print(f"{'t':>3}  {'token':<14} {'p':>5}  {'attended':<14} {'top 3':<44} {'loss':>7}")
-    for step in report["steps"]:
-        top = "  ".join(f"{x['label'][:10]} {x['probability']:.2f}" for x in step["top3"])
-        loss = f"{step['loss']:.3f}" if "loss" in step else ""
-        print(
-            f"{step['t']:>3}  {step['token'][:14]:<14} {step['probability']:>5.2f}  {step['attended'][:14]:<14} "
-            f"{top:<44} {loss:>7}"
-        )
+        try:
+            print(model.spec.explain.plot(report, args.plot), file=sys.stderr)
+        except UserError as e:
+            undrawn = e
+    print(json.dumps(report) if args.json else model.spec.explain.table(report, args.run))
+    if undrawn is not None:
+        raise UserError(f"--plot: no heatmap drawn: {undrawn}")
     return 0
 
 

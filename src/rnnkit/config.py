@@ -30,6 +30,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MAX_WIDTH = 1 << 16  # hidden, embedding and character sizes
 MAX_DEPTH = 64  # stacked layers, ensemble members
 MAX_BEAM = 512
+GENERATE_LENGTH = 200  # tokens a language model writes unless told (generate, rnnkit.onnx's too)
 MAX_LENGTH_RATIO = 20  # a translation at most 20 times its source (+ 10): past that, decoding runs away
 MAX_SEED = (1 << 63) - 1  # torch and NumPy take a signed 64-bit seed
 

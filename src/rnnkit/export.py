@@ -254,7 +254,7 @@ def _lm_step(model):
     for k, name in enumerate(["state_out", "cell_out"] if lstm else ["state_out"]):
         g.op("Concat", *finals[k], axis=0, outputs=[name])
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
-    from rnnkit.generate import never_targets
+    from rnnkit.tasks.generation import never_targets
 
     conditional = len(model.labels) > 0
     extra = {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.config import DataConfig
+from rnnkit.config import GENERATE_LENGTH, DataConfig
 from rnnkit.data import registry
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
@@ -98,12 +98,19 @@ class Model:
             source = "data" if isinstance(data, list) else str(data)
         return self.spec.evaluate(self, examples, source, **others)
 
-    def generate(self, prompt: str = "", length: int = 200, **sampling) -> str:
+    def generate(self, prompt: str = "", length: int = GENERATE_LENGTH, **sampling) -> str:
         """Text from a language model: the prompt, then `length` sampled tokens (see
-        rnnkit.generate.generate for temperature, top_k, top_p, seed, label and on_text)."""
-        from rnnkit.generate import generate
+        rnnkit.tasks.generation.generate for temperature, top_k, top_p, seed, label and on_text)."""
+        if self.spec.generate is None:
+            raise UserError(f"generate needs a language model (an 'lm' run), not a {self.task!r} run")
+        return self.spec.generate(self, prompt, length, **sampling)
 
-        return generate(self, prompt, length, **sampling)
+    def explain(self, text, gold=None, **decoding) -> dict:
+        """What the model sees and does with `text`, step by step: the dict `rnnkit explain --json`
+        prints (rnnkit.tasks.explaining)."""
+        from rnnkit.tasks.explaining import explain
+
+        return explain(self, text, gold, **decoding)
 
     def export(self, path) -> Path:
         """Write this classify, tag or lm model to the ONNX file `path` (rnnkit.export); run it

@@ -48,7 +48,7 @@ def sequence_tokens(text: str, level: str) -> tuple[str, ...]:
 
 def token_text(token: str, is_eos: bool, level: str, after_newline: bool) -> str:
     """A generated token as text: a character as it is; at word level <eos> as a line break,
-    and a word after a space unless it starts a line (rnnkit.generate, rnnkit.onnx)."""
+    and a word after a space unless it starts a line (rnnkit.tasks.generation, rnnkit.onnx)."""
     if level == "char":
         return token
     if is_eos:

@@ -1,8 +1,8 @@
 """Text from an exported language model (`rnnkit export` of an lm run) in NumPy: the runtime
-twin of `rnnkit.generate`. The prompt warms the state one step at a time through the exported
+twin of `rnnkit.tasks.generation`. The prompt warms the state one step at a time through the exported
 step graph, then each token is drawn from ŷ_t and fed back.
 
-    temperature T   ŷ ∝ exp(z / T); T = 0 is greedy (argmax): the same text as rnnkit.generate
+    temperature T   ŷ ∝ exp(z / T); T = 0 is greedy (argmax): the same text as rnnkit.tasks.generation
     top-k K         keep the K most likely tokens
     top-p P         keep the most likely tokens whose probabilities first add up to P or more
     seed            NumPy's generator: the same seed, the same text (not torch's draws)
@@ -37,7 +37,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def generate(predictor, prompt="", length=200, temperature=1.0, top_k=None, top_p=None, seed=None, label=None) -> str:
-    """The prompt and up to `length` generated tokens, as text (see rnnkit.generate.generate)."""
+    """The prompt and up to `length` generated tokens, as text (see rnnkit.tasks.generation.generate)."""
     info, vocab, level = predictor.info, predictor.vocab, predictor.level
     if not isinstance(length, int) or length < 1:
         raise UserError(f"length must be a positive integer, got {length!r}")

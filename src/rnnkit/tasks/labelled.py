@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
-from rnnkit.explain import explain_labelled as explain  # noqa: F401  the labelled tasks' explain
 from rnnkit.metrics import classification_report
 from rnnkit.spans import entity_report, looks_like_bio
+from rnnkit.tasks.explaining import LABELLED as explain  # noqa: F401  the labelled tasks' explanation
 
 
 @torch.inference_mode()

@@ -41,6 +41,7 @@ from rnnkit.errors import UserError
 from rnnkit.metrics import bits_per_char, format_lm_report, perplexity
 from rnnkit.nn import RNN
 from rnnkit.nn.encoder import word_dropout
+from rnnkit.tasks import generation
 from rnnkit.tasks.task import Task, token_network
 
 TARGET = "label"  # labelled data: one label per sequence, the condition; the targets are the next tokens
@@ -238,6 +239,7 @@ def evaluate(model, examples: list, source: str) -> dict:
 
 TASK = Task(
     "lm",
+    generate=generation.generate,
     read=read,
     network=token_network(LanguageModel),
     target=TARGET,

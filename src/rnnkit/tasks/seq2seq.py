@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit import explain as explaining
 from rnnkit.config import MAX_LENGTH_RATIO, DecodeConfig, ModelConfig, Seq2SeqConfig
 from rnnkit.data.batching import bucket_batches, lengths_mask
 from rnnkit.data.parallel import Pair, encode_pairs, is_header, make_pair_batch, read_pairs, split_tokens
@@ -42,6 +41,7 @@ from rnnkit.metrics import format_generation_report, generation_scores
 from rnnkit.nn import Encoder, Output
 from rnnkit.nn.attention import Attention
 from rnnkit.nn.rnn import RNN
+from rnnkit.tasks import explaining
 from rnnkit.tasks.decoding import decoding, translate
 from rnnkit.tasks.task import Task
 from rnnkit.training import Bucketed
@@ -299,7 +299,7 @@ TASK = Task(
     example=Pair,
     split=split_tokens,
     parallel=True,
-    explain=explaining.explain_seq2seq,
+    explain=explaining.SEQ2SEQ,
     timing_options=timing_options,
     write=write,
     rows=rows,

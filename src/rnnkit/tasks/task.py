@@ -23,6 +23,15 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}  # e
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """What `rnnkit explain` shows of a task: the report (a dict, `--json`), its table and its plot."""
+
+    run: Callable  # (model, text, gold, **decoding) -> the report; gold a string or a list of tokens
+    table: Callable  # (report, run folder) -> the text printed
+    plot: Callable  # (report, path) -> "what: path" once drawn; a UserError saying why it cannot be
+
+
+@dataclass(frozen=True)
 class Task:
     """One task. `configs` below is the dict of a run's config dataclasses by section ("data",
     "model", "train", and the task's own `sections`); `vocabs` the dict of vocab.json."""
@@ -54,7 +63,8 @@ class Task:
     probs: bool = False  # a prediction can carry each label's probability (predict --probs)
     report: Callable = format_report  # (evaluate's report, title) -> the table `rnnkit evaluate` prints
     confusion: bool = True  # the report has a confusion matrix (evaluate --plots draws it)
-    explain: Callable | None = None  # (model, text, gold, **options) -> what `rnnkit explain` reports
+    generate: Callable | None = None  # (model, prompt, length, **sampling) -> text; None: the task writes none
+    explain: Explanation | None = None  # what `rnnkit explain` shows (tasks/explaining.py); None: no explanation
     # predict's surfaces (rnnkit.predict streams, the task reads and writes):
     write: Callable | None = None  # (model, probs) -> (predict.Record, prediction) -> the text written
     rows: Callable | None = None  # (model, fmt, split) -> row_records' (split, text field, label field, is_header)

@@ -1,4 +1,4 @@
-"""Text from a trained language model: the prompt warms the state, then one token at a time
+"""Text from a trained language model (the lm task's `generate`): the prompt warms the state, then one token at a time
 is drawn from ŷ_t = softmax(V s_t + c) and fed back as x_{t+1}.
 
     temperature T   ŷ ∝ exp(z / T): below 1 sharper, above 1 flatter; T = 0 is greedy (argmax)
@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from rnnkit.config import GENERATE_LENGTH
 from rnnkit.data.corpus import sequence_tokens, token_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
@@ -71,7 +72,7 @@ def check_sampling(length: int, temperature: float, top_k: int | None, top_p: fl
 def generate(
     model,
     prompt: str = "",
-    length: int = 200,
+    length: int = GENERATE_LENGTH,
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
@@ -82,8 +83,6 @@ def generate(
     """The prompt and up to `length` generated tokens, as text (the prompt as given, then the
     continuation). `on_text` receives each piece as soon as it exists (the prompt first).
     A conditional generator needs `label`, one of those it was trained on."""
-    if model.task != "lm":
-        raise UserError(f"generate needs a language model (an 'lm' run), not a {model.task!r} run")
     check_sampling(length, temperature, top_k, top_p)
     net, vocab, level = model.net, model.vocab, model.data_config.level
     net.eval()

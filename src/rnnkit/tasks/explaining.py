@@ -1,4 +1,6 @@
-"""`rnnkit explain`: what a trained model sees and does with one sentence, step by step.
+"""The tasks' explanations (`rnnkit explain`): what a trained model sees and does with one
+sentence, step by step, and how each is printed and drawn. A task's record names its own
+(`Explanation`: run, table, plot); `explain` below asks the record.
 
 The wrapped, encoded row it reads; the norm of the state s_t at each step; its prediction at
 each step (classification: at the end) with the top 3 probabilities; the loss per step when
@@ -25,6 +27,7 @@ from rnnkit.data.readers import join_tokens, split_text
 from rnnkit.errors import UserError
 from rnnkit.reference.flow import gradient_flow, gradient_flow_autograd
 from rnnkit.reference.model import Params
+from rnnkit.tasks.task import Explanation
 
 
 def one_net(model):
@@ -70,17 +73,19 @@ def _states_and_probs(model, ids: torch.Tensor, chars: torch.Tensor | None):
     return states.double().cpu().numpy(), probs.double().cpu().numpy()
 
 
-def explain(model, text: str | list[str], gold: list[str] | None = None, **decoding) -> dict:
+def explain(model, text: str | list[str], gold: str | list[str] | None = None, **decoding) -> dict:
     """What the run sees and does with `text`, step by step: the task's explanation
     (`explain_labelled` for classify and tag, `explain_seq2seq`), as its record names it."""
     if model.spec.explain is None:
         raise UserError(f"explain shows a prediction step by step, and a {model.task!r} run makes none; try generate")
-    return model.spec.explain(model, text, gold, **decoding)
+    return model.spec.explain.run(model, text, gold, **decoding)
 
 
-def explain_labelled(model, text: str | list[str], gold: list[str] | None = None) -> dict:
+def explain_labelled(model, text: str | list[str], gold: str | list[str] | None = None) -> dict:
     """One dict with everything above. `text`: a string (split as the run's data were: words or
-    characters) or a list of tokens; `gold`: tags (one per token) or one label."""
+    characters) or a list of tokens; `gold`: tags (one per token) or one label, as a list or a
+    string of them separated by spaces."""
+    gold = gold.split() if isinstance(gold, str) else gold
     level = model.data_config.level
     tokens = split_text(text, level) if isinstance(text, str) else list(text)
     text = text if isinstance(text, str) else join_tokens(tokens, level)
@@ -226,7 +231,7 @@ def explain_seq2seq(model, text: str | list[str], gold: str | list[str] | None =
             step["loss"] = float(-np.log(probs[t, y]))
         steps.append(step)
     return {
-        "task": "seq2seq",
+        "task": model.task,
         "text": text if isinstance(text, str) else join_tokens(source, level),
         "source": src_row,
         "translation": join_tokens(target, level),
@@ -235,3 +240,68 @@ def explain_seq2seq(model, text: str | list[str], gold: str | list[str] | None =
         "steps": steps,
         "attention": alpha.tolist(),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Printed and drawn
+
+
+def labelled_table(report: dict, run) -> str:
+    """The steps as `rnnkit explain` prints them, then the share of dL/dW by step k."""
+    flow = report["gradient_flow"]
+    lines = [
+        f"{report['task']} run {run}: {' '.join(report['row'])}",
+        f"{'t':>3}  {'token':<14} {'id':>6} {'|s_t|':>7}  {'prediction':<12} {'top 3':<44} {'loss':>7}",
+    ]
+    for step in report["steps"]:
+        top = "  ".join(f"{x['label']} {x['probability']:.2f}" for x in step.get("top3", []))
+        loss = f"{step['loss']:.3f}" if step.get("loss") is not None else ""
+        lines.append(
+            f"{step['t']:>3}  {step['token'][:14]:<14} {step['id']:>6} {step['state_norm']:>7.3f}  "
+            f"{step.get('prediction', ''):<12} {top:<44} {loss:>7}"
+        )
+    if flow["G"] is not None:
+        lines.append(f"gradient flow G[t, k] = |dL_t/ds_k| ({flow['method']}); share of dL/dW by step k:")
+        lines.append("  " + " ".join(f"{v:.2f}" for v in flow["W_share"]))
+    return "\n".join(lines)
+
+
+def labelled_plot(report: dict, path) -> str:
+    """The gradient-flow heatmap G[t, k]; a UserError saying why where the run has none."""
+    from rnnkit import plots
+
+    flow = report["gradient_flow"]
+    if flow["G"] is None:
+        raise UserError(flow["note"])
+    G = [[float("nan") if v is None else v for v in row] for row in flow["G"]]
+    return f"gradient-flow heatmap: {plots.gradient_flow_heatmap(G, path, tokens=report['row'])}"
+
+
+def seq2seq_table(report: dict, run) -> str:
+    """The source, the translation (or the gold one fed in), and each target step."""
+    fed = "the gold translation, fed to the decoder" if report["gold"] else "translation"
+    lines = [
+        f"{report['task']} run {run}: {' '.join(report['source'])}",
+        f"{fed}: {report['translation']}",
+        f"{'t':>3}  {'token':<14} {'p':>5}  {'attended':<14} {'top 3':<44} {'loss':>7}",
+    ]
+    for step in report["steps"]:
+        top = "  ".join(f"{x['label'][:10]} {x['probability']:.2f}" for x in step["top3"])
+        loss = f"{step['loss']:.3f}" if "loss" in step else ""
+        lines.append(
+            f"{step['t']:>3}  {step['token'][:14]:<14} {step['probability']:>5.2f}  {step['attended'][:14]:<14} "
+            f"{top:<44} {loss:>7}"
+        )
+    return "\n".join(lines)
+
+
+def seq2seq_plot(report: dict, path) -> str:
+    """The attention matrix α, target steps by source tokens."""
+    from rnnkit import plots
+
+    drawn = plots.attention_heatmap(report["attention"], path, report["source"], report["target"])
+    return f"attention heatmap: {drawn}"
+
+
+LABELLED = Explanation(explain_labelled, labelled_table, labelled_plot)
+SEQ2SEQ = Explanation(explain_seq2seq, seq2seq_table, seq2seq_plot)
