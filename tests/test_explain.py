@@ -32,7 +32,7 @@ def _autograd_G(p, ids, targets, activation):
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
 def test_the_reference_gradient_flow_equals_autograd_on_the_unrolled_recurrence(activation):
-    p, ids, lengths, targets = check.problem("tag")
+    p, ids, lengths, targets = check.problem("tags")
     flow = gradient_flow(p, ids[0], targets[0], activation)
     np.testing.assert_allclose(flow["G"], _autograd_G(p, ids[0], targets[0], activation), rtol=1e-10)
     assert np.isnan(flow["G"][np.triu_indices(len(ids[0]), 1)]).all()

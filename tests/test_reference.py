@@ -29,11 +29,11 @@ def test_dropping_the_recurrent_term_is_caught(monkeypatch):
 
 
 def test_padding_changes_neither_loss_nor_gradients():
-    p, ids, lengths, targets = check.problem("tag")
-    loss, grads, _ = model.loss_and_grads(p, ids, lengths, targets, "tag")
+    p, ids, lengths, targets = check.problem("tags")
+    loss, grads, _ = model.loss_and_grads(p, ids, lengths, targets, "tags")
     wide_ids = np.concatenate([ids, np.full((len(ids), 3), 5)], axis=1)  # garbage after each end
     wide_targets = np.concatenate([targets, np.full((len(ids), 3), -100)], axis=1)
-    loss2, grads2, _ = model.loss_and_grads(p, wide_ids, lengths, wide_targets, "tag")
+    loss2, grads2, _ = model.loss_and_grads(p, wide_ids, lengths, wide_targets, "tags")
     assert loss2 == pytest.approx(loss, abs=1e-15)
     for name in grads:
         np.testing.assert_allclose(grads2[name], grads[name], atol=1e-15)
@@ -65,8 +65,9 @@ def test_a_run_trained_by_rnnkit_gives_the_same_predictions_and_loss_in_the_refe
     )
     params, config, vocab, labels = runs.load_run(tmp_path / "run")
     examples = model.read(data)
-    assert runs.predict(params, examples, vocab, labels, task, "sigmoid") == model.predict_examples(examples)
-    reference_loss = runs.mean_loss(params, examples, vocab, labels, task, "sigmoid")
+    target = model.spec.target  # "tags" or "label": many to many, or many to one
+    assert runs.predict(params, examples, vocab, labels, target, "sigmoid") == model.predict_examples(examples)
+    reference_loss = runs.mean_loss(params, examples, vocab, labels, target, "sigmoid")
     assert reference_loss == pytest.approx(model.evaluate(examples)["loss"], rel=1e-5)
 
 
@@ -78,11 +79,11 @@ def test_the_reference_trains_with_sgd_and_rnnkit_reads_its_run(tag_file, tmp_pa
 
     examples = read_tagging(tag_file)
     params = runs.train(
-        "tag", examples, tmp_path / "ref", hidden_size=16, lr=1.0, epochs=60, batch_size=2, log=lambda m: None
+        "tags", examples, tmp_path / "ref", hidden_size=16, lr=1.0, epochs=60, batch_size=2, log=lambda m: None
     )
     loaded = rnnkit.load(tmp_path / "ref", device=device)
     _, _, vocab, labels = runs.load_run(tmp_path / "ref")
-    assert loaded.predict_examples(examples) == runs.predict(params, examples, vocab, labels, "tag", "sigmoid")
+    assert loaded.predict_examples(examples) == runs.predict(params, examples, vocab, labels, "tags", "sigmoid")
     assert loaded.evaluate(tag_file)["accuracy"] == 1.0
 
 
@@ -124,4 +125,4 @@ def test_on_the_demo_data_the_reference_predicts_what_rnnkit_predict_prints(tmp_
         for block in capsys.readouterr().out.strip("\n").split("\n\n")
     ]
     params, config, vocab, labels = runs.load_run(tmp_path / "run")
-    assert runs.predict(params, dev, vocab, labels, "tag", config["model"]["activation"]) == printed
+    assert runs.predict(params, dev, vocab, labels, "tags", config["model"]["activation"]) == printed

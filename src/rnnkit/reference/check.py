@@ -24,14 +24,14 @@ from rnnkit.reference.model import TORCH_NAMES, Params, loss_and_grads
 FD_TOLERANCE, TORCH_TOLERANCE = 1e-6, 1e-9
 
 
-def problem(task: str, seed: int = 0, vocab_size: int = 7, hidden_size: int = 5, num_outputs: int = 3):
+def problem(target: str, seed: int = 0, vocab_size: int = 7, hidden_size: int = 5, num_outputs: int = 3):
     """A small random batch with padding: ids (4, 6), lengths (6, 3, 5, 1), targets."""
     rng = np.random.default_rng(seed)
     lengths = np.array([6, 3, 5, 1])
     B, T = len(lengths), int(lengths.max())
     ids = rng.integers(4, vocab_size, size=(B, T))
     ids[np.arange(T)[None, :] >= lengths[:, None]] = 0  # <pad>
-    if task == "classify":
+    if target == "label":  # many to one
         targets = rng.integers(0, num_outputs, size=B)
     else:
         targets = rng.integers(0, num_outputs, size=(B, T))
@@ -40,11 +40,11 @@ def problem(task: str, seed: int = 0, vocab_size: int = 7, hidden_size: int = 5,
     return Params.init(vocab_size, hidden_size, num_outputs, seed), ids, lengths, targets
 
 
-def finite_differences(p: Params, ids, lengths, targets, task, activation, h=1e-4) -> dict:
+def finite_differences(p: Params, ids, lengths, targets, target: str, activation, h=1e-4) -> dict:
     def loss_at(value, i, x):
         old = value[i]
         value[i] = x
-        loss, _, _ = loss_and_grads(p, ids, lengths, targets, task, activation, need_grads=False)
+        loss, _, _ = loss_and_grads(p, ids, lengths, targets, target, activation, need_grads=False)
         value[i] = old
         return loss
 
@@ -63,7 +63,7 @@ def finite_differences(p: Params, ids, lengths, targets, task, activation, h=1e-
     return grads
 
 
-def torch_grads(p: Params, ids, lengths, targets, task: str, activation: str) -> tuple[float, dict]:
+def torch_grads(p: Params, ids, lengths, targets, target: str, activation: str) -> tuple[float, dict]:
     """The loss and gradients from rnnkit's PyTorch model (one-hot `rnn` cell) on the same weights."""
     import torch
 
@@ -75,7 +75,7 @@ def torch_grads(p: Params, ids, lengths, targets, task: str, activation: str) ->
     config = ModelConfig(
         cell="rnn", activation=activation, hidden_size=p.W.shape[0], embedding_dim=0, dropout=0.0, word_dropout=0.0
     )
-    net = (Classifier if task == "classify" else Tagger)(p.U.shape[1], p.V.shape[0], config).double()
+    net = (Classifier if target == "label" else Tagger)(p.U.shape[1], p.V.shape[0], config).double()
     load_into_torch(net, p)
     batch = Batch(torch.from_numpy(ids), torch.from_numpy(lengths), torch.from_numpy(targets), torch.arange(len(ids)))
     loss, _ = net.loss(batch, "sequence")
@@ -96,10 +96,13 @@ def load_into_torch(net, p: Params) -> None:
 def gradcheck(task: str = "tag", activation: str = "sigmoid", seed: int = 0) -> dict:
     """Every parameter's worst relative error against finite differences and worst absolute
     difference from PyTorch autograd, and whether both are under their tolerances."""
-    p, ids, lengths, targets = problem(task, seed)
-    loss, grads, _ = loss_and_grads(p, ids, lengths, targets, task, activation)
-    numeric = finite_differences(p, ids, lengths, targets, task, activation)
-    torch_loss, autograd = torch_grads(p, ids, lengths, targets, task, activation)
+    from rnnkit.tasks import TASKS
+
+    target = TASKS[task].target  # "label" (classify: many to one) or "tags" (tag: many to many)
+    p, ids, lengths, targets = problem(target, seed)
+    loss, grads, _ = loss_and_grads(p, ids, lengths, targets, target, activation)
+    numeric = finite_differences(p, ids, lengths, targets, target, activation)
+    torch_loss, autograd = torch_grads(p, ids, lengths, targets, target, activation)
     report = {
         "task": task,
         "activation": activation,

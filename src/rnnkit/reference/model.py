@@ -113,24 +113,25 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def outputs(p: Params, cache: dict, task: str) -> np.ndarray:
-    """Probabilities ŷ: tag (B, T, K) at every step; classify (B, K) at the last real step."""
+def outputs(p: Params, cache: dict, target: str) -> np.ndarray:
+    """Probabilities ŷ: a tag per step, target "tags" (B, T, K), many to many; one label,
+    target "label" (B, K), many to one: at the last real step."""
     s = cache["states"][:, 1:]  # (B, T, H)
-    if task == "classify":
+    if target == "label":
         s = cache["states"][:, -1]  # (B, H): carried, so it is the state at the last real step
     return _softmax(s @ p.V.T + p.c)
 
 
-def loss_and_grads(p: Params, ids, lengths, targets, task: str, activation: str = "sigmoid", need_grads: bool = True):
+def loss_and_grads(p: Params, ids, lengths, targets, target: str, activation: str = "sigmoid", need_grads: bool = True):
     """The seeds' loss and, by BPTT, its gradient for every parameter.
 
-    targets: tag (B, T) with a negative value where nothing is scored; classify (B,).
+    targets: "tags" (B, T) with a negative value where nothing is scored; "label" (B,).
     Returns (loss, {name: gradient}, cache)."""
     cache = forward(p, ids, lengths, activation)
-    probs = outputs(p, cache, task)
+    probs = outputs(p, cache, target)
     scored = targets >= 0
     m = ids.shape[0]  # the seeds' 1/m: mean over the sequences of the batch
-    if task == "classify":
+    if target == "label":
         m = max(int(scored.sum()), 1)
     y = np.where(scored, targets, 0)
     picked = np.take_along_axis(probs, y[..., None], axis=-1)[..., 0]
@@ -140,15 +141,15 @@ def loss_and_grads(p: Params, ids, lengths, targets, task: str, activation: str 
     dz = probs.copy()  # through softmax and cross-entropy: dz = (ŷ - onehot(y)) / m
     np.put_along_axis(dz, y[..., None], np.take_along_axis(dz, y[..., None], axis=-1) - 1.0, axis=-1)
     dz *= scored[..., None] / m
-    return loss, backward(p, cache, dz, task), cache
+    return loss, backward(p, cache, dz, target), cache
 
 
-def backward(p: Params, cache: dict, dz: np.ndarray, task: str) -> dict:
-    """BPTT from dz = ∂L/∂z (tag (B, T, K); classify (B, K)) to every parameter."""
+def backward(p: Params, cache: dict, dz: np.ndarray, target: str) -> dict:
+    """BPTT from dz = ∂L/∂z ("tags" (B, T, K); "label" (B, K)) to every parameter."""
     ids, mask, a, states, act = cache["ids"], cache["mask"], cache["a"], cache["states"], cache["activation"]
     B, T = ids.shape
     g = {name: np.zeros_like(value) for name, value in p.items()}
-    if task == "classify":
+    if target == "label":
         g["V"] += dz.T @ states[:, -1]  # the output layer, at the last real step only
         g["c"] += dz.sum(axis=0)
         ds_next = dz @ p.V  # (B, H) enters at the end and is carried back to the last real step
@@ -156,7 +157,7 @@ def backward(p: Params, cache: dict, dz: np.ndarray, task: str) -> dict:
         ds_next = np.zeros((B, p.W.shape[0]))
     for t in reversed(range(T)):
         ds = ds_next.copy()
-        if task == "tag":
+        if target == "tags":
             g["V"] += dz[:, t].T @ states[:, t + 1]  # the output layer at step t
             g["c"] += dz[:, t].sum(axis=0)
             ds += dz[:, t] @ p.V  # ds_t = dz_t V + ds_next
