@@ -38,10 +38,10 @@ def run_demo(out, log=None) -> dict:
     files = write_demo(out / "data")
     log(f"demo data written to {out / 'data'}")
     reports = {}
-    for task, name in (("classify", "sentiment"), ("tag", "part-of-speech")):
+    for task, name, noun in (("classify", "sentiment", "classifier"), ("tag", "part-of-speech", "tagger")):
         start = time.perf_counter()
         log(
-            f"training a {name} {'classifier' if task == 'classify' else 'tagger'}: the seeds' rnn cell, sigmoid, "
+            f"training a {name} {noun}: the seeds' rnn cell, sigmoid, "
             f"H {DEMO_OPTIONS['hidden_size']}, at most {DEMO_OPTIONS['epochs']} epochs ..."
         )
         model = train(
