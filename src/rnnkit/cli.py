@@ -16,8 +16,10 @@ from pathlib import Path
 
 from rnnkit import distributed
 from rnnkit.config import (
+    ACTIVATIONS,
     CONFIGS,
     DEVICES,
+    FORMATS,
     GENERATE_LENGTH,
     DataConfig,
     DecodeConfig,
@@ -25,9 +27,11 @@ from rnnkit.config import (
     Seq2SeqConfig,
     TrainConfig,
 )
+from rnnkit.config import TASKS as TASK_NAMES
 from rnnkit.errors import UserError
 from rnnkit.options import flag_of, parse_as, parser_type
 from rnnkit.recipes import RECIPES
+from rnnkit.reference.runs import RUN_TASK
 from rnnkit.training import Interrupted
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -132,7 +136,7 @@ def add_demo_command(sub) -> None:
 
 def add_train_command(sub) -> None:
     p = sub.add_parser("train", help="train a model into a run folder")
-    p.add_argument("task", choices=("classify", "tag", "lm", "seq2seq"))
+    p.add_argument("task", choices=TASK_NAMES)
     p.add_argument(
         "--train",
         help="training file, or NAME:SPLIT (classify: or a folder of <class>.txt files; "
@@ -213,8 +217,8 @@ def add_explain_command(sub) -> None:
 
 def add_gradcheck_command(sub) -> None:
     p = sub.add_parser("gradcheck", help="check the NumPy reference's BPTT against finite differences and PyTorch")
-    p.add_argument("--task", choices=("classify", "tag"), default="tag")
-    p.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), default="sigmoid")
+    p.add_argument("--task", choices=tuple(RUN_TASK.values()), default="tag")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random weights and batch")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -230,7 +234,7 @@ def add_predict_command(sub) -> None:
     p.add_argument("--probs", action="store_true", help="classification: add the probability of each label")
     p.add_argument(
         "--format",
-        choices=("text", "tsv", "csv", "jsonl", "conllu", "conll"),
+        choices=FORMATS,
         help="input format (default: from the suffix; a .txt is CoNLL columns for a tagger trained on them, else text)",
     )
     p.add_argument(
@@ -261,16 +265,26 @@ def add_deploy_commands(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port, default=8000, help="TCP port, 1 to 65535 (default 8000)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="what runs the model (default torch)")
-    p.add_argument("--max-batch", type=positive_int, default=64, help="texts run together at most (default 64)")
-    p.add_argument(
-        "--max-wait-ms", type=non_negative_float, default=5.0, help="how long a batch waits to fill (default 5)"
-    )
-    p.add_argument("--max-texts", type=positive_int, default=256, help="texts per request at most (default 256)")
-    p.add_argument("--max-tokens", type=positive_int, default=512, help="tokens per text at most (default 512)")
-    p.add_argument(
-        "--max-body-bytes", type=positive_int, default=1_000_000, help="request body size at most (default 1000000)"
-    )
+    add_limit_options(p)
     p.add_argument("--threads", type=positive_int, help="the model's intra-op threads (default: the library's)")
+
+
+LIMIT_HELP = {  # serve's limits (rnnkit.serve.Limits holds them and their defaults)
+    "max_batch": "texts run together at most",
+    "max_wait_ms": "how long a batch waits to fill",
+    "max_texts": "texts per request at most",
+    "max_tokens": "tokens per text at most",
+    "max_body_bytes": "request body size at most",
+}
+
+
+def add_limit_options(p) -> None:
+    from rnnkit.serve import Limits
+
+    for f in dataclasses.fields(Limits):
+        kind = non_negative_float if f.type in (float, "float") else positive_int
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
+                       help=f"{LIMIT_HELP[f.name]} (default {f.default:,})")  # fmt: skip
 
 
 TRAIN_OPTIONS = tuple(dict.fromkeys(f.name for cls in CONFIGS for f in _fields(cls)))
@@ -520,7 +534,7 @@ def cmd_export(args) -> int:
 def cmd_serve(args) -> int:
     from rnnkit.serve import Limits, serve
 
-    limits = Limits(args.max_batch, args.max_wait_ms, args.max_texts, args.max_tokens, args.max_body_bytes)
+    limits = Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
     serve(args.run, args.host, args.port, args.backend, limits, args.threads)
     return 0
 
