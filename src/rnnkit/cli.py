@@ -1,4 +1,6 @@
-"""The `rnnkit` command: argument parsing and printing only; every command calls the API.
+"""The `rnnkit` command: argument parsing, printing and where output goes (stdout, or a file
+written whole); every command calls the API (rnnkit.train and load, the Model, rnnkit.predict's
+stream, the task's explanation, export and serve) and holds no task's logic.
 
 A user error prints one line on stderr and exits with status 2; `--json` prints one JSON object
 on stdout and nothing else there.

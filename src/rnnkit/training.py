@@ -649,8 +649,8 @@ def fit_run(trainer: Trainer, data, run: RunFolder) -> dict:
 
 
 def finish_run(model, run: RunFolder, dev, history: list[dict], column: str) -> object:
-    """The end of every task's training: load the best weights into `model` (an api.Model or a
-    Translator), score `dev` once more into metrics.json, and plot the learning curves (`column`
+    """The end of every task's training: load the best weights into `model` (a
+    model.Model, of any task), score `dev` once more into metrics.json, and plot the learning curves (`column`
     of history) and a confusion matrix where the report has one. Under torchrun rank 0 reads the
     weights and sends them to the others, and writes alone."""
     from rnnkit import plots

@@ -1,5 +1,6 @@
 """Token ids to recurrent states: the input layer (the seeds' one-hot into U, or a learned
-embedding before U) followed by `rnnkit.nn.RNN`. Every task model starts with one.
+embedding before U) followed by `rnnkit.nn.RNN`. The classifier, the tagger and the seq2seq
+encoder start with one; a language model embeds its own inputs (tasks/lm.py: weight tying).
 
     x_t = onehot(id_t)            (embedding_dim 0)   so U x_t = U[:, id_t], a column lookup
     x_t = E[id_t]                 (embedding_dim N)   E (vocab_size, N), then U (H, N)
