@@ -30,7 +30,8 @@ from rnnkit.tasks.task import Task
 def read(path, configs: dict) -> list:
     data_config = configs["data"]
     if data_config.level != "word":
-        raise UserError(f"tagging reads words (one tag per token); level {data_config.level!r} is for classify, lm and seq2seq")
+        level = data_config.level
+        raise UserError(f"tagging reads words (one tag per token); level {level!r} is for classify, lm and seq2seq")
     return readers.read_tagging(path, format=data_config.format, column=data_config.column)
 
 
