@@ -55,6 +55,7 @@ class Task:
     report: Callable = format_report  # (evaluate's report, title) -> the table `rnnkit evaluate` prints
     confusion: bool = True  # the report has a confusion matrix (evaluate --plots draws it)
     explain: Callable | None = None  # (model, text, gold, **options) -> what `rnnkit explain` reports
+    export: Callable | None = None  # model -> its ONNX graph, an rnnkit.export.Exported; None: not exported
     # dev examples -> evaluate options under which an untrained model scores them about as long as a
     # trained one will (a time budget is planned on it); seq2seq caps its outputs near the references'
     timing_options: Callable = lambda examples: {}
