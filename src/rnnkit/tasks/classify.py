@@ -147,4 +147,5 @@ TASK = Task(
     check_source=check_source,
     probs=True,
     export=onnx_graph,
+    serves=True,
 )

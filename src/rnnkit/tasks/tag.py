@@ -143,4 +143,5 @@ TASK = Task(
     predict=labelled.predict,
     explain=labelled.explain,
     export=onnx_graph,
+    serves=True,
 )

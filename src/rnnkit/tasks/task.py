@@ -52,6 +52,7 @@ class Task:
     describe: Callable | None = None  # (train examples, vocabs) -> "N train examples, vocabulary ..."
     parallel: bool = False  # reads (source, target) pairs: --src F --tgt F as well as one file
     probs: bool = False  # a prediction can carry each label's probability (predict --probs)
+    serves: bool = False  # `rnnkit serve` answers with it: a text's tokens in, its prediction out
     report: Callable = format_report  # (evaluate's report, title) -> the table `rnnkit evaluate` prints
     confusion: bool = True  # the report has a confusion matrix (evaluate --plots draws it)
     explain: Callable | None = None  # (model, text, gold, **options) -> what `rnnkit explain` reports
