@@ -2,6 +2,7 @@
 PyTorch's, for every cell and activation, both directions, two layers, char CNN, CRF, readouts
 and ensembles, on rows of ragged lengths; the graph holds native recurrent nodes."""
 
+import json
 import subprocess
 import sys
 
@@ -200,6 +201,28 @@ def test_export_refuses_what_it_cannot_export_and_says_why(tmp_path):
     model.task = "seq2seq"  # refused before any weight is read
     with pytest.raises(UserError, match="export covers classify, tag and lm runs"):
         model.export(tmp_path / "s2s.onnx")
+
+
+@pytest.mark.parametrize("task, options", [("classify", {}), ("tag", dict(crf=True)), ("lm", {})])
+def test_an_export_whose_metadata_predates_the_output_key_runs_as_its_task_did(task, options, tmp_path):
+    model = random_model(task, cell="gru", **options)
+    proto = onnx.load(str(model.export(tmp_path / "new.onnx")))
+    meta = json.loads(proto.metadata_props[0].value)
+    del meta["output"]  # as rnnkit wrote it before the metadata said what the graph outputs
+    onnx.helper.set_model_props(proto, {"rnnkit": json.dumps(meta, ensure_ascii=False)})
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    new, old = Predictor(tmp_path / "new.onnx"), Predictor(tmp_path / "old.onnx")
+    assert old.output == new.output
+    if task == "lm":
+        greedy = dict(temperature=0, label="DET")
+        assert old.generate("the", 8, **greedy) == model.generate("the", 8, **greedy)
+        with pytest.raises(UserError, match="for a language model use generate"):
+            old.predict(TEXTS)
+    else:
+        assert old.predict(TEXTS, probs=True) == new.predict(TEXTS, probs=True)
+        assert old.predict(TEXTS) == model.predict(TEXTS)
+        with pytest.raises(UserError, match="generate needs an exported language model"):
+            old.generate("the")
 
 
 LM_CASES = [

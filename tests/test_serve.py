@@ -147,6 +147,28 @@ def test_the_onnx_backend_serves_the_same_predictions(tmp_path, tagger):
         assert client.get("/info").json()["backend"] == "onnx"
 
 
+def test_the_onnx_backend_gives_a_classifier_its_probabilities(tmp_path, classifier):
+    pytest.importorskip("onnxruntime", reason='the onnx backend needs onnxruntime: pip install -e ".[onnx]"')
+    backend = load_backend(classifier.export(tmp_path / "sentiment.onnx"), "onnx")
+    with TestClient(create_app(backend)) as client:
+        assert client.post("/predict", json={"texts": TEXTS}).json()["predictions"] == classifier.predict(TEXTS)
+        items = client.post("/predict?probs=true", json={"texts": TEXTS[:2]}).json()["predictions"]
+    for item, (label, probs) in zip(items, classifier.predict(TEXTS[:2], probs=True)):
+        assert item["label"] == label and item["probs"] == pytest.approx(probs, abs=1e-5)
+
+
+def test_a_language_model_is_refused_on_either_backend_and_says_why(tmp_path):
+    (tmp_path / "stream.txt").write_text("the cat sat on the mat\n" * 4, encoding="utf-8")
+    run = tmp_path / "run"
+    model = rnnkit.train("lm", train=tmp_path / "stream.txt", out=run, epochs=1, hidden_size=4, device="cpu",
+                         log=lambda m: None)  # fmt: skip
+    with pytest.raises(rnnkit.UserError, match="serve covers classify and tag runs, not a 'lm' run"):
+        load_backend(run)
+    pytest.importorskip("onnxruntime", reason='the onnx backend needs onnxruntime: pip install -e ".[onnx]"')
+    with pytest.raises(rnnkit.UserError, match="serve covers classify and tag models, not a 'lm' one"):
+        load_backend(model.export(tmp_path / "lm.onnx"), "onnx")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

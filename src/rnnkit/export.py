@@ -9,6 +9,7 @@ operator by operator, rather than traced: tracing unrolls the seeds' cell into a
     outputs   probs (B, K)            classify: ŷ = softmax(V r + c)
               probs (B, T, K)         tag: ŷ_t at every step (read only at steps 1 .. n)
               emissions (B, T, K)     CRF tag: V s_t + c, decoded by Viterbi beside the graph
+              (each task's own: its record's `export`, below)
 
 The seeds' cell s_t = σ(U x_t + W s_{t-1} + b) is ONNX's RNN, H_t = f(X_t W^T + H_{t-1} R^T + Wb + Rb),
 with f = σ as activations=["Sigmoid"] (or Tanh, Relu): W = U, R = W, Wb = b, Rb = 0. With the
@@ -19,15 +20,19 @@ LSTM and GRU keep PyTorch's weights with the gate rows reordered (`onnx_gate_ord
 stacks LSTM gates i, f, g, o and ONNX i, o, f, c; GRU r, z, n and ONNX z, r, h, with
 linear_before_reset=1, PyTorch's n = tanh(W_n x + b_in + r ⊙ (R_n h + b_hn)).
 
+This file holds what every task's graph is built from (`Graph`, the recurrent layers, the
+encoder, the rows a sequence graph reads) and writes the model; what comes after the encoder is
+the task's own, its record's `export` (tasks/classify.py: readout and ŷ; tasks/tag.py: ŷ_t or a
+CRF's emissions; tasks/lm.py: one step of a language model). A task whose record has none
+(seq2seq: its attention decoder would need an encoder graph and a decoder-step graph with the
+encoder states as an input, and beam search beside them) is not exported.
+
 Everything the runtime side (`rnnkit.onnx`) needs to turn text into these inputs and outputs
-into labels is stored in the model's metadata under "rnnkit" (JSON): task, the token, label and
-character vocabularies, lowercasing and level, the run's config, and a CRF's transition, start
-and end scores. The .onnx file alone is the whole deployable model.
-A language model exports one step (`_lm_step`): token (B,) and state (L, B, H) (an LSTM's cell
-too) in; logits, probabilities and the next state out; each label's s_0 of a conditional
-generator and the ids it never draws go in the metadata, so that rnnkit.onnx generates text.
-seq2seq runs are not exported: their attention decoder would need an encoder graph and a
-decoder-step graph with the encoder states as an input, and beam search beside them.
+into labels is stored in the model's metadata under "rnnkit" (JSON): task, what the graph
+outputs (`output`: "label", "tags" or "next_token"), the token, label and character
+vocabularies, lowercasing and level, the run's config, and what the task adds (a CRF's
+transition, start and end scores; a generator's s_0 per label and the ids it never draws).
+The .onnx file alone is the whole deployable model.
 An ensemble's members are all in the one graph, combined as rnnkit combines them (the mean of
 their probabilities; with a CRF, the mean of their emissions and of their CRF scores).
 """
@@ -35,6 +40,8 @@ their probabilities; with a CRF, the mean of their emissions and of their CRF sc
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +66,7 @@ def onnx_gate_order(cell: str, w: np.ndarray) -> np.ndarray:
     return w
 
 
-class _Graph:
+class Graph:
     """The nodes and initializers of one ONNX graph; each op returns its output's name."""
 
     def __init__(self):
@@ -90,7 +97,8 @@ class _Graph:
         return names[0] if len(names) == 1 else names
 
 
-def _f32(t) -> np.ndarray:
+def to_numpy(t) -> np.ndarray:
+    """A weight as float32 NumPy, on the host."""
     return t.detach().cpu().float().numpy()
 
 
@@ -100,7 +108,7 @@ def _members(net) -> list:
     return list(net.members) if isinstance(net, Ensemble) else [net]
 
 
-def _char_features(g: _Graph, p: dict, chars_tb: str) -> str:
+def _char_features(g: Graph, p: dict, chars_tb: str) -> str:
     """The char CNN (rnnkit.nn.chars) on chars (T, B, L) -> word features (T, B, H_c)."""
     C, F, f = p["chars.embedding.weight"], p["chars.conv.weight"], p["chars.conv.bias"]  # (n, D_c), (H_c, D_c, 3)
     flat = g.op("Flatten", chars_tb, axis=2)  # (N, L), N = T*B
@@ -114,7 +122,7 @@ def _char_features(g: _Graph, p: dict, chars_tb: str) -> str:
     return g.op("Reshape", w, shape)  # (T, B, H_c)
 
 
-def _layer(g: _Graph, p: dict, config, layer: int, onehot: bool) -> tuple[str, list[str], dict]:
+def recurrent_layer(g: Graph, p: dict, config, layer: int, onehot: bool) -> tuple[str, list[str], dict]:
     """One layer's node type, its weight inputs W, R, B (both directions stacked) and attributes."""
     cell, H = config.cell, config.hidden_size
     dirs = 2 if config.bidirectional else 1
@@ -139,19 +147,19 @@ def _layer(g: _Graph, p: dict, config, layer: int, onehot: bool) -> tuple[str, l
     return op, [g.const(W, "W"), g.const(R, "R"), g.const(B, "B")], {**direction, **attrs}
 
 
-def _recurrent(g: _Graph, p: dict, config, x: str, seq_lens: str, onehot: bool) -> tuple[str, str]:
+def _recurrent(g: Graph, p: dict, config, x: str, seq_lens: str, onehot: bool) -> tuple[str, str]:
     """The stack of recurrent layers on x (T, B, D): one ONNX RNN/LSTM/GRU node per layer.
     Returns the top layer's states (T, B, dirs*H), zero past each length, and its final state
     (dirs, B, H) at each row's true end (right to left: after reading back to step 0)."""
     for layer in range(config.num_layers):
-        op, weights, attrs = _layer(g, p, config, layer, onehot)
+        op, weights, attrs = recurrent_layer(g, p, config, layer, onehot)
         outputs = 3 if op == "LSTM" else 2
         Y, Y_h, *_ = g.op(op, x, *weights, seq_lens, outputs=outputs, **attrs)  # (T, dirs, B, H), (dirs, B, H)
         x = g.op("Reshape", g.op("Transpose", Y, perm=[0, 2, 1, 3]), g.const(np.array([0, 0, -1])))  # (T, B, dirs*H)
     return x, Y_h
 
 
-def _encoder(g: _Graph, p: dict, config, ids_tb: str, seq_lens: str, chars_tb: str | None) -> tuple[str, str]:
+def _encoder(g: Graph, p: dict, config, ids_tb: str, seq_lens: str, chars_tb: str | None) -> tuple[str, str]:
     """Token ids (T, B) -> states (T, B, dirs*H) and the top layer's final state (rnnkit.nn.Encoder)."""
     if "embedding.weight" in p:
         x = g.op("Gather", g.const(p["embedding.weight"], "E"), ids_tb)  # (T, B, E)
@@ -164,46 +172,11 @@ def _encoder(g: _Graph, p: dict, config, ids_tb: str, seq_lens: str, chars_tb: s
     return _recurrent(g, p, config, x, seq_lens, onehot=True)
 
 
-def _readout(g: _Graph, p: dict, config, states: str, final: str, mask: str, lengths: str) -> str:
-    """r (B, D) from the states (T, B, D) as rnnkit.nn.readout reads them; mask (T, B, 1) bool."""
-    kind = config.readout
-    if kind == "last":  # the final state: s_T, and reading right to left, the state at step 0
-        return g.op("Reshape", g.op("Transpose", final, perm=[1, 0, 2]), g.const(np.array([0, -1])))  # (B, dirs*H)
-    axis0 = g.const(np.array([0]))  # over time
-    if kind == "max":
-        return g.op("ReduceMax", g.op("Where", mask, states, g.const(np.float32(-np.inf))), axis0, keepdims=0)
-    if kind == "mean":
-        total = g.op("ReduceSum", g.op("Where", mask, states, g.const(np.float32(0.0))), axis0, keepdims=0)  # (B, D)
-        n = g.op("Unsqueeze", g.op("Cast", lengths, to=1), g.const(np.array([1])))  # (B, 1) float
-        return g.op("Div", total, n)
-    A, a, q = p["readout.attention.A"], p["readout.attention.a"], p["readout.attention.q"]
-    u = g.op("Tanh", g.op("Add", g.op("MatMul", states, g.const(A.T, "A_T")), g.const(a, "a")))  # (T, B, D)
-    e = g.op("MatMul", u, g.const(q[:, None], "q"))  # (T, B, 1)
-    alpha = g.op("Softmax", g.op("Where", mask, e, g.const(np.float32(-np.inf))), axis=0)  # (T, B, 1)
-    return g.op("ReduceSum", g.op("Mul", alpha, states), axis0, keepdims=0)  # (B, D)
-
-
-def _member(g: _Graph, task: str, p: dict, config, inputs: dict) -> str:
-    """One network: logits (B, K) for classify, (B, T, K) for tag."""
-    states, final = _encoder(g, _strip(p, "encoder."), config, inputs["ids_tb"], inputs["seq_lens"], inputs["chars_tb"])
-    V, c = g.const(p["output.V"].T, "V_T"), g.const(p["output.c"], "c")
-    if task == "classify":
-        r = _readout(g, p, config, states, final, inputs["mask"], inputs["lengths"])
-        return g.op("Add", g.op("MatMul", r, V), c)  # (B, K)
-    logits = g.op("Add", g.op("MatMul", states, V), c)  # (T, B, K)
-    return g.op("Transpose", logits, perm=[1, 0, 2])  # (B, T, K)
-
-
 def _strip(p: dict, prefix: str) -> dict:
     return {k[len(prefix) :]: v for k, v in p.items() if k.startswith(prefix)}
 
 
-def _mean(g: _Graph, names: list[str], output: str) -> str:
-    total = names[0] if len(names) == 1 else g.op("Sum", *names)
-    return g.op("Div", total, g.const(np.float32(len(names))), outputs=[output])
-
-
-def _mask(g: _Graph) -> str:
+def _mask(g: Graph) -> str:
     """(T, B, 1) bool, True on each row's real steps: step < length."""
     T = g.op("Squeeze", g.op("Shape", "ids", start=1, end=2))  # () the padded length
     steps = g.op("Unsqueeze", g.op("Range", g.const(np.int64(0)), T, g.const(np.int64(1))), g.const(np.array([1])))
@@ -211,102 +184,97 @@ def _mask(g: _Graph) -> str:
     return g.op("Unsqueeze", mask, g.const(np.array([2])))  # (T, B, 1)
 
 
-def check_exportable(task: str) -> None:
-    if task not in ("classify", "tag", "lm"):
+def tensor(name: str, dims: list, dtype=np.float32):
+    """The declaration of a graph input or output: its name, element type and dimensions."""
+    from onnx import helper
+
+    return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), dims)
+
+
+def mean(g: Graph, names: list[str], output: str) -> str:
+    """The graph output `output`: the mean of the members' `names` (one member: itself)."""
+    total = names[0] if len(names) == 1 else g.op("Sum", *names)
+    return g.op("Div", total, g.const(np.float32(len(names))), outputs=[output])
+
+
+def mean_probs(g: Graph, logits: list[str]) -> str:
+    """The graph output "probs": the mean of the members' ŷ = softmax(logits) over the last axis."""
+    return mean(g, [g.op("Softmax", x, axis=-1) for x in logits], "probs")
+
+
+def weights(net) -> list[dict]:
+    """Each member's weights by state-dict key, float32 NumPy (one member unless an ensemble)."""
+    return [{k: to_numpy(v) for k, v in m.state_dict().items()} for m in _members(net)]
+
+
+def members_mean(params: list[dict], key: str) -> list:
+    """One weight averaged over the members (`weights`), as a list for the metadata's JSON."""
+    return np.mean([p[key] for p in params], axis=0).tolist()
+
+
+def output_layer(g: Graph, p: dict) -> tuple[str, str]:
+    """V^T (D, K) and c (K,) of the member's rnnkit.nn.Output, for ŷ = softmax(V s + c)."""
+    return g.const(p["output.V"].T, "V_T"), g.const(p["output.c"], "c")
+
+
+Head = Callable  # (g, a member's weights p, ModelConfig, states (T, B, D), final (dirs, B, H), rows) -> its logits
+
+
+def sequence_graph(model, head: Head, mask: bool = False) -> tuple[Graph, list, list[str], list[dict]]:
+    """The graph of a network that reads whole rows (rnnkit.nn.Encoder, then the task's head):
+    inputs ids (B, T) and lengths (B,), and chars (B, T, L) with character features; each member's
+    encoder states go through head(...) (rows: the shared inputs, time-major; rows["mask"] (T, B, 1),
+    True on real steps, when `mask`). Returns the graph, its inputs, each member's logits and weights."""
+    from onnx import TensorProto
+
+    g = Graph()
+    inputs = [tensor("ids", ["B", "T"], np.int64), tensor("lengths", ["B"], np.int64)]
+    chars_tb = None
+    if model.chars is not None:
+        inputs.append(tensor("chars", ["B", "T", "L"], np.int64))
+        chars_tb = g.op("Transpose", "chars", perm=[1, 0, 2])  # (T, B, L)
+    ids_tb = g.op("Transpose", "ids", perm=[1, 0])  # (T, B): time-major, as ONNX's RNN reads
+    seq_lens = g.op("Cast", "lengths", to=TensorProto.INT32)  # (B,) the node's sequence_lens
+    rows = {"ids_tb": ids_tb, "seq_lens": seq_lens, "chars_tb": chars_tb, "lengths": "lengths"}
+    rows["mask"] = _mask(g) if mask else None
+    config, params = model.model_config, weights(model.net)
+    logits = []
+    for p in params:
+        states, final = _encoder(g, _strip(p, "encoder."), config, ids_tb, seq_lens, chars_tb)
+        logits.append(head(g, p, config, states, final, rows))
+    return g, inputs, logits, params
+
+
+@dataclass
+class Exported:
+    """A task's graph as its record's `export` returns it: the graph, its inputs and outputs
+    (`tensor`), what the outputs are for the runtime side (`output`: "label", "tags",
+    "next_token") and the metadata the task adds (a CRF's scores, a generator's start states)."""
+
+    graph: Graph
+    inputs: list
+    outputs: list
+    output: str
+    meta: dict = field(default_factory=dict)
+
+
+def check_exportable(spec) -> None:
+    """Refuse a task whose record has no `export` (tasks/task.py), before any weight is read."""
+    if spec.export is None:
         raise UserError(
-            f"export covers classify, tag and lm runs; a {task!r} run cannot be exported yet "
+            f"export covers classify, tag and lm runs; a {spec.name!r} run cannot be exported yet "
             "(serve it from its run folder with 'rnnkit predict')"
         )
 
 
-def _lm_step(model):
-    """One step of a language model (rnnkit.tasks.lm): token (B,) and the state (L, B, H) (an
-    LSTM's cell too) in; logits and ŷ = softmax(V s + c) (B, K), and the next state, out."""
-    from onnx import TensorProto, helper
-
-    config, p = model.model_config, {k: _f32(v) for k, v in model.net.state_dict().items()}
-    L, H, lstm = config.num_layers, config.hidden_size, config.cell == "lstm"
-    g = _Graph()
-    dims = ["L", "B", H]
-    inputs = [helper.make_tensor_value_info("token", TensorProto.INT64, ["B"])]
-    inputs += [
-        helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in (["state", "cell"] if lstm else ["state"])
-    ]
-    ids = g.op("Unsqueeze", "token", g.const(np.array([0])))  # (1, B): one step
-    onehot = "embedding.weight" not in p
-    E = p["rnn.U_l0"].T if onehot else p["embedding.weight"]  # (vocab_size, H) columns of U, or (vocab_size, E)
-    x = g.op("Gather", g.const(E, "E"), ids)  # (1, B, D)
-    finals: list[list[str]] = [[], []]
-    for layer in range(L):
-        op, weights, attrs = _layer(g, p, config, layer, onehot)
-        here = [g.op("Slice", n, g.const(np.array([layer])), g.const(np.array([layer + 1])), g.const(np.array([0])))
-                for n in (["state", "cell"] if lstm else ["state"])]  # fmt: skip  # (1, B, H) each
-        outs = g.op(op, x, *weights, "", *here, outputs=3 if lstm else 2, **attrs)  # Y (1, 1, B, H), Y_h (1, B, H)
-        for k, final in enumerate(outs[1:]):
-            finals[k].append(final)
-        x = g.op("Squeeze", outs[0], g.const(np.array([1])))  # (1, B, H)
-    V = p["embedding.weight"] if config.tie_weights else p["V"]  # (K, H)
-    s = g.op("Squeeze", x, g.const(np.array([0])))  # (B, H)
-    logits = g.op("Add", g.op("MatMul", s, g.const(V.T, "V_T")), g.const(p["c"], "c"), outputs=["logits"])
-    g.op("Softmax", logits, axis=-1, outputs=["probs"])
-    K = V.shape[0]
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", K]) for n in ("logits", "probs")]
-    for k, name in enumerate(["state_out", "cell_out"] if lstm else ["state_out"]):
-        g.op("Concat", *finals[k], axis=0, outputs=[name])
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
-    from rnnkit.tasks.generation import never_targets
-
-    conditional = len(model.labels) > 0
-    extra = {
-        "cell": config.cell,
-        "num_layers": L,
-        "hidden_size": H,
-        "never": never_targets(model.vocab, conditional),
-        "initial_state": p["S0"].tolist() if conditional else None,  # (labels, L, H): s_0 of each label
-        "initial_cell": p["C0"].tolist() if conditional and lstm else None,
-    }
-    return g, inputs, outputs, extra
-
-
 def build(model):
-    """The ONNX ModelProto of a loaded classify, tag or lm Model (rnnkit.load), with its metadata."""
-    from onnx import TensorProto, helper
-
-    check_exportable(model.task)
-    config, task = model.model_config, model.task
-    if task == "lm":
-        g, inputs, outputs, extra = _lm_step(model)
-        return _model(g, task, inputs, outputs, metadata(model, None, extra))
-    members = _members(model.net)
-    g = _Graph()
-    inputs = [
-        helper.make_tensor_value_info("ids", TensorProto.INT64, ["B", "T"]),
-        helper.make_tensor_value_info("lengths", TensorProto.INT64, ["B"]),
-    ]
-    chars_tb = None
-    if model.chars is not None:
-        inputs.append(helper.make_tensor_value_info("chars", TensorProto.INT64, ["B", "T", "L"]))
-        chars_tb = g.op("Transpose", "chars", perm=[1, 0, 2])  # (T, B, L)
-    ids_tb = g.op("Transpose", "ids", perm=[1, 0])  # (T, B): time-major, as ONNX's RNN reads
-    seq_lens = g.op("Cast", "lengths", to=TensorProto.INT32)  # (B,) the node's sequence_lens
-    mask = _mask(g) if task == "classify" and config.readout != "last" else None
-    shared = {"ids_tb": ids_tb, "seq_lens": seq_lens, "chars_tb": chars_tb, "mask": mask, "lengths": "lengths"}
-    params = [{k: _f32(v) for k, v in m.state_dict().items()} for m in members]
-    logits = [_member(g, task, p, config, shared) for p in params]
-    K = len(model.labels)
-    crf = None
-    if task == "tag" and config.crf:
-        out = _mean(g, logits, "emissions")  # (B, T, K): the members' mean emissions
-        crf = {k: np.mean([p[f"crf.{k}"] for p in params], axis=0).tolist() for k in ("transitions", "start", "end")}
-        outputs = [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["B", "T", K])]
-    else:
-        out = _mean(g, [g.op("Softmax", x, axis=-1) for x in logits], "probs")  # the mean of their probabilities
-        dims = ["B", K] if task == "classify" else ["B", "T", K]
-        outputs = [helper.make_tensor_value_info(out, TensorProto.FLOAT, dims)]
-    return _model(g, task, inputs, outputs, metadata(model, crf))
+    """The ONNX ModelProto of a loaded Model (rnnkit.load) whose task exports, with its metadata."""
+    check_exportable(model.spec)
+    exported = model.spec.export(model)
+    return _model(exported.graph, model.task, exported.inputs, exported.outputs, metadata(model, exported))
 
 
-def _model(g: _Graph, task: str, inputs: list, outputs: list, meta: dict):
+def _model(g: Graph, task: str, inputs: list, outputs: list, meta: dict):
     import onnx
     from onnx import helper
 
@@ -318,7 +286,7 @@ def _model(g: _Graph, task: str, inputs: list, outputs: list, meta: dict):
     return proto
 
 
-def metadata(model, crf: dict | None, extra: dict | None = None) -> dict:
+def metadata(model, exported: Exported) -> dict:
     """What the runtime side needs beside the graph: how text becomes ids, and ids labels."""
     from rnnkit import __version__
 
@@ -331,19 +299,21 @@ def metadata(model, crf: dict | None, extra: dict | None = None) -> dict:
         "format_version": FORMAT_VERSION,
         "rnnkit_version": __version__,
         "task": model.task,
+        "output": exported.output,
         "level": model.data_config.level,
         "vocab": vocab(model.vocab),
         "labels": list(model.labels.itos_),
         "chars": vocab(model.chars),
-        "crf": crf,
+        "crf": None,
         "ensemble": model.model_config.ensemble,
         "config": config,
-        **(extra or {}),
+        **exported.meta,  # a key above (crf) keeps its place
     }
 
 
 def export(model, path) -> Path:
-    """Write `model` (a loaded classify, tag or lm Model) to the ONNX file `path`; returns its path."""
+    """Write `model` (a loaded Model whose task exports: classify, tag, lm) to the ONNX file `path`;
+    returns its path."""
     from rnnkit.runs import atomic_write_bytes
 
     path = Path(path)

@@ -19,7 +19,7 @@ from rnnkit.config import GENERATE_LENGTH, DataConfig
 from rnnkit.data import registry
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
-from rnnkit.tasks import TASKS
+from rnnkit.tasks import TASKS, Task
 
 READ_OPTIONS = tuple(f.name for f in dataclasses.fields(DataConfig))
 
@@ -30,13 +30,18 @@ class Model:
     data, model, train, and the task's own sections)."""
 
     def __init__(self, task: str, net: torch.nn.Module, vocabs: dict, configs: dict, path=None):
-        self.task, self.spec, self.net = task, TASKS[task], net
+        self.task, self.net = task, net
         self.vocabs, self.configs = vocabs, configs
         self.path = None if path is None else Path(path)
         self.device = next(net.parameters()).device
 
     def __repr__(self) -> str:
         return f"Model(task={self.task!r}, path={str(self.path)!r}, net={self.net.__class__.__name__})"
+
+    @property
+    def spec(self) -> Task:
+        """The task's record (tasks/task.py), looked up by `task`, so that the two never disagree."""
+        return TASKS[self.task]
 
     # what a run holds
     @property

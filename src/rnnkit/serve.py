@@ -64,7 +64,10 @@ class BadRequest(Exception):
 
 @dataclass
 class Backend:
-    """What the service runs: predict(examples, probs) as Model.predict_examples, and what /info says."""
+    """What the service runs: predict(examples, probs) as Model.predict_examples, and what /info
+    says. probs: a prediction can carry each label's probability (the task record's `probs`, an
+    export's label output); the service then always asks for them and answers each text with
+    its label, or {"label", "probs"} under ?probs=true. None: as the record of `task` says."""
 
     predict: object
     task: str
@@ -72,6 +75,13 @@ class Backend:
     level: str
     name: str
     config: dict
+    probs: bool | None = None
+
+    def __post_init__(self):
+        if self.probs is None:  # made by hand: load_backend passes it, so that the onnx backend needs no torch
+            from rnnkit.tasks import TASKS
+
+            self.probs = TASKS[self.task].probs
 
 
 def load_backend(run, backend: str = "torch", threads: int | None = None) -> Backend:
@@ -89,9 +99,9 @@ def load_backend(run, backend: str = "torch", threads: int | None = None) -> Bac
 
             path = rnnkit.load(run).export(Path(tempfile.mkdtemp(prefix="rnnkit-serve-")) / "model.onnx")
         p = Predictor(path, threads=threads)
-        if p.task not in ("classify", "tag"):
+        if not p.predicts:
             raise UserError(f"{run}: serve covers classify and tag models, not a {p.task!r} one")
-        return Backend(p.predict_examples, p.task, p.labels, p.level, "onnx", p.config)
+        return Backend(p.predict_examples, p.task, p.labels, p.level, "onnx", p.config, p.probs)
     import rnnkit
 
     if threads is not None:
@@ -99,12 +109,11 @@ def load_backend(run, backend: str = "torch", threads: int | None = None) -> Bac
 
         torch.set_num_threads(threads)
     model = rnnkit.load(run)
-    if model.task not in ("classify", "tag"):
+    if not model.spec.serves:
         raise UserError(f"{run}: serve covers classify and tag runs, not a {model.task!r} run")
     config = json.loads((Path(run) / "config.json").read_text(encoding="utf-8"))
-    return Backend(
-        model.predict_examples, model.task, list(model.labels.itos_), model.data_config.level, "torch", config
-    )
+    labels, level = list(model.labels.itos_), model.data_config.level
+    return Backend(model.predict_examples, model.task, labels, level, "torch", config, model.spec.probs)
 
 
 class Batcher:
@@ -168,9 +177,8 @@ class Batcher:
         while True:
             batch = await self._collect()
             examples = [ex for exs, _ in batch for ex in exs]
-            probs = self.backend.task == "classify"
             try:
-                run = partial(self.backend.predict, examples, probs=probs)
+                run = partial(self.backend.predict, examples, probs=self.backend.probs)
                 outputs = await loop.run_in_executor(self.executor, run)
             except Exception as e:  # noqa: BLE001  every waiting request gets the error, the worker lives on
                 for _, future in batch:
@@ -287,7 +295,7 @@ def create_app(backend: Backend, limits: Limits | None = None):
     async def predict(request: Request):
         try:
             probs = _flag(request.query_params.get("probs"))
-            if probs and backend.task != "classify":
+            if probs and not backend.probs:
                 raise BadRequest("probs=true is for classify runs; a tagger returns one tag per token")
             examples = parse_request(await _read_body(request, limits.max_body_bytes), limits, backend.level)
             outputs = await batcher.submit(examples) if examples else []
@@ -297,7 +305,7 @@ def create_app(backend: Backend, limits: Limits | None = None):
             return error(400, " ".join(str(e).split()))
         except Exception as e:  # noqa: BLE001  not the client's doing: say so, and keep serving
             return error(500, f"internal error: {type(e).__name__}: {e}")
-        if backend.task == "classify":
+        if backend.probs:  # each output is (label, {label: probability})
             outputs = [{"label": label, "probs": p} if probs else label for label, p in outputs]
         return {"predictions": outputs}
 

@@ -1,9 +1,14 @@
-"""`Predictor`: an exported classify or tag model (`rnnkit export`) on onnxruntime.
+"""`Predictor`: an exported model (`rnnkit export`) on onnxruntime.
 
 It splits and encodes text exactly as `rnnkit.load(run).predict` does (rnnkit.data.readers,
 vocab and batching are pure Python and NumPy), runs the graph on length-sorted batches, and
-decodes as the run would: a label per text (the most probable), or a tag per token (the most
-probable at each step, or the CRF's Viterbi path, rnnkit.onnx.viterbi).
+decodes as the run would. What it does with the graph's output is what the export's metadata
+says the graph outputs (`output`), not which task wrote it:
+
+    label        probs (B, K)            a label per text, the most probable (a classifier)
+    tags         probs or emissions      a tag per token: the most probable at each step, or the
+                 (B, T, K)               CRF's Viterbi path (rnnkit.onnx.viterbi) (a tagger)
+    next_token   one step of a language model: generate, not predict (rnnkit.onnx.generation)
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from rnnkit.errors import UserError
 from rnnkit.onnx.viterbi import viterbi
 
 META_KEY, FORMAT = "rnnkit", "rnnkit-onnx"
+# what the graph outputs, for an export written before the metadata said so: by the task that wrote it
+OUTPUT_OF_TASK = {"classify": "label", "tag": "tags", "lm": "next_token"}
 
 
 class Predictor:
@@ -51,6 +58,7 @@ class Predictor:
             raise UserError(f"{path}: not an rnnkit export (no '{META_KEY}' metadata); write one with 'rnnkit export'")
         self.path, self.info, self.batch_size = path, info, batch_size
         self.task, self.level, self.crf = info["task"], info["level"], info["crf"]
+        self.output = info.get("output") or OUTPUT_OF_TASK.get(self.task)  # "label", "tags" or "next_token"
         self.vocab = Vocab.from_dict(info["vocab"])
         self.labels = list(info["labels"])
         self.chars = None if info["chars"] is None else Vocab.from_dict(info["chars"])
@@ -69,7 +77,7 @@ class Predictor:
     def generate(self, prompt: str = "", length: int = 200, **sampling) -> str:
         """A language model's text: the prompt, then up to `length` sampled tokens (temperature,
         top_k, top_p, seed, label: rnnkit.onnx.generation.generate)."""
-        if self.task != "lm":
+        if self.output != "next_token":
             raise UserError(f"generate needs an exported language model (an 'lm' run), not a {self.task!r} one")
         from rnnkit.onnx.generation import generate
 
@@ -79,9 +87,19 @@ class Predictor:
         """Raw texts split into words (or characters at char level), or token lists kept as given."""
         return [Example(tuple(split_text(t, self.level) if isinstance(t, str) else t)) for t in texts]
 
+    @property
+    def predicts(self) -> bool:
+        """predict() answers: a label or tags per text (a language model generates instead)."""
+        return self.output != "next_token"
+
+    @property
+    def probs(self) -> bool:
+        """A prediction can carry each label's probability (predict(..., probs=True)): a label's."""
+        return self.output == "label"
+
     def scores(self, examples: Sequence[Example]) -> list[np.ndarray]:
-        """The graph's output per example, in order: classify ŷ (K,); tag ŷ_t (n, K), or the CRF's
-        emissions (n, K), at the n real tokens only (never <sos>, <eos> or padding)."""
+        """The graph's output per example, in order: a label's ŷ (K,); tags' ŷ_t (n, K), or the
+        CRF's emissions (n, K), at the n real tokens only (never <sos>, <eos> or padding)."""
         data = encode(examples, self.vocab, chars=self.chars)
         results: list = [None] * len(data)
         for rows in bucket_batches(data.lengths, self.batch_size):
@@ -91,7 +109,7 @@ class Predictor:
                 feeds["chars"] = pad_chars(data, rows)
             out = self.session.run(None, feeds)[0]  # (B, K) or (B, T, K)
             for j, i in enumerate(rows.tolist()):
-                results[i] = out[j] if self.task == "classify" else out[j, 1 : lengths[j] - 1]
+                results[i] = out[j] if self.output == "label" else out[j, 1 : lengths[j] - 1]
         return results
 
     def predict(self, texts: Iterable, probs: bool = False) -> list:
@@ -100,10 +118,10 @@ class Predictor:
         return self.predict_examples(self.examples(texts), probs)
 
     def predict_examples(self, examples: Sequence[Example], probs: bool = False) -> list:
-        if self.task == "lm":
+        if not self.predicts:
             raise UserError("predict covers classify and tag exports; for a language model use generate")
         outs = self.scores(examples)
-        if self.task == "classify":
+        if self.output == "label":
             decoded = [self.labels[int(o.argmax())] for o in outs]
             if probs:
                 return [(d, dict(zip(self.labels, map(float, o)))) for d, o in zip(decoded, outs)]

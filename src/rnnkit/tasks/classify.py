@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -22,6 +23,7 @@ from rnnkit.config import ModelConfig
 from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, Batch, lengths_mask
 from rnnkit.errors import UserError
+from rnnkit.export import Exported, Graph, mean_probs, output_layer, sequence_graph, tensor
 from rnnkit.nn import Encoder, Output
 from rnnkit.nn.readout import Readout
 from rnnkit.predict import one_line
@@ -115,6 +117,39 @@ def decode(output, labels) -> str:
     return labels.itos_[int(output.argmax())]
 
 
+def onnx_graph(model) -> Exported:
+    """The classifier in ONNX ops (rnnkit.export): ids (B, T), lengths (B,) -> probs (B, K), the
+    members' mean ŷ = softmax(V r + c)."""
+    g, inputs, logits, _ = sequence_graph(model, _onnx_head, mask=model.model_config.readout != "last")
+    probs = mean_probs(g, logits)  # (B, K)
+    return Exported(g, inputs, [tensor(probs, ["B", len(model.labels)])], output="label")
+
+
+def _onnx_head(g: Graph, p: dict, config: ModelConfig, states: str, final: str, rows: dict) -> str:
+    """One member's logits V r + c (B, K), r read from the states (T, B, D) as Classifier reads it."""
+    V, c = output_layer(g, p)
+    r = _onnx_readout(g, p, config.readout, states, final, rows["mask"], rows["lengths"])  # (B, D)
+    return g.op("Add", g.op("MatMul", r, V), c)  # (B, K)
+
+
+def _onnx_readout(g: Graph, p: dict, kind: str, states: str, final: str, mask: str, lengths: str) -> str:
+    """r (B, D) from the states (T, B, D) as rnnkit.nn.readout reads them; mask (T, B, 1) bool."""
+    if kind == "last":  # the final state: s_T, and reading right to left, the state at step 0
+        return g.op("Reshape", g.op("Transpose", final, perm=[1, 0, 2]), g.const(np.array([0, -1])))  # (B, dirs*H)
+    axis0 = g.const(np.array([0]))  # over time
+    if kind == "max":
+        return g.op("ReduceMax", g.op("Where", mask, states, g.const(np.float32(-np.inf))), axis0, keepdims=0)
+    if kind == "mean":
+        total = g.op("ReduceSum", g.op("Where", mask, states, g.const(np.float32(0.0))), axis0, keepdims=0)  # (B, D)
+        n = g.op("Unsqueeze", g.op("Cast", lengths, to=1), g.const(np.array([1])))  # (B, 1) float
+        return g.op("Div", total, n)
+    A, a, q = p["readout.attention.A"], p["readout.attention.a"], p["readout.attention.q"]
+    u = g.op("Tanh", g.op("Add", g.op("MatMul", states, g.const(A.T, "A_T")), g.const(a, "a")))  # (T, B, D)
+    e = g.op("MatMul", u, g.const(q[:, None], "q"))  # (T, B, 1)
+    alpha = g.op("Softmax", g.op("Where", mask, e, g.const(np.float32(-np.inf))), axis=0)  # (T, B, 1)
+    return g.op("ReduceSum", g.op("Mul", alpha, states), axis0, keepdims=0)  # (B, D)
+
+
 TASK = Task(
     "classify",
     read=read,
@@ -132,4 +167,6 @@ TASK = Task(
     probs=True,
     write=write,
     rows=rows,
+    export=onnx_graph,
+    serves=True,
 )

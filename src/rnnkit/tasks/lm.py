@@ -38,6 +38,7 @@ from rnnkit.data import corpus
 from rnnkit.data.batching import IGNORE, Batch, bucket_batches, encode, make_batch
 from rnnkit.data.streams import Chunk, Stream, stream_of
 from rnnkit.errors import UserError
+from rnnkit.export import Exported, Graph, recurrent_layer, tensor, to_numpy
 from rnnkit.metrics import bits_per_char, format_lm_report, perplexity
 from rnnkit.nn import RNN
 from rnnkit.nn.encoder import word_dropout
@@ -237,6 +238,51 @@ def evaluate(model, examples: list, source: str) -> dict:
     return report
 
 
+def onnx_graph(model) -> Exported:
+    """One step of the language model in ONNX ops (rnnkit.export): token (B,) and the state
+    (L, B, H) (an LSTM's cell too) in; logits and ŷ = softmax(V s + c) (B, K), and the next state,
+    out. Each label's s_0 of a conditional generator and the ids it never draws go in the
+    metadata, so that rnnkit.onnx generates text."""
+    from rnnkit.tasks.generation import never_targets
+
+    config, p = model.model_config, {k: to_numpy(v) for k, v in model.net.state_dict().items()}
+    L, H, lstm = config.num_layers, config.hidden_size, config.cell == "lstm"
+    g = Graph()
+    dims, names = ["L", "B", H], (["state", "cell"] if lstm else ["state"])
+    inputs = [tensor("token", ["B"], np.int64)] + [tensor(n, dims) for n in names]
+    ids = g.op("Unsqueeze", "token", g.const(np.array([0])))  # (1, B): one step
+    onehot = "embedding.weight" not in p
+    E = p["rnn.U_l0"].T if onehot else p["embedding.weight"]  # (vocab_size, H) columns of U, or (vocab_size, E)
+    x = g.op("Gather", g.const(E, "E"), ids)  # (1, B, D)
+    finals: list[list[str]] = [[], []]
+    for layer in range(L):
+        op, weights, attrs = recurrent_layer(g, p, config, layer, onehot)
+        here = [g.op("Slice", n, g.const(np.array([layer])), g.const(np.array([layer + 1])), g.const(np.array([0])))
+                for n in names]  # fmt: skip  # (1, B, H) each
+        outs = g.op(op, x, *weights, "", *here, outputs=3 if lstm else 2, **attrs)  # Y (1, 1, B, H), Y_h (1, B, H)
+        for k, final in enumerate(outs[1:]):
+            finals[k].append(final)
+        x = g.op("Squeeze", outs[0], g.const(np.array([1])))  # (1, B, H)
+    V = p["embedding.weight"] if config.tie_weights else p["V"]  # (K, H)
+    s = g.op("Squeeze", x, g.const(np.array([0])))  # (B, H)
+    logits = g.op("Add", g.op("MatMul", s, g.const(V.T, "V_T")), g.const(p["c"], "c"), outputs=["logits"])
+    g.op("Softmax", logits, axis=-1, outputs=["probs"])
+    outputs = [tensor(n, ["B", V.shape[0]]) for n in ("logits", "probs")]
+    for k, name in enumerate(["state_out", "cell_out"] if lstm else ["state_out"]):
+        g.op("Concat", *finals[k], axis=0, outputs=[name])
+        outputs.append(tensor(name, dims))
+    conditional = len(model.labels) > 0
+    meta = {
+        "cell": config.cell,
+        "num_layers": L,
+        "hidden_size": H,
+        "never": never_targets(model.vocab, conditional),
+        "initial_state": p["S0"].tolist() if conditional else None,  # (labels, L, H): s_0 of each label
+        "initial_cell": p["C0"].tolist() if conditional and lstm else None,
+    }
+    return Exported(g, inputs, outputs, output="next_token", meta=meta)
+
+
 TASK = Task(
     "lm",
     generate=generation.generate,
@@ -255,4 +301,5 @@ TASK = Task(
     evaluate=evaluate,
     check=check,
     longest=lambda steps, train_config: min(max(steps), train_config.bptt),  # a stream runs in bptt chunks
+    export=onnx_graph,
 )

@@ -21,6 +21,7 @@ from rnnkit.config import ModelConfig
 from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, UNSEEN, Batch, unwrap, unwrapped_lengths
 from rnnkit.errors import UserError
+from rnnkit.export import Exported, Graph, mean, mean_probs, members_mean, output_layer, sequence_graph, tensor
 from rnnkit.nn import CRF, Encoder, Output, sequence_dropout
 from rnnkit.predict import ends
 from rnnkit.tasks import labelled
@@ -149,6 +150,27 @@ def decode(output, labels) -> list[str]:
     return [labels.itos_[int(i)] for i in output]
 
 
+def onnx_graph(model) -> Exported:
+    """The tagger in ONNX ops (rnnkit.export): ids (B, T), lengths (B,) (and chars (B, T, L)) ->
+    probs (B, T, K), the members' mean ŷ_t, or with a CRF emissions (B, T, K), their mean V s_t + c,
+    which the runtime side decodes by Viterbi with the mean CRF scores of the metadata. Only
+    steps 1 .. n are read: never <sos>, <eos> or padding."""
+    g, inputs, logits, params = sequence_graph(model, _onnx_head)
+    dims = ["B", "T", len(model.labels)]
+    if not model.model_config.crf:
+        return Exported(g, inputs, [tensor(mean_probs(g, logits), dims)], output="tags")
+    emissions = mean(g, logits, "emissions")  # (B, T, K)
+    crf = {k: members_mean(params, f"crf.{k}") for k in ("transitions", "start", "end")}  # as CRF.mean combines them
+    return Exported(g, inputs, [tensor(emissions, dims)], output="tags", meta={"crf": crf})
+
+
+def _onnx_head(g: Graph, p: dict, config: ModelConfig, states: str, final: str, rows: dict) -> str:
+    """One member's logits V s_t + c at every step, (B, T, K), from the states (T, B, D)."""
+    V, c = output_layer(g, p)
+    logits = g.op("Add", g.op("MatMul", states, V), c)  # (T, B, K)
+    return g.op("Transpose", logits, perm=[1, 0, 2])  # (B, T, K)
+
+
 def network(vocabs: dict, configs: dict) -> Tagger:
     chars = vocabs.get("chars")
     extra = {} if chars is None else {"num_chars": len(chars)}
@@ -172,4 +194,6 @@ TASK = Task(
     write=write,
     rows=rows,
     columns=columns,
+    export=onnx_graph,
+    serves=True,
 )

@@ -61,6 +61,7 @@ class Task:
     describe: Callable | None = None  # (train examples, vocabs) -> "N train examples, vocabulary ..."
     parallel: bool = False  # reads (source, target) pairs: --src F --tgt F as well as one file
     probs: bool = False  # a prediction can carry each label's probability (predict --probs)
+    serves: bool = False  # `rnnkit serve` answers with it: a text's tokens in, its prediction out
     report: Callable = format_report  # (evaluate's report, title) -> the table `rnnkit evaluate` prints
     confusion: bool = True  # the report has a confusion matrix (evaluate --plots draws it)
     generate: Callable | None = None  # (model, prompt, length, **sampling) -> text; None: the task writes none
@@ -71,6 +72,7 @@ class Task:
     #   for a tsv, csv or jsonl row, or None where the task reads no such rows
     columns: Callable | None = None  # (fmt, column) -> a writer that fills the predicted tags into CoNLL-U or
     #   CoNLL column files; None: the task reads none (a .txt is text)
+    export: Callable | None = None  # model -> its ONNX graph, an rnnkit.export.Exported; None: not exported
     # dev examples -> evaluate options under which an untrained model scores them about as long as a
     # trained one will (a time budget is planned on it); seq2seq caps its outputs near the references'
     timing_options: Callable = lambda examples: {}
