@@ -84,13 +84,6 @@ def encode(examples: Sequence, vocab, labels=None, target: str | None = None, ch
     return Encoded(tokens, offsets, targets, forms, table)
 
 
-def lengths_mask(lengths: Tensor, T: int) -> Tensor:
-    """(B,) lengths -> (B, T) bool, True on real steps (on the lengths' device)."""
-    import torch
-
-    return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
-
-
 def unwrap(x: Tensor) -> Tensor:
     """The real tokens x_1 .. x_n of wrapped rows <sos> x_1 .. x_n <eos> (padded): (B, T, ...) ->
     (B, T-2, ...). A row of length n + 2 keeps its first n positions; `mask` of the result is
@@ -130,6 +123,8 @@ class Batch:
             scored = 0 if self.targets is None else int((self.targets >= 0).sum())
             object.__setattr__(self, "num_scored", scored)
         if self.mask is None:
+            from rnnkit.nn.masks import lengths_mask  # lazily, as torch is
+
             self.mask = lengths_mask(self.lengths, self.ids.shape[1]).to(self.ids.device)
 
     @property

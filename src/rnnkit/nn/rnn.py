@@ -31,9 +31,9 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.config import CELLS
-from rnnkit.data.batching import lengths_mask
 from rnnkit.nn.cells import U_columns, activation_fn
 from rnnkit.nn.kernels import KERNELS, recurrence
+from rnnkit.nn.masks import lengths_mask
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:

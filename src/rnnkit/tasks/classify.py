@@ -20,9 +20,10 @@ from torch import Tensor, nn
 
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
-from rnnkit.data.batching import IGNORE, Batch, lengths_mask
+from rnnkit.data.batching import IGNORE, Batch
 from rnnkit.errors import UserError
 from rnnkit.nn import Encoder, Output
+from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.readout import Readout
 from rnnkit.tasks import labelled
 from rnnkit.tasks.task import Task, token_network

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from rnnkit import explain as explaining
 from rnnkit.config import MAX_LENGTH_RATIO, DecodeConfig, ModelConfig, Seq2SeqConfig
-from rnnkit.data.batching import bucket_batches, lengths_mask
+from rnnkit.data.batching import bucket_batches
 from rnnkit.data.parallel import Pair, encode_pairs, make_pair_batch, read_pairs, split_tokens
 from rnnkit.data.text import join_tokens
 from rnnkit.data.vocab import Vocab
@@ -41,6 +41,7 @@ from rnnkit.errors import UserError
 from rnnkit.metrics import format_generation_report, generation_scores
 from rnnkit.nn import Encoder, Output
 from rnnkit.nn.attention import Attention
+from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.rnn import RNN
 from rnnkit.tasks.decoding import decoding, translate
 from rnnkit.tasks.task import Task
