@@ -22,11 +22,11 @@ from rnnkit.config import ModelConfig
 from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, Batch
 from rnnkit.errors import UserError
-from rnnkit.nn import Encoder, Output
+from rnnkit.nn import Output
 from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.readout import Readout
 from rnnkit.tasks import labelled
-from rnnkit.tasks.task import Task, token_network
+from rnnkit.tasks.task import Task, make_encoder, token_network
 
 
 def read(path, configs: dict) -> list:
@@ -54,7 +54,7 @@ class Classifier(nn.Module):
 
     def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0):
         super().__init__()
-        self.encoder = Encoder(vocab_size, config, pad_id)
+        self.encoder = make_encoder(vocab_size, config, pad_id)
         self.readout = Readout(config.readout, self.encoder.output_size, config.bidirectional)
         self.output = Output(self.encoder.output_size, num_labels)
         self.dropout = config.dropout

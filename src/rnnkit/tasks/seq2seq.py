@@ -39,12 +39,12 @@ from rnnkit.data.text import join_tokens
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.metrics import format_generation_report, generation_scores
-from rnnkit.nn import Encoder, Output
+from rnnkit.nn import Output
 from rnnkit.nn.attention import Attention
 from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.rnn import RNN
 from rnnkit.tasks.decoding import decoding, translate
-from rnnkit.tasks.task import Task
+from rnnkit.tasks.task import Task, make_encoder
 from rnnkit.training import Bucketed
 
 
@@ -95,7 +95,7 @@ class Seq2Seq(nn.Module):
         self.dropout, self.cell = config.dropout, config.cell
         self.input_feeding, self.teacher_forcing = task.input_feeding, task.teacher_forcing
         self.label_smoothing = task.label_smoothing
-        self.encoder = Encoder(source_vocab_size, dataclasses.replace(config, hidden_size=H // dirs), pad_id)
+        self.encoder = make_encoder(source_vocab_size, dataclasses.replace(config, hidden_size=H // dirs), pad_id)
         self.bridge = nn.ModuleList(nn.Linear(H, H) for _ in range(2 if config.cell == "lstm" else 1))  # W_b, b_b
         self.target_embedding = nn.Embedding(target_vocab_size, E, padding_idx=pad_id)  # E_tgt
         self.decoder = RNN(

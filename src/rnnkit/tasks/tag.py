@@ -21,9 +21,9 @@ from rnnkit.config import ModelConfig
 from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, UNSEEN, Batch, unwrap, unwrapped_lengths
 from rnnkit.errors import UserError
-from rnnkit.nn import CRF, Encoder, Output, sequence_dropout
+from rnnkit.nn import CRF, Output, sequence_dropout
 from rnnkit.tasks import labelled
-from rnnkit.tasks.task import Task
+from rnnkit.tasks.task import Task, make_encoder
 
 
 def read(path, configs: dict) -> list:
@@ -38,7 +38,7 @@ class Tagger(nn.Module):
 
     def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0, num_chars: int = 0):
         super().__init__()
-        self.encoder = Encoder(vocab_size, config, pad_id, num_chars=num_chars)
+        self.encoder = make_encoder(vocab_size, config, pad_id, num_chars)
         self.output = Output(self.encoder.output_size, num_labels)
         self.crf = CRF(num_labels) if config.crf else None
         self.dropout, self.locked = config.dropout, config.locked_dropout
