@@ -51,6 +51,7 @@ from rnnkit import distributed
 from rnnkit.config import TrainConfig
 from rnnkit.data.batching import Encoded, bucket_batches, make_batch
 from rnnkit.errors import UserError
+from rnnkit.nn.cells import state_map
 from rnnkit.runs import RunFolder
 
 PROGRESS_EVERY = 0.5  # seconds between progress-bar updates, each one reads the loss off the device
@@ -308,7 +309,7 @@ class Trainer:
         if self.average is not None and "average" in ckpt:
             self.average.load_state_dict(ckpt["average"])
         if hasattr(self.model, "carry"):
-            self.model.carry = _to_device(ckpt.get("carry"), self.device)
+            self.model.carry = state_map(lambda s: s.to(self.device), ckpt.get("carry"))
 
     def nothing_left(self) -> str | None:
         """What to say when a resumed run has nothing left to train (it had finished), else None."""
@@ -681,15 +682,6 @@ def ema_update(decay: float) -> Callable:
         torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
 
     return update
-
-
-def _to_device(state, device: torch.device):
-    """A carried state (a tensor, a tuple of them, or None) on `device`."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.to(device) for s in state)
-    return state.to(device)
 
 
 class _ProgressBar:

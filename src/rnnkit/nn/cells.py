@@ -100,8 +100,14 @@ CELLS = {
     "rnn": Cell(gates="a", state=("s",), torch_name=None, onnx_op="RNN", onnx_gates="a"),
     "lstm": Cell(gates="ifgo", state=("h", "c"), torch_name="LSTM", onnx_op="LSTM", onnx_gates="iofg"),
     # linear_before_reset: PyTorch's n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-    "gru": Cell(gates="rzn", state=("h",), torch_name="GRU", onnx_op="GRU", onnx_gates="zrn",
-                onnx_attributes=(("linear_before_reset", 1),)),  # fmt: skip
+    "gru": Cell(
+        gates="rzn",
+        state=("h",),
+        torch_name="GRU",
+        onnx_op="GRU",
+        onnx_gates="zrn",
+        onnx_attributes=(("linear_before_reset", 1),),
+    ),
 }
 
 
