@@ -27,6 +27,7 @@ from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.readout import Readout
 from rnnkit.tasks import labelled
 from rnnkit.tasks.task import Task, make_encoder, token_network
+from rnnkit.training import TrainingModel
 
 
 def read(path, configs: dict) -> list:
@@ -49,7 +50,7 @@ def check_source(source, configs: dict, options: dict) -> None:
         raise UserError(f"--text-field names a field of CSV and JSONL files; {source} is {fmt}, whose text is column 1")
 
 
-class Classifier(nn.Module):
+class Classifier(nn.Module, TrainingModel):
     """ids (B, T), lengths (B,) -> logits (B, K)."""
 
     def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0):

@@ -44,6 +44,7 @@ from rnnkit.nn import RNN
 from rnnkit.nn.cells import CELLS, state_map
 from rnnkit.nn.encoder import word_dropout
 from rnnkit.tasks.task import Task, token_network
+from rnnkit.training import TrainingModel
 
 TARGET = "label"  # labelled data: one label per sequence, the condition; the targets are the next tokens
 
@@ -108,7 +109,7 @@ def truncate_bptt(state):
     return state_map(Tensor.detach, state)
 
 
-class LanguageModel(nn.Module):
+class LanguageModel(nn.Module, TrainingModel):
     """ids (B, T), state -> logits (B, T, K) over the next token, and the state after step T.
 
     Args:

@@ -47,7 +47,7 @@ from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.rnn import RNN
 from rnnkit.tasks.decoding import decoding, translate
 from rnnkit.tasks.task import Task, make_encoder
-from rnnkit.training import Bucketed
+from rnnkit.training import Bucketed, TrainingModel
 
 
 @dataclass
@@ -78,7 +78,7 @@ class DecoderState:
         return DecoderState(s, None if self.feed is None else self.feed[rows])
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(nn.Module, TrainingModel):
     """An attention encoder-decoder. See the module docstring for the equations.
 
     loss(batch: PairBatch, reduction) -> (loss, number of target steps scored)

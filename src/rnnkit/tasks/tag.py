@@ -24,6 +24,7 @@ from rnnkit.errors import UserError
 from rnnkit.nn import CRF, Output, sequence_dropout
 from rnnkit.tasks import labelled
 from rnnkit.tasks.task import Task, make_encoder
+from rnnkit.training import TrainingModel
 
 
 def read(path, configs: dict) -> list:
@@ -33,7 +34,7 @@ def read(path, configs: dict) -> list:
     return readers.read_tagging(path, format=data_config.format, column=data_config.column)
 
 
-class Tagger(nn.Module):
+class Tagger(nn.Module, TrainingModel):
     """ids (B, T), lengths (B,), chars (B, T, L) with character features -> logits (B, T, K)."""
 
     def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0, num_chars: int = 0):
