@@ -80,7 +80,8 @@ class RNN(nn.Module):
     Args:
         input_size: D, the size of each input vector; with token-id input, the vocabulary size
             (the seeds' one-hot input: U x_t is then a column lookup, only for cell="rnn").
-        hidden_size: H. cell: "rnn" | "lstm" | "gru". activation: σ of the "rnn" cell.
+        hidden_size: H. cell: "rnn" | "lstm" | "gru", an entry of CELLS (nn/cells.py), which
+            says what the cell is. activation: σ of the "rnn" cell.
         num_layers: L. bidirectional: read right to left too and concatenate (D_out = 2H).
         dropout: applied to the outputs of every layer but the last, while training.
         kernel: what runs the "rnn" cell's recurrence: "auto" (the Triton kernel on CUDA where it
