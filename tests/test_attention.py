@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rnnkit.nn.attention import Attention
-from rnnkit.nn.rnn import lengths_mask
+from rnnkit.nn.masks import lengths_mask
 
 
 @pytest.mark.parametrize("score", ["additive", "dot", "general"])

@@ -11,7 +11,7 @@ from rnnkit.data.chars import MAX_WORD_CHARS, char_table, fit_chars
 from rnnkit.data.readers import Example
 from rnnkit.data.vocab import Vocab
 from rnnkit.nn.chars import CharCNN
-from rnnkit.nn.encoder import Encoder
+from rnnkit.tasks.task import make_encoder
 
 SENTENCES = [("Ravi", "sang", "."), ("The", "song", "was", "sang", ".")]
 
@@ -62,7 +62,7 @@ def test_char_features_do_not_depend_on_the_batchs_longest_word_and_padding_is_z
 def test_an_unknown_word_gets_a_representation_from_its_spelling():
     torch.manual_seed(0)
     config = ModelConfig(cell="lstm", embedding_dim=4, char_embedding_dim=3, char_hidden_size=5, hidden_size=4)
-    encoder = Encoder(vocab_size=6, config=config, num_chars=10).eval()
+    encoder = make_encoder(vocab_size=6, config=config, num_chars=10).eval()
     unk = torch.tensor([[1]])  # two different unknown words: the same word id ...
     x1 = encoder.embed(unk, torch.tensor([[[2, 5, 6, 3]]]))
     x2 = encoder.embed(unk, torch.tensor([[[2, 7, 3, 0]]]))  # ... different characters
@@ -71,7 +71,7 @@ def test_an_unknown_word_gets_a_representation_from_its_spelling():
 
 def test_an_encoder_with_char_features_needs_the_characters():
     config = ModelConfig(cell="lstm", embedding_dim=4, char_embedding_dim=3, hidden_size=4)
-    encoder = Encoder(vocab_size=6, config=config, num_chars=10)
+    encoder = make_encoder(vocab_size=6, config=config, num_chars=10)
     with pytest.raises(ValueError, match="pass chars"):
         encoder(torch.tensor([[2, 4, 3]]), torch.tensor([3]))
 

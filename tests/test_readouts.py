@@ -6,7 +6,7 @@ import torch
 import rnnkit
 from conftest import FAST
 from rnnkit.config import ModelConfig
-from rnnkit.data.batching import lengths_mask
+from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.readout import READOUTS, AttentionPooling, Readout, last, max_over_steps, mean_over_steps
 from rnnkit.tasks.classify import Classifier
 from rnnkit.tasks.explaining import explain

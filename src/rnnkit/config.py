@@ -12,16 +12,14 @@ import dataclasses
 from dataclasses import dataclass
 
 from rnnkit.errors import UserError
+from rnnkit.nn.cells import ACTIVATIONS, CELLS
+from rnnkit.nn.names import ATTENTIONS, READOUTS
 from rnnkit.options import check, fields_of, flag_of, option, problems_to_error, task_options
 
 TASKS = ("classify", "tag", "lm", "seq2seq")  # tasks.TASKS holds their records, in this order
-CELLS = ("rnn", "lstm", "gru")
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
 FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
 PRECISIONS = ("fp32", "bf16")
 LEVELS = ("word", "char")
-READOUTS = ("last", "max", "mean", "attention")
-ATTENTIONS = ("additive", "dot", "general")
 BLEU_TOKENIZERS = ("13a", "none", "char", "intl", "zh")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -64,7 +62,7 @@ class DataConfig:
 class ModelConfig:
     """The network: the seeds' cell by default; lstm and gru use PyTorch's kernels."""
 
-    cell: str = option("rnn", "rnn: the seeds' cell", "choice", choices=CELLS)
+    cell: str = option("rnn", "rnn: the seeds' cell", "choice", choices=tuple(CELLS))
     activation: str = option("sigmoid", "σ of the rnn cell, as in the seeds", "choice", choices=ACTIVATIONS)
     hidden_size: int = option(256, "hidden size H", "count", most=MAX_WIDTH, flag="--hidden")
     embedding_dim: int | None = option(None, "learned embedding size before U; 0: one-hot into U", "size",
@@ -99,7 +97,7 @@ class ModelConfig:
             problems_to_error("model options", p)
         if self.char_embedding_dim and self.input_embedding_dim == 0:
             p.append("character features need a learned word embedding to join; give an embedding size (--embed N)")
-        if self.embedding_dim == 0 and self.cell != "rnn":
+        if self.embedding_dim == 0 and not CELLS[self.cell].reads_ids:
             p.append(
                 f"one-hot input (embedding_dim 0) needs cell 'rnn', got cell {self.cell!r}; "
                 "give an embedding size for lstm and gru"
@@ -119,7 +117,7 @@ class ModelConfig:
             return self.embedding_dim
         if self.tie_weights:
             return self.hidden_size
-        return 0 if self.cell == "rnn" else 128
+        return 0 if CELLS[self.cell].reads_ids else 128
 
 
 @dataclass(frozen=True)

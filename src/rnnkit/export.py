@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.errors import UserError
+from rnnkit.nn.cells import CELLS
 
 OPSET = 18
 META_KEY = "rnnkit"  # the metadata entry that holds the runtime side's JSON
@@ -56,14 +57,11 @@ ONNX_ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
 
 def onnx_gate_order(cell: str, w: np.ndarray) -> np.ndarray:
     """PyTorch's stacked gate rows (LSTM i, f, g, o; GRU r, z, n) in ONNX's order
-    (LSTM i, o, f, c; GRU z, r, h). w (G*H, ...) -> (G*H, ...). The seeds' cell has one gate."""
-    if cell == "lstm":
-        i, f, g, o = np.split(w, 4)
-        return np.concatenate([i, o, f, g])
-    if cell == "gru":
-        r, z, n = np.split(w, 3)
-        return np.concatenate([z, r, n])
-    return w
+    (LSTM i, o, f, c; GRU z, r, h), as the cell's entry in nn/cells.py states them.
+    w (G*H, ...) -> (G*H, ...). The seeds' cell has one gate."""
+    spec = CELLS[cell]
+    blocks = np.split(w, len(spec.gates))
+    return np.concatenate([blocks[k] for k in spec.onnx_order])
 
 
 class Graph:
@@ -128,7 +126,7 @@ def recurrent_layer(g: Graph, p: dict, config, layer: int, onehot: bool) -> tupl
     dirs = 2 if config.bidirectional else 1
     suffixes = [f"_l{layer}"] + ([f"_l{layer}_reverse"] if dirs == 2 else [])
     direction = {"hidden_size": H, "direction": "bidirectional" if dirs == 2 else "forward"}
-    if cell == "rnn":
+    if CELLS[cell].torch_name is None:  # the seeds' cell: U, W, b
         W = np.stack([p[f"rnn.U{s}"] for s in suffixes])  # (dirs, H, D)
         if onehot and layer == 0:  # x holds each direction's gathered columns of U: select its block
             W = np.stack([np.eye(H, dirs * H, k=d * H, dtype=np.float32) for d in range(dirs)])  # (dirs, H, dirs*H)
@@ -142,8 +140,8 @@ def recurrent_layer(g: Graph, p: dict, config, layer: int, onehot: bool) -> tupl
         B = np.stack(
             [np.concatenate([onnx_gate_order(cell, p[f"{k}{b}{s}"]) for b in ("bias_ih", "bias_hh")]) for s in suffixes]
         )  # (dirs, 2*G*H)
-        attrs = {"linear_before_reset": 1} if cell == "gru" else {}
-    op = "RNN" if cell == "rnn" else cell.upper()
+        attrs = dict(CELLS[cell].onnx_attributes)
+    op = CELLS[cell].onnx_op
     return op, [g.const(W, "W"), g.const(R, "R"), g.const(B, "B")], {**direction, **attrs}
 
 
@@ -153,7 +151,7 @@ def _recurrent(g: Graph, p: dict, config, x: str, seq_lens: str, onehot: bool) -
     (dirs, B, H) at each row's true end (right to left: after reading back to step 0)."""
     for layer in range(config.num_layers):
         op, weights, attrs = recurrent_layer(g, p, config, layer, onehot)
-        outputs = 3 if op == "LSTM" else 2
+        outputs = 1 + len(CELLS[config.cell].state)  # Y, and each part of the final state
         Y, Y_h, *_ = g.op(op, x, *weights, seq_lens, outputs=outputs, **attrs)  # (T, dirs, B, H), (dirs, B, H)
         x = g.op("Reshape", g.op("Transpose", Y, perm=[0, 2, 1, 3]), g.const(np.array([0, 0, -1])))  # (T, B, dirs*H)
     return x, Y_h

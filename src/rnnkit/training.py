@@ -13,12 +13,16 @@
         with lr_decay: multiply the learning rate by it after each epoch without gain, or after
         every epoch from lr_decay_start on (Zaremba et al. 2014)
 
-The trainer knows nothing about RNNs: it needs a model with `loss(batch, reduction)` and an
-`evaluate(model) -> dict` for dev. The data is an `Encoded` set of sequences (length-bucketed
-batches, shuffled by (seed, epoch); `Bucketed` wraps other sets, such as seq2seq's pairs, with
-their own batch maker) or any object with `epoch(config, epoch) -> keys` and
-`batch(key) -> batch` (a language model's stream: its chunks in order). A model that carries
-state from one batch to the next keeps it in `model.carry`; checkpoints save it.
+The trainer knows nothing about RNNs, and relies on three contracts alone. The network keeps
+`TrainingModel` (below): its `loss(batch, reduction)`, the parameter groups it clips
+(`clip_groups`), and a state it carries from one batch to the next (`carry`, a language model's
+stream; checkpoints save it). The data keeps `TrainingData` (data/batching.py): the keys of an
+epoch's batches and the batch of a key; an `Encoded` set of sequences is wrapped in `Bucketed`
+(length-bucketed batches, shuffled by (seed, epoch)) as it enters `fit`, and `Bucketed` also
+takes other sets with their own batch maker (seq2seq's pairs); a language model's stream gives
+its chunks in order. Every batch keeps `TrainingBatch` (data/batching.py): its size B, its
+tokens and scored targets counted on the host, and `to(device)`. Dev is scored by an
+`evaluate(model) -> dict`.
 
 Ctrl-C or SIGTERM finishes the current batch and writes a checkpoint; `resume=True` continues
 from it, skipping the batches already done, and ends in the same weights as an uninterrupted
@@ -42,6 +46,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -49,8 +54,9 @@ from torch.optim.swa_utils import AveragedModel
 
 from rnnkit import distributed
 from rnnkit.config import TrainConfig
-from rnnkit.data.batching import Encoded, bucket_batches, make_batch
+from rnnkit.data.batching import Encoded, TrainingBatch, TrainingData, bucket_batches, make_batch
 from rnnkit.errors import UserError
+from rnnkit.nn.cells import state_map
 from rnnkit.runs import RunFolder
 
 PROGRESS_EVERY = 0.5  # seconds between progress-bar updates, each one reads the loss off the device
@@ -96,7 +102,26 @@ def epoch_batches(lengths: np.ndarray, config: TrainConfig, epoch: int) -> list[
     return bucket_batches(lengths, config.batch_size, np.random.default_rng([config.seed, epoch]))
 
 
-class Bucketed:
+@runtime_checkable
+class TrainingModel(Protocol):
+    """What the Trainer asks of a network besides nn.Module's parameters and state_dict. The task
+    networks subclass it (class Tagger(nn.Module, TrainingModel)) and keep its defaults unless
+    they differ: all the parameters clipped together, nothing carried. (nn.Ensemble keeps it
+    without subclassing it: nn/ does not import the app.)"""
+
+    carry = None  # a state carried from one batch to the next (a language model's stream); checkpoints save it
+
+    def loss(self, batch: TrainingBatch, reduction: str) -> tuple[torch.Tensor, int]:
+        """The loss of `batch` ("sequence": averaged over its B sequences; "token": over its
+        scored targets), and the number of items it averaged over."""
+        ...
+
+    def clip_groups(self) -> list[list[torch.nn.Parameter]]:
+        """The groups of parameters whose gradient norm is clipped to `clip` each: all of them, as one."""
+        return [list(self.parameters())]
+
+
+class Bucketed(TrainingData):
     """Sequences in length-bucketed batches, in an order fixed by (seed, epoch): the default data.
     `data.lengths` is what batches are bucketed by; `make_batch(data, rows, pad_id)` cuts one
     (default: batching.make_batch; seq2seq passes data.parallel.make_pair_batch for its pairs)."""
@@ -175,7 +200,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: TrainingModel,
         config: TrainConfig,
         run: RunFolder,
         evaluate: Callable[[torch.nn.Module], dict] | None = None,
@@ -200,7 +225,7 @@ class Trainer:
         self.precision = effective_precision(config.precision, self.device)
         self.optimizer = make_optimizer(model.parameters(), config)
         # the parameters clipped together: all of them, or each member's of an ensemble (nn.Ensemble)
-        self._clip_groups = model.clip_groups() if hasattr(model, "clip_groups") else [list(model.parameters())]
+        self._clip_groups = model.clip_groups()
         self.average = None if config.ema is None else AveragedModel(model, multi_avg_fn=ema_update(config.ema))
         self.on_batch: list[Callable[[Trainer], None]] = []
         self._stop = False
@@ -252,7 +277,7 @@ class Trainer:
         }
         if self.average is not None:
             ckpt["average"] = self.average.state_dict()
-        if getattr(self.model, "carry", None) is not None:
+        if self.model.carry is not None:
             ckpt["carry"] = self.model.carry
         if "cuda_rng" in own:
             ckpt["cuda_rng"] = own["cuda_rng"]
@@ -307,8 +332,7 @@ class Trainer:
         check_optimizer(self.optimizer)
         if self.average is not None and "average" in ckpt:
             self.average.load_state_dict(ckpt["average"])
-        if hasattr(self.model, "carry"):
-            self.model.carry = _to_device(ckpt.get("carry"), self.device)
+        self.model.carry = state_map(lambda s: s.to(self.device), ckpt.get("carry"))  # None: nothing carried
 
     def nothing_left(self) -> str | None:
         """What to say when a resumed run has nothing left to train (it had finished), else None."""
@@ -333,11 +357,11 @@ class Trainer:
         return None
 
     # the loop
-    def fit(self, train) -> dict:
+    def fit(self, train: Encoded | TrainingData) -> dict:
         """Train until the epochs, the time budget or the patience run out; returns the state.
-        `train`: an Encoded set of sequences, or data with `epoch` and `batch` (see the module)."""
+        `train`: an Encoded set of sequences (in Bucketed batches), or TrainingData (see the module)."""
         cfg, st = self.config, self.state
-        train = train if hasattr(train, "batch") else Bucketed(train, self.pad_id)
+        train = Bucketed(train, self.pad_id) if isinstance(train, Encoded) else train
         self.model.to(self.device)
         if cfg.precision != self.precision:
             self.log(f"bf16 applies on a CUDA device with bf16 only; training on {self.device} in fp32")
@@ -368,7 +392,7 @@ class Trainer:
             return f"after epoch {st['epoch'] - 1} of {self.config.epochs}"
         return f"in epoch {st['epoch']}"
 
-    def _epochs(self, train, started: float) -> None:
+    def _epochs(self, train: TrainingData, started: float) -> None:
         """Epoch after epoch until done or stopped; every process takes the same decisions."""
         cfg, st = self.config, self.state
         budget = math.inf if cfg.max_minutes is None else cfg.max_minutes * 60.0
@@ -398,7 +422,7 @@ class Trainer:
         if message:
             self.log(message)
 
-    def _run_epoch(self, train, batches, started: float, budget: float) -> bool:
+    def _run_epoch(self, train: TrainingData, batches, started: float, budget: float) -> bool:
         """Train on this epoch's remaining batches; True when the time budget ran out. The budget
         keeps back the time the last dev scoring took, so that the run ends within it."""
         cfg, st = self.config, self.state
@@ -411,7 +435,7 @@ class Trainer:
         out_of_time = False
         try:
             for rows in batches[st["batch"] :]:
-                batch = train.batch(rows).to(self.device)
+                batch: TrainingBatch = train.batch(rows).to(self.device)
                 with autocast(self.precision, self.device):
                     loss, n = self._loss(batch, cfg.loss)
                 if self._first_loss is None:
@@ -681,15 +705,6 @@ def ema_update(decay: float) -> Callable:
         torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
 
     return update
-
-
-def _to_device(state, device: torch.device):
-    """A carried state (a tensor, a tuple of them, or None) on `device`."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.to(device) for s in state)
-    return state.to(device)
 
 
 class _ProgressBar:

@@ -18,18 +18,23 @@ character ids (`rnnkit.data.chars`), and a batch gathers those rows: chars (B, T
 
 Batches are length-bucketed: shuffled indices are cut into pools of many batches, each pool is
 sorted by length and split, and the batches are shuffled, so padding stays a small share.
+
+Every task's batch keeps one contract, `TrainingBatch`, and everything the Trainer fits keeps
+`TrainingData`: the Trainer reads nothing else of them (training.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from rnnkit.config import TrainConfig
 
 IGNORE = -100  # a position with no target (<sos>, <eos>, padding)
 UNSEEN = -1  # a gold label that is not in the label vocabulary
@@ -59,6 +64,43 @@ class Encoded:
         return self.targets is not None and len(self.targets) == len(self.tokens)
 
 
+@runtime_checkable
+class TrainingBatch(Protocol):
+    """What the Trainer reads of a batch, whichever task cut it. Batch (below), PairBatch
+    (data/parallel.py) and a language model's Chunk (data/streams.py) subclass it to say so.
+
+        size         B, the sequences (a stream's rows) in it: what a "sequence" loss averages over
+        num_tokens   its real tokens, counted on the host when it was cut: the tokens/s shown
+        num_scored   its targets with a known gold label, counted on the host: what a "token" loss
+                     averages over (the network's loss returns the count it used)
+        to(device)   the batch on `device`, where the network's loss reads it
+
+    Lengths, where a batch has them (Batch.lengths, PairBatch.src_lengths and tgt_lengths), stay
+    on the host wherever the batch goes: packing reads them there, and no step waits for the
+    device to hand them back. What runs on the device reads a mask made once, when the batch is
+    cut (Batch.mask). A chunk has neither: its rows are all as long, their padding IGNOREd."""
+
+    num_tokens: int
+    num_scored: int
+
+    @property
+    def size(self) -> int: ...
+
+    def to(self, device) -> TrainingBatch: ...
+
+
+@runtime_checkable
+class TrainingData(Protocol):
+    """What the Trainer fits: the keys of an epoch's batches, in the order they are trained, and
+    the batch of each key. training.Bucketed cuts length-bucketed batches of an Encoded set (or
+    of seq2seq's pairs) in an order fixed by (seed, epoch); a language model's Stream
+    (data/streams.py) gives its chunks in stream order, every epoch."""
+
+    def epoch(self, config: TrainConfig, epoch: int) -> Sequence: ...
+
+    def batch(self, key) -> TrainingBatch: ...
+
+
 def encode(examples: Sequence, vocab, labels=None, target: str | None = None, chars=None) -> Encoded:
     """Encode examples with `vocab` (tokens, wrapped) and `labels` (the label vocabulary).
 
@@ -84,13 +126,6 @@ def encode(examples: Sequence, vocab, labels=None, target: str | None = None, ch
     return Encoded(tokens, offsets, targets, forms, table)
 
 
-def lengths_mask(lengths: Tensor, T: int) -> Tensor:
-    """(B,) lengths -> (B, T) bool, True on real steps (on the lengths' device)."""
-    import torch
-
-    return torch.arange(T, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
-
-
 def unwrap(x: Tensor) -> Tensor:
     """The real tokens x_1 .. x_n of wrapped rows <sos> x_1 .. x_n <eos> (padded): (B, T, ...) ->
     (B, T-2, ...). A row of length n + 2 keeps its first n positions; `mask` of the result is
@@ -104,7 +139,7 @@ def unwrapped_lengths(lengths: Tensor) -> Tensor:
 
 
 @dataclass
-class Batch:
+class Batch(TrainingBatch):
     """ids (B, T) int64 padded with pad_id; lengths (B,) int64; targets None, (B,) or (B, T)
     with IGNORE/UNSEEN where nothing is scored; index (B,) rows of the dataset; chars None or
     (B, T, L) int64, each token's character ids (rnnkit.data.chars; <pad> = 0 past its end);
@@ -130,6 +165,8 @@ class Batch:
             scored = 0 if self.targets is None else int((self.targets >= 0).sum())
             object.__setattr__(self, "num_scored", scored)
         if self.mask is None:
+            from rnnkit.nn.masks import lengths_mask  # lazily, as torch is
+
             self.mask = lengths_mask(self.lengths, self.ids.shape[1]).to(self.ids.device)
 
     @property

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnnkit.config import LEVELS
-from rnnkit.data.batching import Encoded, pad_rows
+from rnnkit.data.batching import Encoded, TrainingBatch, pad_rows
 from rnnkit.data.readers import tsv_rows
 from rnnkit.data.text import at_least_one, join_tokens, read_lines  # noqa: F401  join_tokens: split_tokens' inverse
 from rnnkit.errors import DataError, UserError
@@ -139,7 +139,7 @@ def encode_pairs(pairs: Sequence[Pair], source_vocab, target_vocab) -> EncodedPa
 
 
 @dataclass
-class PairBatch:
+class PairBatch(TrainingBatch):
     """src (B, S) int64 wrapped source ids padded with pad_id, src_lengths (B,);
     tgt (B, T) wrapped target ids <sos> y_1..y_m <eos> padded, tgt_lengths (B,) (m + 2), or
     both None; index (B,) rows of the dataset. num_scored = Σ (m + 1): the target steps that

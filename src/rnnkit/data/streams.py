@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rnnkit.data.batching import IGNORE
+from rnnkit.data.batching import IGNORE, TrainingBatch, TrainingData
 from rnnkit.errors import UserError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Stream:
+class Stream(TrainingData):
     """The (input, target) grid of a stream. inputs, targets (B, S) int64; targets IGNORE on padding."""
 
     inputs: np.ndarray
@@ -59,7 +59,7 @@ class Stream:
         scored = int((targets != IGNORE).sum())
         return Chunk(torch.from_numpy(ids.copy()), torch.from_numpy(targets.copy()), k, scored)
 
-    # the Trainer's data contract: the epoch's batch keys in order, and the batch of a key
+    # TrainingData: the epoch's batch keys in order, and the batch of a key
     def epoch(self, config, epoch: int) -> list[int]:
         """Every chunk, in stream order, every epoch (the carried state needs the order)."""
         return list(range(self.num_chunks))
@@ -82,7 +82,7 @@ def stream_of(ids: np.ndarray, batch_size: int, bptt: int, pad_id: int = 0) -> S
 
 
 @dataclass
-class Chunk:
+class Chunk(TrainingBatch):
     """One chunk of a stream: ids and targets (B, n) int64, its index k in the stream (k = 0
     starts every row from s_0 = 0), and its number of scored targets."""
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.config import ATTENTIONS
+from rnnkit.nn.names import ATTENTIONS
 
 SCORES = ATTENTIONS
 

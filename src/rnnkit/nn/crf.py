@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.data.batching import lengths_mask
+from rnnkit.nn.masks import lengths_mask
 
 
 class CRF(nn.Module):

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.config import ModelConfig
 from rnnkit.nn.chars import CharCNN
 from rnnkit.nn.rnn import RNN
 
@@ -37,36 +36,59 @@ def sequence_dropout(x: Tensor, p: float, training: bool, locked: bool = False) 
 
 class Encoder(nn.Module):
     """ids (B, T) int64 padded, lengths (B,), chars (B, T, L) with character features
-    -> states (B, T, dirs*H) zero past each length."""
+    -> states (B, T, dirs*H) zero past each length.
+
+    Args:
+        vocab_size: the range of the token ids. embedding_dim: E of a learned embedding; 0: the
+            seeds' one-hot input into U. hidden_size, cell, activation, num_layers,
+            bidirectional: the `RNN` it runs. dropout: on x_t (a learned embedding's) and
+            between the RNN's layers.
+        word_dropout: the chance that a real token becomes <unk>, while training.
+        locked_dropout: one dropout mask on x_t per sequence, the same at every step.
+        char_embedding_dim, char_hidden_size, num_chars: the char CNN whose word features join
+            the embedding (char_embedding_dim 0: none).
+        pad_id, unk_id, first_token_id: <pad>, <unk>, and the first id that is not a special.
+    """
 
     def __init__(
         self,
         vocab_size: int,
-        config: ModelConfig,
+        hidden_size: int,
+        *,
+        embedding_dim: int = 0,
+        cell: str = "rnn",
+        activation: str = "sigmoid",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        word_dropout: float = 0.0,
+        locked_dropout: bool = False,
+        char_embedding_dim: int = 0,
+        char_hidden_size: int = 0,
+        num_chars: int = 0,
         pad_id: int = 0,
         unk_id: int = 1,
         first_token_id: int = 4,
-        num_chars: int = 0,
     ):
         super().__init__()
         self.unk_id, self.first_token_id = unk_id, first_token_id
-        self.word_dropout, self.locked = config.word_dropout, config.locked_dropout
-        e = config.input_embedding_dim
+        self.word_dropout, self.locked = word_dropout, locked_dropout
+        e = embedding_dim
         self.embedding = nn.Embedding(vocab_size, e, padding_idx=pad_id) if e else None
         self.chars = None
-        if config.char_embedding_dim:
-            self.chars = CharCNN(num_chars, config.char_embedding_dim, config.char_hidden_size)
-            e += config.char_hidden_size
+        if char_embedding_dim:
+            self.chars = CharCNN(num_chars, char_embedding_dim, char_hidden_size)
+            e += char_hidden_size
         self.rnn = RNN(
             e or vocab_size,
-            config.hidden_size,
-            cell=config.cell,
-            activation=config.activation,
-            num_layers=config.num_layers,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout,
+            hidden_size,
+            cell=cell,
+            activation=activation,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
         )
-        self.dropout = config.dropout
+        self.dropout = dropout
 
     @property
     def output_size(self) -> int:

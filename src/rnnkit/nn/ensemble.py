@@ -17,7 +17,11 @@ from torch import Tensor, nn
 
 
 class Ensemble(nn.Module):
-    """members: networks of one class, with loss(batch, reduction) and a static combine(members, batch)."""
+    """members: networks of one class, with loss(batch, reduction) and a static combine(members, batch).
+    It keeps the Trainer's TrainingModel contract (training.py) without importing it, as nn/ imports
+    nothing of the app: loss, clip_groups and carry."""
+
+    carry = None  # nothing carried from batch to batch (no language-model ensembles)
 
     def __init__(self, members: list[nn.Module]):
         super().__init__()

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from rnnkit.config import READOUTS
+from rnnkit.nn.names import READOUTS
 
 
 def last(states: Tensor, mask: Tensor, bidirectional: bool = False) -> Tensor:

@@ -30,10 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.config import CELLS
-from rnnkit.data.batching import lengths_mask
-from rnnkit.nn.cells import U_columns, activation_fn
+from rnnkit.nn.cells import U_columns, activation_fn, cell_of, state_map
 from rnnkit.nn.kernels import KERNELS, recurrence
+from rnnkit.nn.masks import lengths_mask
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
@@ -81,7 +80,8 @@ class RNN(nn.Module):
     Args:
         input_size: D, the size of each input vector; with token-id input, the vocabulary size
             (the seeds' one-hot input: U x_t is then a column lookup, only for cell="rnn").
-        hidden_size: H. cell: "rnn" | "lstm" | "gru". activation: σ of the "rnn" cell.
+        hidden_size: H. cell: "rnn" | "lstm" | "gru", an entry of CELLS (nn/cells.py), which
+            says what the cell is. activation: σ of the "rnn" cell.
         num_layers: L. bidirectional: read right to left too and concatenate (D_out = 2H).
         dropout: applied to the outputs of every layer but the last, while training.
         kernel: what runs the "rnn" cell's recurrence: "auto" (the Triton kernel on CUDA where it
@@ -110,8 +110,7 @@ class RNN(nn.Module):
         kernel: str = "auto",
     ):
         super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}; choose 'rnn', 'lstm' or 'gru'")
+        spec = cell_of(cell)  # what the cell is: nn/cells.py
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -119,11 +118,11 @@ class RNN(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if kernel not in KERNELS:
             raise ValueError(f"unknown kernel {kernel!r}; choose 'auto', 'fused' or 'triton'")
-        self.input_size, self.hidden_size, self.cell = input_size, hidden_size, cell
+        self.input_size, self.hidden_size, self.cell, self.spec = input_size, hidden_size, cell, spec
         self.activation, self.num_layers, self.bidirectional = activation, num_layers, bidirectional
         self.dropout, self.scan_kernel = dropout, kernel  # self.kernel is LSTM's and GRU's torch.nn module
         self.num_directions = 2 if bidirectional else 1
-        if cell == "rnn":
+        if spec.torch_name is None:  # the seeds' cell: its own U, W, b, run by rnnkit's kernels
             self.sigma = activation_fn(activation)
             k = 1.0 / math.sqrt(hidden_size)  # PyTorch's initialisation for recurrent layers
             for layer in range(num_layers):
@@ -135,8 +134,7 @@ class RNN(nn.Module):
                     )
                     self.register_parameter("b" + suffix, nn.Parameter(torch.empty(hidden_size).uniform_(-k, k)))
         else:
-            kernel = nn.LSTM if cell == "lstm" else nn.GRU
-            self.kernel = kernel(
+            self.kernel = spec.torch_module()(
                 input_size,
                 hidden_size,
                 num_layers=num_layers,
@@ -154,15 +152,15 @@ class RNN(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None, state=None, final: bool = True):
         B, T = x.shape[:2]
-        if x.dtype in (torch.int64, torch.int32) and self.cell != "rnn":
+        if x.dtype in (torch.int64, torch.int32) and not self.spec.reads_ids:
             raise ValueError("token-id (one-hot) input needs cell='rnn'; embed the ids for lstm or gru")
-        if lengths is None and self.cell != "rnn":
+        if lengths is None and self.spec.torch_name is not None:
             return self.kernel(x, state)  # every row T steps long: nothing to pack
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.int64)
         if lengths.shape != (B,):
             raise ValueError(f"lengths must have shape ({B},), got {tuple(lengths.shape)}")
-        if self.cell == "rnn":
+        if self.spec.torch_name is None:
             return self._forward_rnn(x, lengths, state)
         return self._forward_kernel(x, lengths, state, final)
 
@@ -217,7 +215,8 @@ class RNN(nn.Module):
             # every row runs all T steps: nothing to pack, and PyTorch's CPU kernels run packed
             # input far slower (GRU forward+backward, B 256, T 100, H 256: 0.10x of the unpacked call)
             return self.kernel(x, state)
-        if x.device.type == "cpu" and (self.cell == "gru" or not final) and not torch.is_autocast_enabled():
+        outputs_hold_state = len(self.spec.state) == 1  # the final h is an output; an LSTM's c is not
+        if x.device.type == "cpu" and (outputs_hold_state or not final) and not torch.is_autocast_enabled():
             return self._forward_padded(x, lengths, state)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, final = self.kernel(packed, state)
@@ -226,33 +225,32 @@ class RNN(nn.Module):
 
     def _forward_padded(self, x: Tensor, lengths: Tensor, state):
         """LSTM or GRU over padded, time-major steps on CPU, one layer and direction per kernel
-        call (see the module docstring). Returns out (B, T, dirs*H) and the final state (GRU),
-        or None (LSTM)."""
+        call (see the module docstring). Returns out (B, T, dirs*H) and the final state where it
+        is all an output (GRU's h), else None (an LSTM's c is not)."""
         B, T = x.shape[:2]
         Tp = int(lengths.max())  # steps past every length are left out, and zero in the output
-        step = torch.lstm if self.cell == "lstm" else torch.gru  # the functions nn.LSTM and nn.GRU call
-        h0 = state[0] if isinstance(state, tuple) else state  # (L*dirs, B, H) or None
-        c0 = state[1] if isinstance(state, tuple) else None
+        step = self.spec.torch_function()  # torch.lstm, torch.gru: what nn.LSTM and nn.GRU call
 
         def direction(inp: Tensor, layer: int, d: int) -> Tensor:
             suffix, k = ("_reverse" if d == 1 else ""), layer * self.num_directions + d
             params = [
                 getattr(self.kernel, f"{w}_l{layer}{suffix}") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
             ]
-            h = x.new_zeros(1, B, self.hidden_size) if h0 is None else h0[k : k + 1]  # (1, B, H)
-            if self.cell == "lstm":
-                h = (h, torch.zeros_like(h) if c0 is None else c0[k : k + 1])
-            return step(inp, h, params, True, 1, 0.0, self.training, False, False)[0]  # (T', B, H)
+            if state is None:
+                s0 = self.spec.zeros((1, B, self.hidden_size), x)  # (1, B, H) each part
+            else:
+                s0 = state_map(lambda s: s[k : k + 1], state)  # this layer and direction's (1, B, H)
+            return step(inp, s0, params, True, 1, 0.0, self.training, False, False)[0]  # (T', B, H)
 
         top, finals = self._stack(x.transpose(0, 1)[:Tp], lengths, lengths - 1, torch.arange(B), direction)
         real = lengths_mask(lengths, Tp).t().unsqueeze(-1)  # (T', B, 1)
         out = (top * real).transpose(0, 1)  # (B, T', dirs*H), zero past each length
         if Tp < T:
             out = F.pad(out, (0, 0, 0, T - Tp))
-        return out, (torch.stack(finals) if self.cell == "gru" else None)  # (L*dirs, B, H)
+        return out, (torch.stack(finals) if len(self.spec.state) == 1 else None)  # (L*dirs, B, H)
 
     def extra_repr(self) -> str:
-        act = f", activation={self.activation!r}" if self.cell == "rnn" else ""
+        act = f", activation={self.activation!r}" if self.spec.torch_name is None else ""
         return (
             f"{self.input_size}, {self.hidden_size}, cell={self.cell!r}{act}, "
             f"num_layers={self.num_layers}, bidirectional={self.bidirectional}"

@@ -48,18 +48,18 @@ def gradient_flow_autograd(rnn, x, targets, output) -> dict:
     import torch
     import torch.nn.functional as F
 
+    from rnnkit.nn.cells import state_parts
+
     k = rnn.kernel
     w_ih, b_ih, b_hh = k.weight_ih_l0.detach(), k.bias_ih_l0.detach(), k.bias_hh_l0.detach()
     T, H = x.shape[0], k.hidden_size
     W_steps = [k.weight_hh_l0.detach().clone().requires_grad_() for _ in range(T)]  # one W per step
-    h, c = x.new_zeros(1, H, requires_grad=False), x.new_zeros(1, H)
+    step = rnn.spec.torch_step()  # torch.lstm_cell, torch.gru_cell
+    state = rnn.spec.zeros((1, H), x)  # h_0 = 0 (and an LSTM's c_0)
     states = []
     for t in range(T):
-        if rnn.cell == "lstm":
-            h, c = torch.lstm_cell(x[t : t + 1], (h, c), w_ih, W_steps[t], b_ih, b_hh)
-        else:
-            h = torch.gru_cell(x[t : t + 1], h, w_ih, W_steps[t], b_ih, b_hh)
-        states.append(h)
+        state = step(x[t : t + 1], state, w_ih, W_steps[t], b_ih, b_hh)
+        states.append(state_parts(state)[0])  # h_t (1, H)
     G = np.full((T, T), np.nan)
     losses = []
     for t in range(T):

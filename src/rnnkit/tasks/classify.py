@@ -21,14 +21,16 @@ from torch import Tensor, nn
 
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
-from rnnkit.data.batching import IGNORE, Batch, lengths_mask
+from rnnkit.data.batching import IGNORE, Batch
 from rnnkit.errors import UserError
 from rnnkit.export import Exported, Graph, mean_probs, output_layer, sequence_graph, tensor
-from rnnkit.nn import Encoder, Output
+from rnnkit.nn import Output
+from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.readout import Readout
 from rnnkit.predict import one_line
 from rnnkit.tasks import labelled
-from rnnkit.tasks.task import Task, token_network
+from rnnkit.tasks.task import Task, make_encoder, token_network
+from rnnkit.training import TrainingModel
 
 
 def read(path, configs: dict) -> list:
@@ -51,12 +53,12 @@ def check_source(source, configs: dict, options: dict) -> None:
         raise UserError(f"--text-field names a field of CSV and JSONL files; {source} is {fmt}, whose text is column 1")
 
 
-class Classifier(nn.Module):
+class Classifier(nn.Module, TrainingModel):
     """ids (B, T), lengths (B,) -> logits (B, K)."""
 
     def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0):
         super().__init__()
-        self.encoder = Encoder(vocab_size, config, pad_id)
+        self.encoder = make_encoder(vocab_size, config, pad_id)
         self.readout = Readout(config.readout, self.encoder.output_size, config.bidirectional)
         self.output = Output(self.encoder.output_size, num_labels)
         self.dropout = config.dropout

@@ -13,6 +13,7 @@ Labelled lines (a tsv, or a folder of <Label>.txt) train a conditional generator
 its own sequence <sos> x_1 ... x_n <eos>, and the label y enters as the initial state,
 
     s_0 = S0[y]        (an LSTM's cell state too: c_0 = C0[y]), one learned vector per layer
+                       and part of the state (nn/cells.py: CELLS[cell].state)
 
 the seeds' one-to-many picture: one input sets up the state, the state unrolls the sequence.
 The initial state rather than an extra input at every step, because it leaves the input layer
@@ -41,9 +42,11 @@ from rnnkit.errors import UserError
 from rnnkit.export import Exported, Graph, recurrent_layer, tensor, to_numpy
 from rnnkit.metrics import bits_per_char, format_lm_report, perplexity
 from rnnkit.nn import RNN
+from rnnkit.nn.cells import CELLS, state_map
 from rnnkit.nn.encoder import word_dropout
 from rnnkit.tasks import generation
 from rnnkit.tasks.task import Task, token_network
+from rnnkit.training import TrainingModel
 
 TARGET = "label"  # labelled data: one label per sequence, the condition; the targets are the next tokens
 
@@ -105,14 +108,10 @@ def _check_labels(examples, labels, source: str) -> None:
 def truncate_bptt(state):
     """The truncated-BPTT boundary: the state keeps its value and loses its history, so the
     gradient of the next chunk stops here. state: (L, B, H), an LSTM's (h, c), or None."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
-    return state.detach()
+    return state_map(Tensor.detach, state)
 
 
-class LanguageModel(nn.Module):
+class LanguageModel(nn.Module, TrainingModel):
     """ids (B, T), state -> logits (B, T, K) over the next token, and the state after step T.
 
     Args:
@@ -123,7 +122,7 @@ class LanguageModel(nn.Module):
     def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0):
         super().__init__()
         E, H, L = config.input_embedding_dim, config.hidden_size, config.num_layers
-        self.pad_id, self.dropout, self.tied, self.cell = pad_id, config.dropout, config.tie_weights, config.cell
+        self.pad_id, self.dropout, self.tied, self.spec = pad_id, config.dropout, config.tie_weights, CELLS[config.cell]
         self.word_dropout = config.word_dropout
         self.embedding = nn.Embedding(vocab_size, E, padding_idx=pad_id) if E else None
         if self.embedding is not None and self.tied:  # V's rows: small, as nn.Linear's would be
@@ -135,8 +134,10 @@ class LanguageModel(nn.Module):
         k = 1.0 / math.sqrt(H)  # nn.Linear's initialisation
         self.V = None if self.tied else nn.Parameter(torch.empty(vocab_size, H).uniform_(-k, k))  # (K, H)
         self.c = nn.Parameter(torch.zeros(vocab_size))  # (K,)
-        self.S0 = nn.Parameter(0.1 * torch.randn(num_labels, L, H)) if num_labels else None  # s_0 of each label
-        self.C0 = nn.Parameter(0.1 * torch.randn(num_labels, L, H)) if num_labels and self.cell == "lstm" else None
+        # s_0 of each label, and an LSTM's c_0: a learned (L, H) for each label and part of the state
+        self.S0 = nn.Parameter(0.1 * torch.randn(num_labels, L, H)) if num_labels else None
+        two_parts = len(self.spec.state) == 2
+        self.C0 = nn.Parameter(0.1 * torch.randn(num_labels, L, H)) if num_labels and two_parts else None
         self.carry = None  # the state carried from one training chunk to the next
 
     def forward(self, ids: Tensor, state=None, lengths: Tensor | None = None):
@@ -154,10 +155,8 @@ class LanguageModel(nn.Module):
 
     def initial_state(self, labels: Tensor):
         """labels (B,) int64 -> s_0 (L, B, H), or (s_0, c_0) for an LSTM."""
-        s0 = self.S0[labels].transpose(0, 1).contiguous()  # (L, B, H)
-        if self.C0 is None:
-            return s0
-        return s0, self.C0[labels].transpose(0, 1).contiguous()
+        parts = [self.S0] if self.C0 is None else [self.S0, self.C0]  # (labels, L, H) each
+        return self.spec.state_of([p[labels].transpose(0, 1).contiguous() for p in parts])  # (L, B, H) each
 
     def loss(self, batch, reduction: str = "token") -> tuple[Tensor, int]:
         """Cross-entropy over the next tokens, and their number: a stream's chunk carries the

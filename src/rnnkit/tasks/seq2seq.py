@@ -2,7 +2,8 @@
 token at a time (Bahdanau et al. 2015; Luong et al. 2015, whose decoder this is).
 
     encoder    h_1..h_S = BiRNN(E_src x_1..x_S)               h_j = [→h_j; ←h_j] (H), packed by lengths
-    bridge     s_0 = tanh(W_b [→h_S; ←h_1] + b_b)              for every layer (and the LSTM's cell state)
+    bridge     s_0 = tanh(W_b [→h_S; ←h_1] + b_b)              for every layer (and the LSTM's cell state:
+                                                               one W_b, b_b per part of the state)
     decoder    s_t = RNN(s_{t-1}, [E_tgt y_{t-1}; h̃_{t-1}])    h̃_{t-1} only with input feeding, h̃_0 = 0
     attention  α_t = softmax(score(s_t, h_1..h_S))             masked over source padding (nn/attention.py)
                c_t = Σ_j α_tj h_j
@@ -32,19 +33,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.config import MAX_LENGTH_RATIO, DecodeConfig, ModelConfig, Seq2SeqConfig
-from rnnkit.data.batching import bucket_batches, lengths_mask
+from rnnkit.data.batching import bucket_batches
 from rnnkit.data.parallel import Pair, encode_pairs, is_header, make_pair_batch, read_pairs, split_tokens
 from rnnkit.data.text import join_tokens
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.metrics import format_generation_report, generation_scores
-from rnnkit.nn import Encoder, Output
+from rnnkit.nn import Output
 from rnnkit.nn.attention import Attention
+from rnnkit.nn.cells import CELLS, state_map, state_parts
+from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.rnn import RNN
 from rnnkit.tasks import explaining
 from rnnkit.tasks.decoding import decoding, translate
-from rnnkit.tasks.task import Task
-from rnnkit.training import Bucketed
+from rnnkit.tasks.task import Task, make_encoder
+from rnnkit.training import Bucketed, TrainingModel
 
 
 @dataclass
@@ -71,11 +74,11 @@ class DecoderState:
 
     def select(self, rows: Tensor) -> DecoderState:
         """Rows `rows` (B',): beam search reorders the states after each step."""
-        s = tuple(x[:, rows] for x in self.s) if isinstance(self.s, tuple) else self.s[:, rows]
+        s = state_map(lambda x: x[:, rows], self.s)  # (L, B', H) each part
         return DecoderState(s, None if self.feed is None else self.feed[rows])
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(nn.Module, TrainingModel):
     """An attention encoder-decoder. See the module docstring for the equations.
 
     loss(batch: PairBatch, reduction) -> (loss, number of target steps scored)
@@ -91,11 +94,11 @@ class Seq2Seq(nn.Module):
         H, E, dirs = config.hidden_size, config.input_embedding_dim, 2 if config.bidirectional else 1
         check_sizes(config)
         self.hidden_size, self.num_layers, self.dirs = H, config.num_layers, dirs
-        self.dropout, self.cell = config.dropout, config.cell
+        self.dropout, self.spec = config.dropout, CELLS[config.cell]
         self.input_feeding, self.teacher_forcing = task.input_feeding, task.teacher_forcing
         self.label_smoothing = task.label_smoothing
-        self.encoder = Encoder(source_vocab_size, dataclasses.replace(config, hidden_size=H // dirs), pad_id)
-        self.bridge = nn.ModuleList(nn.Linear(H, H) for _ in range(2 if config.cell == "lstm" else 1))  # W_b, b_b
+        self.encoder = make_encoder(source_vocab_size, dataclasses.replace(config, hidden_size=H // dirs), pad_id)
+        self.bridge = nn.ModuleList(nn.Linear(H, H) for _ in self.spec.state)  # W_b, b_b of each part of s_0
         self.target_embedding = nn.Embedding(target_vocab_size, E, padding_idx=pad_id)  # E_tgt
         self.decoder = RNN(
             E + (H if task.input_feeding else 0), H, cell=config.cell, activation=config.activation,
@@ -110,10 +113,10 @@ class Seq2Seq(nn.Module):
         states, final = self.encoder.encode(src, src_lengths)  # (B, S, H), (L*dirs, B, H/dirs)
         mask = lengths_mask(src_lengths, src.shape[1]).to(src.device)  # (B, S); src_lengths on the host
         memory = Memory(states, self.attention.keys(states), mask)
-        finals = final if isinstance(final, tuple) else (final,)
-        s0 = tuple(torch.tanh(W_b(self._join_directions(f))) for W_b, f in zip(self.bridge, finals))  # (L, B, H)
+        finals = state_parts(final)  # (L*dirs, B, H/dirs) each part
+        s0 = [torch.tanh(W_b(self._join_directions(f))) for W_b, f in zip(self.bridge, finals)]  # (L, B, H) each
         feed = states.new_zeros(src.shape[0], self.hidden_size) if self.input_feeding else None  # h̃_0 = 0
-        return memory, DecoderState(s0 if isinstance(final, tuple) else s0[0], feed)
+        return memory, DecoderState(self.spec.state_of(s0), feed)
 
     def _join_directions(self, final: Tensor) -> Tensor:
         """(L*dirs, B, H/dirs) in PyTorch's layer-major order -> (L, B, H): [→h_S; ←h_1] per layer."""

@@ -22,10 +22,11 @@ from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, UNSEEN, Batch, unwrap, unwrapped_lengths
 from rnnkit.errors import UserError
 from rnnkit.export import Exported, Graph, mean, mean_probs, members_mean, output_layer, sequence_graph, tensor
-from rnnkit.nn import CRF, Encoder, Output, sequence_dropout
+from rnnkit.nn import CRF, Output, sequence_dropout
 from rnnkit.predict import ends
 from rnnkit.tasks import labelled
-from rnnkit.tasks.task import Task
+from rnnkit.tasks.task import Task, make_encoder
+from rnnkit.training import TrainingModel
 
 
 def read(path, configs: dict) -> list:
@@ -36,12 +37,12 @@ def read(path, configs: dict) -> list:
     return readers.read_tagging(path, format=data_config.format, column=data_config.column)
 
 
-class Tagger(nn.Module):
+class Tagger(nn.Module, TrainingModel):
     """ids (B, T), lengths (B,), chars (B, T, L) with character features -> logits (B, T, K)."""
 
     def __init__(self, vocab_size: int, num_labels: int, config: ModelConfig, pad_id: int = 0, num_chars: int = 0):
         super().__init__()
-        self.encoder = Encoder(vocab_size, config, pad_id, num_chars=num_chars)
+        self.encoder = make_encoder(vocab_size, config, pad_id, num_chars)
         self.output = Output(self.encoder.output_size, num_labels)
         self.crf = CRF(num_labels) if config.crf else None
         self.dropout, self.locked = config.dropout, config.locked_dropout

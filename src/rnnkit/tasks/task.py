@@ -18,6 +18,7 @@ from rnnkit.data.text import Example, split_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.metrics import format_report
+from rnnkit.nn.encoder import Encoder
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}  # every task's configs
 
@@ -101,6 +102,26 @@ class Task:
         labels = len(vocabs["labels"])  # a language model of a stream has none
         said = f", {labels} labels" if labels else ""
         return f"{len(examples)} train examples, vocabulary {len(vocabs['tokens'])}{said}"
+
+
+def make_encoder(vocab_size: int, config: ModelConfig, pad_id: int = 0, num_chars: int = 0) -> Encoder:
+    """The input layer and RNN that a run's ModelConfig describes (nn.Encoder takes plain numbers)."""
+    return Encoder(
+        vocab_size,
+        config.hidden_size,
+        embedding_dim=config.input_embedding_dim,
+        cell=config.cell,
+        activation=config.activation,
+        num_layers=config.num_layers,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout,
+        word_dropout=config.word_dropout,
+        locked_dropout=config.locked_dropout,
+        char_embedding_dim=config.char_embedding_dim,
+        char_hidden_size=config.char_hidden_size,
+        num_chars=num_chars,
+        pad_id=pad_id,
+    )
 
 
 def token_network(cls) -> Callable:
