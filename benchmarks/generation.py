@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import rnnkit
-import rnnkit.runs
+import rnnkit.run.folder
 
 # name: (task, recipe, train, dev, minutes); seq2seq's files are (source, target) pairs
 RUNS = {
@@ -70,7 +70,7 @@ def run_one(name: str, data: Path, out: Path, minutes: float | None) -> dict:
         log=lambda m: print(f"  {name}: {m}", file=sys.stderr),
     )
     train_minutes = (time.perf_counter() - start) / 60
-    history = rnnkit.runs.RunFolder(out / name).load_checkpoint()["state"]["history"]
+    history = rnnkit.run.folder.RunFolder(out / name).load_checkpoint()["state"]["history"]
     result = {
         "name": name,
         "command": _command(task, recipe, train, dev, minutes),

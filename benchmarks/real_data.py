@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import rnnkit
-import rnnkit.runs
+import rnnkit.run.folder
 
 CONFIGS = {
     "pos": ("tag", "ud-ewt/train.conllu", "ud-ewt/dev.conllu", dict(recipe="pos")),
@@ -57,7 +57,7 @@ def run_one(name: str, data: Path, out: Path, minutes: float) -> dict:
         **options,
     )
     train_minutes = (time.perf_counter() - start) / 60
-    state = rnnkit.runs.RunFolder(out / name).load_checkpoint()["state"]
+    state = rnnkit.run.folder.RunFolder(out / name).load_checkpoint()["state"]
     history = state["history"]
     examples = model.read(data / dev)
     t0 = time.perf_counter()

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 import rnnkit
-import rnnkit.runs
+import rnnkit.run.folder
 from rnnkit.nn.cells import activation_fn, scan
 
 HEADLINE = dict(B=64, T=50, n=100, H=256)
@@ -278,8 +278,8 @@ def train_loop(data: Path | None, device: torch.device, epochs: int = 2, rounds:
     on a fresh model and times its last; the ratio is the median over rounds, since this machine's
     speed drifts between minutes by more than the difference being measured."""
     from rnnkit.data.batching import encode, make_batch
+    from rnnkit.run.training import epoch_batches, make_optimizer
     from rnnkit.tasks.tag import Tagger
-    from rnnkit.training import epoch_batches, make_optimizer
 
     with tempfile.TemporaryDirectory() as tmp:
         if data is not None and (data / "ud-ewt" / "train.conllu").exists():
@@ -293,7 +293,7 @@ def train_loop(data: Path | None, device: torch.device, epochs: int = 2, rounds:
         for r in range(rounds):
             out = Path(tmp) / f"run{r}"
             model = rnnkit.train("tag", train=train_file, out=out, log=lambda m: None, **options)
-            history = rnnkit.runs.RunFolder(out).load_checkpoint()["state"]["history"]
+            history = rnnkit.run.folder.RunFolder(out).load_checkpoint()["state"]["history"]
             ours.append(history[-1]["tokens_per_s"])
 
             # the minimal loop: same model class and options, same optimiser, clipping and batches

@@ -13,12 +13,12 @@ import torch
 
 import rnnkit
 from conftest import CUDA_TOLERANCE, FAST, ddp_device
-from rnnkit import distributed
 from rnnkit.api import build_net
 from rnnkit.data.batching import encode, make_batch
 from rnnkit.data.demo_corpus import write_demo
-from rnnkit.runs import RunFolder
-from rnnkit.training import Interrupted, batches_per_epoch, epoch_batches, make_optimizer
+from rnnkit.run import distributed
+from rnnkit.run.folder import RunFolder
+from rnnkit.run.training import Interrupted, batches_per_epoch, epoch_batches, make_optimizer
 
 # small LSTMs that learn the demo data in a few epochs; no dropout, so no randomness after init
 OPTIONS = "--cell lstm --embed 32 --hidden 32 --dropout 0 --word-dropout 0 --lr 0.02 --batch-size 16".split()
@@ -136,8 +136,8 @@ def test_two_processes_step_with_the_gradient_averaged_over_their_two_batches(cl
 STOP_ON_RANK_1 = """
 import sys
 import rnnkit
-from rnnkit import distributed
-from rnnkit.training import Interrupted
+from rnnkit.run import distributed
+from rnnkit.run.training import Interrupted
 
 def stop(trainer):  # one rank asks; both must stop after the same step
     if distributed.rank() == 1 and trainer.state["epoch"] == 2 and trainer.state["batch"] == 3:

@@ -9,9 +9,9 @@ from conftest import CUDA_TOLERANCE, FAST
 from rnnkit.data.batching import encode, make_batch
 from rnnkit.errors import UserError
 from rnnkit.nn import CRF, Ensemble
-from rnnkit.runs import RunFolder
+from rnnkit.run.folder import RunFolder
+from rnnkit.run.training import epoch_batches, make_optimizer
 from rnnkit.tasks.classify import Classifier
-from rnnkit.training import epoch_batches, make_optimizer
 
 
 def quiet(message):

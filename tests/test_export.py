@@ -1,4 +1,4 @@
-"""ONNX export (rnnkit.export) and its runtime side (rnnkit.onnx): onnxruntime's outputs match
+"""ONNX export (rnnkit.deploy.export) and its runtime side (rnnkit.onnx): onnxruntime's outputs match
 PyTorch's, for every cell and activation, both directions, two layers, char CNN, CRF, readouts
 and ensembles, on rows of ragged lengths; the graph holds native recurrent nodes."""
 
@@ -20,8 +20,8 @@ from rnnkit.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from rnnkit.data.batching import encode, make_batch  # noqa: E402
 from rnnkit.data.chars import fit_chars  # noqa: E402
 from rnnkit.data.vocab import Vocab  # noqa: E402
+from rnnkit.deploy.export import onnx_gate_order  # noqa: E402
 from rnnkit.errors import UserError  # noqa: E402
-from rnnkit.export import onnx_gate_order  # noqa: E402
 from rnnkit.model import Model  # noqa: E402
 from rnnkit.nn import CRF  # noqa: E402
 from rnnkit.onnx import Predictor, viterbi  # noqa: E402

@@ -16,8 +16,8 @@ import rnnkit
 from conftest import CUDA_TOLERANCE, FAST
 from rnnkit.cli import build_parser
 from rnnkit.recipes import GPU_RECIPES, RECIPES
-from rnnkit.runs import RunFolder
-from rnnkit.training import pick_device
+from rnnkit.run.folder import RunFolder
+from rnnkit.run.training import pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"

@@ -14,9 +14,9 @@ from rnnkit import api
 from rnnkit.cli import main
 from rnnkit.config import DecodeConfig, ModelConfig
 from rnnkit.nn.encoder import word_dropout
+from rnnkit.run.training import Diverged
 from rnnkit.tasks import TASKS
 from rnnkit.tasks.lm import LanguageModel
-from rnnkit.training import Diverged
 
 
 def quiet(message):
@@ -186,7 +186,7 @@ def test_serve_refuses_a_port_out_of_range(bilstm_tagger, port, capsys):
 
 
 def test_serve_from_python_refuses_a_port_out_of_range(bilstm_tagger):
-    from rnnkit.serve import serve
+    from rnnkit.deploy.serve import serve
 
     with pytest.raises(rnnkit.UserError, match="a TCP port from 1 to 65535, not 70000"):
         serve(bilstm_tagger, port=70000)

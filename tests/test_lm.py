@@ -15,10 +15,10 @@ from rnnkit.data.batching import IGNORE
 from rnnkit.data.corpus import read_lm
 from rnnkit.data.streams import stream_of
 from rnnkit.nn import RNN
-from rnnkit.runs import RunFolder
+from rnnkit.run.folder import RunFolder
+from rnnkit.run.training import Interrupted
 from rnnkit.tasks import TASKS, lm
 from rnnkit.tasks.lm import LanguageModel, stream_loss, truncate_bptt
-from rnnkit.training import Interrupted
 
 TEXT = "to be or not to be\nthat is the question\n" * 6
 FAST_LM = dict(cell="gru", hidden_size=32, embedding_dim=8, dropout=0.0, lr=0.02, batch_size=4, bptt=8, patience=None)
@@ -201,7 +201,7 @@ def test_an_early_stop_in_the_epoch_where_time_runs_out_stays_the_stop_reason(te
     monkeypatch.setitem(TASKS, "lm", dataclasses.replace(lm.TASK, evaluate=scored))
 
     clock = [0.0]  # the trainer's clock: it moves only when the second epoch's first batch "takes" 3.1 s
-    monkeypatch.setattr("rnnkit.training.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("rnnkit.run.training.time.perf_counter", lambda: clock[0])
 
     def slow_second_epoch(trainer):
         if trainer.state["epoch"] == 2 and trainer.state["batch"] == 1:

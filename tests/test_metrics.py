@@ -1,4 +1,4 @@
-"""rnnkit.metrics: confusion matrix, per-class scores, macro-F1 and the text report.
+"""rnnkit.report.metrics: confusion matrix, per-class scores, macro-F1 and the text report.
 
 Expected values come from hand-worked tiny cases or a brute-force loop over the items.
 """
@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from rnnkit.metrics import classification_report, confusion_matrix, format_report
+from rnnkit.report.metrics import classification_report, confusion_matrix, format_report
 
 
 def brute_force_scores(y_true, y_pred, K):

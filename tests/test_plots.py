@@ -1,4 +1,4 @@
-"""rnnkit.plots: each figure is a complete PNG written atomically, and importing is free."""
+"""rnnkit.report.plots: each figure is a complete PNG written atomically, and importing is free."""
 
 import os
 import subprocess
@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from rnnkit import plots
-from rnnkit.metrics import classification_report
+from rnnkit.report import plots
+from rnnkit.report.metrics import classification_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -27,7 +27,7 @@ def decaying_gradients(T, rate=0.5):
 
 
 def test_importing_rnnkit_plots_does_not_import_matplotlib():
-    code = "import sys, rnnkit.plots; print('matplotlib' in sys.modules)"
+    code = "import sys, rnnkit.report.plots; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import CLASSIFY, write_tsv
 from rnnkit.cli import main
-from rnnkit.runs import RunLock
+from rnnkit.run.folder import RunLock
 
 FAST = ["--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05", "--batch-size", "2"]
 
@@ -55,7 +55,7 @@ def test_a_lock_is_released_by_the_kernel_when_its_holder_is_killed(tmp_path):
         [
             sys.executable,
             "-c",
-            f"from rnnkit.runs import RunLock; import time\nwith RunLock({str(tmp_path / 'r')!r}):\n"
+            f"from rnnkit.run.folder import RunLock; import time\nwith RunLock({str(tmp_path / 'r')!r}):\n"
             "    print('held', flush=True); time.sleep(60)",
         ],  # fmt: skip
         stdout=subprocess.PIPE,
@@ -97,7 +97,7 @@ def test_an_empty_folder_takes_a_new_run(classify_file, tmp_path):
 
 def test_an_interrupted_overwrite_leaves_the_old_run_whole_and_loadable(finished_run, classify_file):
     import rnnkit
-    from rnnkit.training import Interrupted
+    from rnnkit.run.training import Interrupted
 
     before = _digest(finished_run)
     stop_at_once = lambda trainer: trainer.request_stop()  # noqa: E731
@@ -291,7 +291,7 @@ def test_generate_refuses_an_infinite_temperature(capsys):
 
 
 def test_publish_swaps_a_staged_run_in_whole_with_or_without_an_atomic_exchange(tmp_path, monkeypatch):
-    from rnnkit import runs
+    from rnnkit.run import folder as runs
 
     for atomic in (True, False):
         out = tmp_path / f"out-{atomic}"
@@ -310,7 +310,7 @@ def test_publish_swaps_a_staged_run_in_whole_with_or_without_an_atomic_exchange(
 
 
 def test_recover_puts_the_old_run_back_after_a_kill_between_the_two_renames(tmp_path):
-    from rnnkit import runs
+    from rnnkit.run import folder as runs
 
     out, old = tmp_path / "run", tmp_path / ".run.rnnkit-old"
     old.mkdir()

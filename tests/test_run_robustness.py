@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import CLASSIFY, write_tsv
-from rnnkit import runs
 from rnnkit.cli import main
+from rnnkit.run import folder as runs
 
 FAST = ["--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05", "--batch-size", "2"]
 DEVICE = ["--device", "cpu"]  # pytest --device's, set for every test below

@@ -1,4 +1,4 @@
-"""`rnnkit serve` (rnnkit.serve): /predict answers what Model.predict returns, bad requests get a
+"""`rnnkit serve` (rnnkit.deploy.serve): /predict answers what Model.predict returns, bad requests get a
 4xx JSON error and the service keeps serving, concurrent requests are batched under a cap, and
 SIGTERM stops the server gracefully."""
 
@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 import rnnkit  # noqa: E402
 from conftest import FAST  # noqa: E402
 from rnnkit.data.readers import Example  # noqa: E402
-from rnnkit.serve import Backend, Batcher, Limits, create_app, load_backend  # noqa: E402
+from rnnkit.deploy.serve import Backend, Batcher, Limits, create_app, load_backend  # noqa: E402
 from test_export import TEXTS, random_model  # noqa: E402
 
 

@@ -1,10 +1,10 @@
-"""Entity chunks and their scores, as conlleval computes them (rnnkit.spans)."""
+"""Entity chunks and their scores, as conlleval computes them (rnnkit.report.spans)."""
 
 import random
 
 import pytest
 
-from rnnkit.spans import chunks, entity_report, format_entities, looks_like_bio
+from rnnkit.report.spans import chunks, entity_report, format_entities, looks_like_bio
 
 
 def test_bio_chunks_of_a_well_formed_sentence():

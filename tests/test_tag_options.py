@@ -15,7 +15,7 @@ from rnnkit.data.batching import IGNORE, UNSEEN, Batch
 from rnnkit.errors import UserError
 from rnnkit.nn.encoder import sequence_dropout
 from rnnkit.recipes import RECIPES
-from rnnkit.spans import looks_like_bio
+from rnnkit.report.spans import looks_like_bio
 from rnnkit.tasks import tag
 from rnnkit.tasks.tag import Tagger
 

@@ -8,11 +8,11 @@ import torch
 
 import rnnkit
 from conftest import FAST
-from rnnkit import training
 from rnnkit.data.batching import encode, make_batch
-from rnnkit.runs import RunFolder
+from rnnkit.run import training
+from rnnkit.run.folder import RunFolder
+from rnnkit.run.training import Interrupted, batches_per_epoch, epoch_batches, make_optimizer
 from rnnkit.tasks.tag import Tagger
-from rnnkit.training import Interrupted, batches_per_epoch, epoch_batches, make_optimizer
 
 
 def quiet(message):

@@ -11,9 +11,9 @@ from rnnkit.data.batching import Batch, Encoded, TrainingBatch, TrainingData
 from rnnkit.data.parallel import PairBatch
 from rnnkit.data.streams import Chunk, Stream
 from rnnkit.nn import Ensemble
-from rnnkit.runs import RunFolder
+from rnnkit.run.folder import RunFolder
+from rnnkit.run.training import Bucketed, Trainer, TrainingModel
 from rnnkit.tasks import TASKS
-from rnnkit.training import Bucketed, Trainer, TrainingModel
 
 TEXTS = {
     "classify": ("train.tsv", "text\tlabel\nthe movie was great .\tpos\na waste of time .\tneg\n"),

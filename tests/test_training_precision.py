@@ -13,9 +13,9 @@ from rnnkit.config import ModelConfig, TrainConfig
 from rnnkit.data import readers
 from rnnkit.data.batching import encode
 from rnnkit.data.vocab import Vocab
-from rnnkit.runs import RunFolder
+from rnnkit.run.folder import RunFolder
+from rnnkit.run.training import Trainer, autocast
 from rnnkit.tasks.tag import Tagger
-from rnnkit.training import Trainer, autocast
 
 
 def test_bf16_on_a_cpu_says_so_once_is_recorded_and_trains_exactly_as_fp32(classify_file, tmp_path):

@@ -11,9 +11,9 @@ import torch
 import rnnkit
 from rnnkit.cli import main
 from rnnkit.data.parallel import read_pairs
-from rnnkit.metrics import generation_scores
 from rnnkit.recipes import RECIPES
-from rnnkit.runs import RunFolder
+from rnnkit.report.metrics import generation_scores
+from rnnkit.run.folder import RunFolder
 
 # reverse a short word: learnable by a small attention model in a few seconds. At 25 epochs the
 # exact-match share was 0.86 to 1.0 across numeric paths (ATEN_CPU_CAPABILITY default, avx2,
@@ -139,7 +139,7 @@ def test_resuming_an_interrupted_run_ends_in_the_same_weights(reverse_files, tmp
         if trainer.state["epoch"] == 2 and trainer.state["batch"] == 3:
             trainer.request_stop()
 
-    with pytest.raises(rnnkit.training.Interrupted):
+    with pytest.raises(rnnkit.run.training.Interrupted):
         rnnkit.train(
             "seq2seq",
             train=reverse_files,

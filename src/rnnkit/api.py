@@ -18,7 +18,6 @@ import time
 
 import torch
 
-from rnnkit import distributed
 from rnnkit.config import FLAGS, TASK_OPTIONS, ModelConfig, from_dict, split_options
 from rnnkit.data import registry
 from rnnkit.data.vectors import Vectors, read_vectors
@@ -27,12 +26,29 @@ from rnnkit.errors import UserError
 from rnnkit.model import Model, read
 from rnnkit.nn import Ensemble
 from rnnkit.recipes import recipe_options
-from rnnkit.runs import RunFolder, TrainingFolder, config_record, data_fingerprints, out_path, read_run, resumed_data
-from rnnkit.sizing import check_training_size, count_parameters
+from rnnkit.run import distributed
+from rnnkit.run.folder import (
+    RunFolder,
+    TrainingFolder,
+    config_record,
+    data_fingerprints,
+    out_path,
+    read_run,
+    resumed_data,
+)
+from rnnkit.run.sizing import check_training_size, count_parameters
+from rnnkit.run.training import (
+    Trainer,
+    check_processes,
+    checkpoint_limit,
+    finish_run,
+    fit_run,
+    metric_column,
+    pick_device,
+)
 from rnnkit.tasks import TASKS, Task
 from rnnkit.tasks.decoding import DECODE_OPTIONS
 from rnnkit.tasks.task import SECTIONS
-from rnnkit.training import Trainer, check_processes, checkpoint_limit, finish_run, fit_run, metric_column, pick_device
 
 # what a resumed run may change, by config section; every other option is the saved run's
 RESUMABLE = {"train": ("epochs", "max_minutes", "device", "precision"), "decode": DECODE_OPTIONS}
@@ -78,7 +94,7 @@ def train(
     larger than the data or the machine's memory is judged to allow. For "seq2seq", `train` and
     `dev` may be (source file, target file) pairs (data/parallel.py).
 
-    The run folder is one unit (rnnkit.runs): one training writes it at a time, a new run
+    The run folder is one unit (rnnkit.run.folder): one training writes it at a time, a new run
     replaces an old one (overwrite=True) only once it has a complete state, and a folder of
     other files is never written into."""
     spec = _spec(task)

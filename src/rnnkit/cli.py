@@ -16,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-from rnnkit import distributed
 from rnnkit.config import (
     ACTIVATIONS,
     CONFIGS,
@@ -34,7 +33,8 @@ from rnnkit.errors import UserError
 from rnnkit.options import flag_of, parse_as, parser_type
 from rnnkit.recipes import RECIPES
 from rnnkit.reference.runs import RUN_TASK
-from rnnkit.training import Interrupted
+from rnnkit.run import distributed
+from rnnkit.run.training import Interrupted
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
 
@@ -258,7 +258,7 @@ def add_datasets_command(sub) -> None:
 
 
 def add_deploy_commands(sub) -> None:
-    """`export` (an ONNX file) and `serve` (an HTTP service): rnnkit.export, rnnkit.serve."""
+    """`export` (an ONNX file) and `serve` (an HTTP service): rnnkit.deploy.export, rnnkit.deploy.serve."""
     p = sub.add_parser("export", help="write a classify, tag or lm run as an ONNX file (runs without PyTorch)")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", required=True, help="the .onnx file to write")
@@ -271,7 +271,7 @@ def add_deploy_commands(sub) -> None:
     p.add_argument("--threads", type=positive_int, help="the model's intra-op threads (default: the library's)")
 
 
-LIMIT_HELP = {  # serve's limits (rnnkit.serve.Limits holds them and their defaults)
+LIMIT_HELP = {  # serve's limits (rnnkit.deploy.serve.Limits holds them and their defaults)
     "max_batch": "texts run together at most",
     "max_wait_ms": "how long a batch waits to fill",
     "max_texts": "texts per request at most",
@@ -281,7 +281,7 @@ LIMIT_HELP = {  # serve's limits (rnnkit.serve.Limits holds them and their defau
 
 
 def add_limit_options(p) -> None:
-    from rnnkit.serve import Limits
+    from rnnkit.deploy.serve import Limits
 
     for f in dataclasses.fields(Limits):
         kind = non_negative_float if f.type in (float, "float") else positive_int
@@ -349,7 +349,7 @@ def cmd_evaluate(args) -> int:
         raise UserError(f"--plots draws a confusion matrix, and {model.task!r} runs have none")
     report = model.evaluate(data, **_given(args, READ_OPTIONS), **decoding)
     if args.plots:
-        from rnnkit import plots
+        from rnnkit.report import plots
 
         path = plots.confusion_heatmap(
             report["confusion"], Path(args.plots) / "confusion.png", title=Path(args.data).name
@@ -386,7 +386,7 @@ def cmd_predict(args) -> int:
     from rnnkit import predict
     from rnnkit.api import check_task_options
     from rnnkit.data import readers, registry
-    from rnnkit.runs import RunFolder
+    from rnnkit.run.folder import RunFolder
 
     model = rnnkit.load(args.run, device=args.device)
     if model.spec.predict is None:
@@ -427,8 +427,8 @@ class _output:
             return lambda text: (sys.stdout.write(text), sys.stdout.flush())
         import os
 
-        from rnnkit.runs import file_error
-        from rnnkit.tempfiles import open_temp
+        from rnnkit.run.files import open_temp
+        from rnnkit.run.folder import file_error
 
         target = Path(self.path)
         try:
@@ -443,7 +443,7 @@ class _output:
             return
         import os
 
-        from rnnkit.runs import file_error
+        from rnnkit.run.folder import file_error
 
         try:
             self.file.close()
@@ -534,7 +534,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from rnnkit.serve import Limits, serve
+    from rnnkit.deploy.serve import Limits, serve
 
     limits = Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
     serve(args.run, args.host, args.port, args.backend, limits, args.threads)

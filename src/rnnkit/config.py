@@ -24,7 +24,7 @@ BLEU_TOKENIZERS = ("13a", "none", "char", "intl", "zh")
 DEVICES = ("auto", "cpu", "cuda")
 
 # Upper bounds on sizes and counts: a value past them is a typo or a hostile config.json, refused
-# before anything is allocated. What fits in memory is checked against the machine (rnnkit.sizing).
+# before anything is allocated. What fits in memory is checked against the machine (rnnkit.run.sizing).
 MAX_WIDTH = 1 << 16  # hidden, embedding and character sizes
 MAX_DEPTH = 64  # stacked layers, ensemble members
 MAX_BEAM = 512

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rnnkit.api import train
 from rnnkit.data.demo_corpus import write_demo
-from rnnkit.metrics import format_report
+from rnnkit.report.metrics import format_report
 
 # the seeds' model: s_t = sigmoid(U x_t + W s_{t-1} + b), x_t one-hot; small enough to train in seconds.
 # On the 800 demo sentences: 0.955-0.995 dev accuracy over 3 seeds (with 400: 0.79-0.85).

@@ -118,9 +118,9 @@ class Model:
         return explain(self, text, gold, **decoding)
 
     def export(self, path) -> Path:
-        """Write this classify, tag or lm model to the ONNX file `path` (rnnkit.export); run it
+        """Write this classify, tag or lm model to the ONNX file `path` (rnnkit.deploy.export); run it
         without PyTorch with rnnkit.onnx.Predictor(path) (.predict, or .generate for an lm)."""
-        from rnnkit.export import export
+        from rnnkit.deploy.export import export
 
         return export(self, path)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from rnnkit.data.catalog import DATASETS, Dataset, Source, Split, manifest
 from rnnkit.errors import UserError
-from rnnkit.tempfiles import make_temp_dir, open_temp
+from rnnkit.run.files import make_temp_dir, open_temp
 
 TIMEOUT_S = 60  # per network read
 # NAME:SPLIT; a name has two characters at least, so a Windows drive ("C:") is never one

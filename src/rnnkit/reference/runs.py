@@ -16,14 +16,14 @@ from rnnkit.data.batching import encode, pad_rows
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
 from rnnkit.reference.model import TORCH_NAMES, Params, forward, loss_and_grads, outputs
-from rnnkit.runs import RunFolder, config_record, read_run
+from rnnkit.run.folder import RunFolder, config_record, read_run
 
 RUN_TASK = {"label": "classify", "tags": "tag"}  # the rnnkit task whose run a reference training writes
 
 
 def load_run(path) -> tuple[Params, dict, Vocab, Vocab]:
     """Params (float64), the run's config, and its token and label vocabularies, all from one
-    run (rnnkit.runs.read_run: a run overwritten meanwhile is read old or new, whole)."""
+    run (rnnkit.run.folder.read_run: a run overwritten meanwhile is read old or new, whole)."""
     return read_run(path, _load_run)
 
 

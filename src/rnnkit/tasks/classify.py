@@ -22,15 +22,15 @@ from torch import Tensor, nn
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, Batch
+from rnnkit.deploy.export import Exported, Graph, mean_probs, output_layer, sequence_graph, tensor
 from rnnkit.errors import UserError
-from rnnkit.export import Exported, Graph, mean_probs, output_layer, sequence_graph, tensor
 from rnnkit.nn import Output
 from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.readout import Readout
 from rnnkit.predict import one_line
+from rnnkit.run.training import TrainingModel
 from rnnkit.tasks import labelled
 from rnnkit.tasks.task import Task, make_encoder, token_network
-from rnnkit.training import TrainingModel
 
 
 def read(path, configs: dict) -> list:
@@ -120,7 +120,7 @@ def decode(output, labels) -> str:
 
 
 def onnx_graph(model) -> Exported:
-    """The classifier in ONNX ops (rnnkit.export): ids (B, T), lengths (B,) -> probs (B, K), the
+    """The classifier in ONNX ops (rnnkit.deploy.export): ids (B, T), lengths (B,) -> probs (B, K), the
     members' mean ŷ = softmax(V r + c)."""
     g, inputs, logits, _ = sequence_graph(model, _onnx_head, mask=model.model_config.readout != "last")
     probs = mean_probs(g, logits)  # (B, K)

@@ -268,7 +268,7 @@ def labelled_table(report: dict, run) -> str:
 
 def labelled_plot(report: dict, path) -> str:
     """The gradient-flow heatmap G[t, k]; a UserError saying why where the run has none."""
-    from rnnkit import plots
+    from rnnkit.report import plots
 
     flow = report["gradient_flow"]
     if flow["G"] is None:
@@ -297,7 +297,7 @@ def seq2seq_table(report: dict, run) -> str:
 
 def seq2seq_plot(report: dict, path) -> str:
     """The attention matrix α, target steps by source tokens."""
-    from rnnkit import plots
+    from rnnkit.report import plots
 
     drawn = plots.attention_heatmap(report["attention"], path, report["source"], report["target"])
     return f"attention heatmap: {drawn}"

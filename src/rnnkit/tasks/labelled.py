@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from rnnkit.data.batching import Encoded, bucket_batches, encode, make_batch
-from rnnkit.metrics import classification_report
-from rnnkit.spans import entity_report, looks_like_bio
+from rnnkit.report.metrics import classification_report
+from rnnkit.report.spans import entity_report, looks_like_bio
 from rnnkit.tasks.explaining import LABELLED as explain  # noqa: F401  the labelled tasks' explanation
 
 

@@ -38,15 +38,15 @@ from rnnkit.config import ModelConfig
 from rnnkit.data import corpus
 from rnnkit.data.batching import IGNORE, Batch, bucket_batches, encode, make_batch
 from rnnkit.data.streams import Chunk, Stream, stream_of
+from rnnkit.deploy.export import Exported, Graph, recurrent_layer, tensor, to_numpy
 from rnnkit.errors import UserError
-from rnnkit.export import Exported, Graph, recurrent_layer, tensor, to_numpy
-from rnnkit.metrics import bits_per_char, format_lm_report, perplexity
 from rnnkit.nn import RNN
 from rnnkit.nn.cells import CELLS, state_map
 from rnnkit.nn.encoder import word_dropout
+from rnnkit.report.metrics import bits_per_char, format_lm_report, perplexity
+from rnnkit.run.training import TrainingModel
 from rnnkit.tasks import generation
 from rnnkit.tasks.task import Task, token_network
-from rnnkit.training import TrainingModel
 
 TARGET = "label"  # labelled data: one label per sequence, the condition; the targets are the next tokens
 
@@ -67,7 +67,7 @@ def check(configs: dict) -> None:
 def training_data(sets: dict, vocabs: dict, configs: dict):
     """The train set as the Trainer takes it: a Stream of chunks, or Encoded labelled sequences.
     Train and dev must both be streams or both labelled, and dev may use only labels train has."""
-    from rnnkit import distributed
+    from rnnkit.run import distributed
 
     vocab, labels, train_config = vocabs["tokens"], vocabs["labels"], configs["train"]
     train, dev = sets["train"], sets.get("dev")
@@ -238,7 +238,7 @@ def evaluate(model, examples: list, source: str) -> dict:
 
 
 def onnx_graph(model) -> Exported:
-    """One step of the language model in ONNX ops (rnnkit.export): token (B,) and the state
+    """One step of the language model in ONNX ops (rnnkit.deploy.export): token (B,) and the state
     (L, B, H) (an LSTM's cell too) in; logits and ŷ = softmax(V s + c) (B, K), and the next state,
     out. Each label's s_0 of a conditional generator and the ids it never draws go in the
     metadata, so that rnnkit.onnx generates text."""

@@ -38,16 +38,16 @@ from rnnkit.data.parallel import Pair, encode_pairs, is_header, make_pair_batch,
 from rnnkit.data.text import join_tokens
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
-from rnnkit.metrics import format_generation_report, generation_scores
 from rnnkit.nn import Output
 from rnnkit.nn.attention import Attention
 from rnnkit.nn.cells import CELLS, state_map, state_parts
 from rnnkit.nn.masks import lengths_mask
 from rnnkit.nn.rnn import RNN
+from rnnkit.report.metrics import format_generation_report, generation_scores
+from rnnkit.run.training import Bucketed, TrainingModel
 from rnnkit.tasks import explaining
 from rnnkit.tasks.decoding import decoding, translate
 from rnnkit.tasks.task import Task, make_encoder
-from rnnkit.training import Bucketed, TrainingModel
 
 
 @dataclass

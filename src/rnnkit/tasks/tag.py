@@ -20,13 +20,13 @@ from torch import Tensor, nn
 from rnnkit.config import ModelConfig
 from rnnkit.data import readers
 from rnnkit.data.batching import IGNORE, UNSEEN, Batch, unwrap, unwrapped_lengths
+from rnnkit.deploy.export import Exported, Graph, mean, mean_probs, members_mean, output_layer, sequence_graph, tensor
 from rnnkit.errors import UserError
-from rnnkit.export import Exported, Graph, mean, mean_probs, members_mean, output_layer, sequence_graph, tensor
 from rnnkit.nn import CRF, Output, sequence_dropout
 from rnnkit.predict import ends
+from rnnkit.run.training import TrainingModel
 from rnnkit.tasks import labelled
 from rnnkit.tasks.task import Task, make_encoder
-from rnnkit.training import TrainingModel
 
 
 def read(path, configs: dict) -> list:
@@ -152,7 +152,7 @@ def decode(output, labels) -> list[str]:
 
 
 def onnx_graph(model) -> Exported:
-    """The tagger in ONNX ops (rnnkit.export): ids (B, T), lengths (B,) (and chars (B, T, L)) ->
+    """The tagger in ONNX ops (rnnkit.deploy.export): ids (B, T), lengths (B,) (and chars (B, T, L)) ->
     probs (B, T, K), the members' mean ŷ_t, or with a CRF emissions (B, T, K), their mean V s_t + c,
     which the runtime side decodes by Viterbi with the mean CRF scores of the metadata. Only
     steps 1 .. n are read: never <sos>, <eos> or padding."""

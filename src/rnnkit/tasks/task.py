@@ -17,8 +17,8 @@ from rnnkit.data.batching import encode
 from rnnkit.data.text import Example, split_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
-from rnnkit.metrics import format_report
 from rnnkit.nn.encoder import Encoder
+from rnnkit.report.metrics import format_report
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}  # every task's configs
 
@@ -73,7 +73,7 @@ class Task:
     #   for a tsv, csv or jsonl row, or None where the task reads no such rows
     columns: Callable | None = None  # (fmt, column) -> a writer that fills the predicted tags into CoNLL-U or
     #   CoNLL column files; None: the task reads none (a .txt is text)
-    export: Callable | None = None  # model -> its ONNX graph, an rnnkit.export.Exported; None: not exported
+    export: Callable | None = None  # model -> its ONNX graph, an rnnkit.deploy.export.Exported; None: not exported
     # dev examples -> evaluate options under which an untrained model scores them about as long as a
     # trained one will (a time budget is planned on it); seq2seq caps its outputs near the references'
     timing_options: Callable = lambda examples: {}

@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from rnnkit.tables import table
+from rnnkit.report.tables import table
 
 _BIO_TAG = re.compile(r"[BIES]-.+")
 

@@ -33,7 +33,7 @@ The loop never waits on the device for a number it does not need yet: the runnin
 on the device and read back only for the progress bar (at most every half second) and at the end
 of the epoch.
 
-Under torchrun (rnnkit.distributed) each process trains on its share of every epoch's batches,
+Under torchrun (rnnkit.run.distributed) each process trains on its share of every epoch's batches,
 through DistributedDataParallel; the processes agree on every stop and on the dev report, so
 they take the same steps, and rank 0 alone writes the run folder and logs.
 """
@@ -52,12 +52,12 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from rnnkit import distributed
 from rnnkit.config import TrainConfig
 from rnnkit.data.batching import Encoded, TrainingBatch, TrainingData, bucket_batches, make_batch
 from rnnkit.errors import UserError
 from rnnkit.nn.cells import state_map
-from rnnkit.runs import RunFolder
+from rnnkit.run import distributed
+from rnnkit.run.folder import RunFolder
 
 PROGRESS_EVERY = 0.5  # seconds between progress-bar updates, each one reads the loss off the device
 DIVERGENCE_EVERY = 32  # batches between looks at the running loss for NaN or an explosion (each a device sync)
@@ -218,7 +218,7 @@ class Trainer:
         self.scoring_estimate = scoring_estimate
         self.device = device or torch.device("cpu")
         if distributed.launched() and not distributed.active():
-            raise RuntimeError("under torchrun, build the Trainer inside rnnkit.distributed.session(...)")
+            raise RuntimeError("under torchrun, build the Trainer inside rnnkit.run.distributed.session(...)")
         self.rank, self.world = distributed.rank(), distributed.world_size()
         self.main = self.rank == 0
         self.log, self.progress = (log, progress) if self.main else (_quiet, False)
@@ -677,7 +677,7 @@ def finish_run(model, run: RunFolder, dev, history: list[dict], column: str) -> 
     model.Model, of any task), score `dev` once more into metrics.json, and plot the learning curves (`column`
     of history) and a confusion matrix where the report has one. Under torchrun rank 0 reads the
     weights and sends them to the others, and writes alone."""
-    from rnnkit import plots
+    from rnnkit.report import plots
 
     if distributed.is_main():
         model.net.load_state_dict(run.load_weights())

@@ -41,7 +41,7 @@ import numpy as np
 from safetensors import SafetensorError
 
 from rnnkit.errors import UserError
-from rnnkit.tempfiles import open_temp
+from rnnkit.run.files import open_temp
 
 FORMAT = "rnnkit-run"
 FORMAT_VERSION = 1

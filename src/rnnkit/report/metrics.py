@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from rnnkit.tables import table
+from rnnkit.report.tables import table
 
 _MAX_ROW_LABEL = 24  # row labels longer than this are truncated in text tables
 _MAX_COLUMN_LABEL = 8  # longer labels make the confusion columns use indices instead
@@ -170,7 +170,7 @@ def format_report(report: dict, title: str | None = None) -> str:
     lines.append(f"macro-F1  {report['macro_f1']:.3f}  (mean over {present} labels present)")
     lines.append("")
     if "entity" in report:  # tagging with BIO-style labels
-        from rnnkit.spans import format_entities
+        from rnnkit.report.spans import format_entities
 
         lines += [format_entities(report["entity"])]
 

@@ -312,7 +312,7 @@ def metadata(model, exported: Exported) -> dict:
 def export(model, path) -> Path:
     """Write `model` (a loaded Model whose task exports: classify, tag, lm) to the ONNX file `path`;
     returns its path."""
-    from rnnkit.runs import atomic_write_bytes
+    from rnnkit.run.folder import atomic_write_bytes
 
     path = Path(path)
     if path.suffix != ".onnx":

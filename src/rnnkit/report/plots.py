@@ -4,7 +4,7 @@ Each function renders with matplotlib's Agg backend, writes the PNG atomically (
 temporary file in the target folder, then `os.replace`, so a reader never sees half a
 file), creates the parent folder and returns the Path written.
 
-matplotlib is imported inside the functions, so `import rnnkit.plots` costs nothing. The
+matplotlib is imported inside the functions, so `import rnnkit.report.plots` costs nothing. The
 figures are built as `matplotlib.figure.Figure` objects on an Agg canvas, never through
 pyplot, so they select Agg for themselves without switching the backend of a notebook or
 GUI session that imported pyplot, and nothing is left open afterwards.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.metrics import _truncate
+from rnnkit.report.metrics import _truncate
 
 _ANNOTATE_MAX_CLASSES = 20  # above this, cell counts would not fit in the cells
 _TICK_LABEL_CHARS = 16  # longer class names or tokens are cut on the axes
