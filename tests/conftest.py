@@ -53,6 +53,21 @@ def tag_file(tmp_path) -> Path:
 
 # small and fast: the seeds' cell, a few units
 FAST = dict(hidden_size=16, dropout=0.0, word_dropout=0.0, lr=0.05, batch_size=2, epochs=40, patience=None)
+# the same on the command line, for tests that train through rnnkit.cli.main
+FAST_FLAGS = ["--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05", "--batch-size", "2"]
+# a CoNLL-2003 style file: -DOCSTART-, then space-separated word, POS, chunk and NER columns
+CONLL = """-DOCSTART- -X- -X- O
+
+EU NNP B-NP B-ORG
+rejects VBZ B-VP O
+German JJ B-NP B-MISC
+call NN I-NP O
+. . O O
+
+Peter NNP B-NP B-PER
+Blackburn NNP I-NP I-PER
+
+"""
 
 
 # the device: `pytest --device cpu|cuda` (default cpu). Every test pins its device or takes this one;

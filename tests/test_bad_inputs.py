@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLASSIFY, TAGGED, write_conllu, write_tsv
+from conftest import CLASSIFY, CONLL, TAGGED, write_conllu, write_tsv
+from conftest import FAST_FLAGS as FAST
 from rnnkit import predict
 from rnnkit.cli import main
 from rnnkit.data import readers
@@ -24,20 +25,7 @@ from rnnkit.data.vectors import read_vectors
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import DataError
 
-FAST = ["--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05", "--batch-size", "2"]
 DEVICE = ["--device", "cpu"]  # pytest --device's
-CONLL = """-DOCSTART- -X- -X- O
-
-EU NNP B-NP B-ORG
-rejects VBZ B-VP O
-German JJ B-NP B-MISC
-call NN I-NP O
-. . O O
-
-Peter NNP B-NP B-PER
-Blackburn NNP I-NP I-PER
-
-"""
 PAIRS = [(f"a b c {i}", f"c b a {i}") for i in range(5)]
 TOO_LONG = f"a line of at most {MAX_LINE_BYTES} bytes, found a longer one"
 

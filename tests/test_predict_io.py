@@ -8,26 +8,12 @@ import sys
 
 import pytest
 
-from conftest import CLASSIFY, TAGGED, write_conllu, write_tsv
+from conftest import CLASSIFY, CONLL, TAGGED, write_conllu, write_tsv
+from conftest import FAST_FLAGS as FAST
 from rnnkit.cli import main
 from rnnkit.data import readers
 from rnnkit.errors import DataError
 from rnnkit.tasks.tag import fill_conllu
-
-FAST = ["--hidden", "16", "--dropout", "0", "--word-dropout", "0", "--lr", "0.05", "--batch-size", "2"]
-CONLL = """-DOCSTART- -X- -X- O
-
-EU NNP B-NP B-ORG
-rejects VBZ B-VP O
-German JJ B-NP B-MISC
-call NN I-NP O
-. . O O
-
-Peter NNP B-NP B-PER
-Blackburn NNP I-NP I-PER
-
-"""
-
 
 DEVICE = ["--device", "cpu"]  # pytest --device's
 

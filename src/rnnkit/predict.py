@@ -188,13 +188,11 @@ def row_records(
                 continue
             yield _text_record(row[column], split)
     else:
-        for item in cleaned:
+        for item in readers.nonblank(cleaned):
             if item is WAIT:
                 yield WAIT
                 continue
             lineno, line = item
-            if not line.strip():
-                continue
             obj = readers._json_object(name, lineno, line)
             text = readers._json_field(name, lineno, obj, text_field, "--text-field")
             if isinstance(text, list) and all(isinstance(t, str) for t in text):

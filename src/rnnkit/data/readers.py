@@ -152,17 +152,22 @@ def _read_csv(path, text_field: str, label_field: str, level: str) -> list[Examp
 # Rows: what train, evaluate and predict read TSV and CSV files with
 
 
+def nonblank(lines: Iterable) -> Iterator[tuple[int, str] | None]:
+    """The (line number, line) pairs of `lines` whose line is not blank; WAIT passes on."""
+    for item in lines:
+        if item is WAIT or item[1].strip():
+            yield item
+
+
 def tsv_rows(lines: Iterable, is_header: Callable[[list[str]], bool]) -> Iterator[tuple[int, list[str]] | None]:
     """(line number, tab-separated fields) of each non-blank line of `lines` ((line number, line)
     pairs), the first passed over where `is_header(fields)` says it is a header; WAIT passes on."""
     first = True
-    for item in lines:
+    for item in nonblank(lines):
         if item is WAIT:
             yield WAIT
             continue
         lineno, line = item
-        if not line.strip():
-            continue
         fields = line.split("\t")
         if first and is_header(fields):
             first = False
