@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -37,7 +38,10 @@ from rnnkit.run.folder import (
     resumed_data,
 )
 from rnnkit.run.sizing import check_training_size, count_parameters
+from rnnkit.run.tracking import start as start_tracking
+from rnnkit.run.tracking import tracker_names
 from rnnkit.run.training import (
+    Interrupted,
     Trainer,
     check_processes,
     checkpoint_limit,
@@ -79,6 +83,10 @@ def train(
     callbacks=(),
     recipe: str | None = None,
     force: bool = False,
+    track=None,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    on_epoch=(),
     **options,
 ) -> Model:
     """Train a model for `task` ("classify", "tag", "lm" or "seq2seq") on the file `train`, scoring `dev` each
@@ -88,7 +96,12 @@ def train(
     resume=True, continues the run in `out` from its checkpoint, on the data it was trained on
     (`train` and `dev` may be left out; other data is refused unless `force`). `callbacks` are
     called with the Trainer after every batch (trainer.request_stop() stops training the way
-    Ctrl-C does, leaving a checkpoint to resume from). Started by torchrun as several processes,
+    Ctrl-C does, leaving a checkpoint to resume from); `on_epoch` hooks with the Trainer and the epoch's
+    row of history.csv after every epoch (trainer.stop_early(reason, message) ends the run there, complete).
+    `track` ("tensorboard,mlflow", or a list) logs the options, the training loss of every step and
+    each epoch's dev figures to those trackers (rnnkit.run.tracking): TensorBoard's files in the run
+    folder, MLflow's store at `tracking_uri` (default: mlflow.db beside the run folder) under
+    `experiment` (default "rnnkit"). Started by torchrun as several processes,
     it trains data-parallel and rank 0 writes the run (docs/scaling.md). `recipe` names a tuned
     set of options (rnnkit.recipes.RECIPES); `options` override it. `force` also builds a model
     larger than the data or the machine's memory is judged to allow. For "seq2seq", `train` and
@@ -100,6 +113,7 @@ def train(
     spec = _spec(task)
     out = out_path(out)
     check_task_options(task, options)
+    tracking = Tracked(tracker_names(track), tracking_uri, experiment, tuple(on_epoch))
     with TrainingFolder(out, resume, overwrite, distributed.is_main()) as run:  # checks `out` under its lock
         configs, resumes = _configs(run, spec, resume, recipe, options, log)
         if resume:  # from the checkpoint, or started over: on the run's own data
@@ -112,7 +126,8 @@ def train(
         check_processes(len(sets["train"]), configs["train"])  # every input error before any write
         torch.manual_seed(configs["train"].seed)  # the same initial weights in every process
         with distributed.session(pick_device(configs["train"].device)) as device:
-            return _fit(spec, run, sets, (train, dev), configs, resumes, device, log, progress, callbacks, force)
+            return _fit(spec, run, sets, (train, dev), configs, resumes, device, log, progress, callbacks, force,
+                        tracking)  # fmt: skip
 
 
 def _spec(task: str) -> Task:
@@ -199,7 +214,18 @@ def _write_run(spec: Task, run, files: tuple, configs: dict, vocabs: dict) -> No
     run.write_json("vocab.json", {name: vocab.to_dict() for name, vocab in vocabs.items()})
 
 
-def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbacks, force) -> Model:
+@dataclass(frozen=True)
+class Tracked:
+    """What watches a training from outside: trackers (rnnkit.run.tracking) and epoch hooks."""
+
+    trackers: tuple = ()
+    uri: str | None = None
+    experiment: str | None = None
+    on_epoch: tuple = ()
+
+
+def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbacks, force,
+         tracked: Tracked = Tracked()) -> Model:  # fmt: skip
     """Build the model, then train it: dev scored each epoch (the task's dev_options), the best
     weights kept by the task's metric; the Model comes back with them."""
     log = log if distributed.is_main() else _quiet  # under torchrun only rank 0 writes and logs
@@ -213,15 +239,29 @@ def _fit(spec, run, sets, files, configs, resume, device, log, progress, callbac
     trainer = Trainer(model.net, configs["train"], run, evaluate, metric, model.vocab.pad_id, device, log, progress,
                       scoring_estimate=estimate)  # fmt: skip
     trainer.on_batch.extend(callbacks)
+    trainer.on_epoch.extend(tracked.on_epoch)
     if resume:
         trainer.restore(run.load_checkpoint(checkpoint_limit(model.net)))
+    tracking = None
+    if tracked.trackers and distributed.is_main():
+        tracking = start_tracking(tracked.trackers, run, configs, spec.name, tracked.uri, tracked.experiment,
+                                  resume=resume)  # fmt: skip
+        tracking.attach(trainer)
     world, parameters = distributed.world_size(), sum(p.numel() for p in model.net.parameters())
     log(
         f"{spec.name}: {spec.summary(sets['train'], model.vocabs)}, {parameters:,} parameters, device {device}"
         + (f", {world} processes (data-parallel)" if world > 1 else "")
     )
-    state = fit_run(trainer, train_data, run)
-    return finish_run(model, run, sets.get("dev"), state["history"], metric_column(metric))
+    try:
+        state = fit_run(trainer, train_data, run)
+        model = finish_run(model, run, sets.get("dev"), state["history"], metric_column(metric))
+    except BaseException as e:
+        if tracking is not None:
+            tracking.close("KILLED" if isinstance(e, (Interrupted, KeyboardInterrupt)) else "FAILED")
+        raise
+    if tracking is not None:
+        tracking.close("FINISHED", run.read_json("metrics.json") if (run / "metrics.json").is_file() else None)
+    return model
 
 
 def scoring_seconds(model: Model, spec: Task, dev: list, source: str) -> tuple[float, float]:

@@ -34,6 +34,7 @@ from rnnkit.options import flag_of, parse_as, parser_type
 from rnnkit.recipes import RECIPES
 from rnnkit.reference.runs import RUN_TASK
 from rnnkit.run import distributed
+from rnnkit.run.tracking import TRACKERS
 from rnnkit.run.training import Interrupted
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -171,7 +172,16 @@ def add_train_command(sub) -> None:
     add_options(p, "seq2seq", _fields(Seq2SeqConfig))
     add_parallel_options(p, dev=True)
     add_decoding_options(p)
+    add_tracking_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_tracking_options(p) -> None:
+    g = p.add_argument_group("tracking (rnnkit.run.tracking; pip install 'rnnkit[track]')")
+    g.add_argument("--track", help=f"log the options, each step's loss and each epoch's dev figures to "
+                   f"{' and/or '.join(TRACKERS)} (comma-separated)")  # fmt: skip
+    g.add_argument("--tracking-uri", help="MLflow's tracking URI (default: sqlite mlflow.db beside the run folder)")
+    g.add_argument("--experiment", help="MLflow's experiment (default rnnkit)")
 
 
 def add_evaluate_command(sub) -> None:
@@ -312,6 +322,9 @@ def cmd_train(args) -> int:
         recipe=args.recipe,
         force=args.force,
         progress=not args.no_progress and sys.stderr.isatty(),
+        track=args.track,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
         **_given(args, TRAIN_OPTIONS),
     )
     if distributed.is_main():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rnnkit.errors import UserError
 from rnnkit.nn.cells import ACTIVATIONS, CELLS
 from rnnkit.nn.names import ATTENTIONS, READOUTS
-from rnnkit.options import check, fields_of, flag_of, option, problems_to_error, task_options
+from rnnkit.options import Range, check, fields_of, flag_of, option, problems_to_error, task_options
 
 TASKS = ("classify", "tag", "lm", "seq2seq")  # tasks.TASKS holds their records, in this order
 FORMATS = ("tsv", "csv", "jsonl", "conllu", "conll", "text")
@@ -62,30 +62,33 @@ class DataConfig:
 class ModelConfig:
     """The network: the seeds' cell by default; lstm and gru use PyTorch's kernels."""
 
-    cell: str = option("rnn", "rnn: the seeds' cell", "choice", choices=tuple(CELLS))
-    activation: str = option("sigmoid", "σ of the rnn cell, as in the seeds", "choice", choices=ACTIVATIONS)
-    hidden_size: int = option(256, "hidden size H", "count", most=MAX_WIDTH, flag="--hidden")
+    cell: str = option("rnn", "rnn: the seeds' cell", "choice", choices=tuple(CELLS), search=tuple(CELLS))
+    activation: str = option("sigmoid", "σ of the rnn cell, as in the seeds", "choice", choices=ACTIVATIONS,
+                             search=("sigmoid", "tanh"), search_when={"cell": "rnn"})  # fmt: skip
+    hidden_size: int = option(256, "hidden size H", "count", most=MAX_WIDTH, flag="--hidden",
+                              search=(64, 128, 256, 512))  # fmt: skip
     embedding_dim: int | None = option(None, "learned embedding size before U; 0: one-hot into U", "size",
-                                       most=MAX_WIDTH, flag="--embed",
-                                       default_text="0 for rnn, 128 for lstm/gru")  # fmt: skip
-    num_layers: int = option(1, "stacked layers", "count", most=MAX_DEPTH, flag="--layers")
-    bidirectional: bool = option(False, "read both ways", "flag")
-    dropout: float = option(0.25, "dropout on embeddings, between layers and before the output", "fraction")
+                                       most=MAX_WIDTH, flag="--embed", default_text="0 for rnn, 128 for lstm/gru",
+                                       search=(64, 128, 256))  # fmt: skip
+    num_layers: int = option(1, "stacked layers", "count", most=MAX_DEPTH, flag="--layers", search=(1, 2))
+    bidirectional: bool = option(False, "read both ways", "flag", search=(False, True))
+    dropout: float = option(0.25, "dropout on embeddings, between layers and before the output", "fraction",
+                            search=Range(0.0, 0.6))  # fmt: skip
     word_dropout: float = option(0.0, "while training, replace real tokens by <unk> with this probability",
-                                 "fraction")  # fmt: skip
+                                 "fraction", search=Range(0.0, 0.3))  # fmt: skip
     locked_dropout: bool = option(False, "one dropout mask per sentence, the same at every step (variational)",
                                   "flag", tasks=("classify", "tag"))  # fmt: skip
     char_embedding_dim: int = option(0, "character embedding size of a char CNN whose word features join the "
                                      "embedding; 0: none", "size", most=MAX_WIDTH, flag="--char-embed",
-                                     tasks=("tag",))  # fmt: skip
+                                     tasks=("tag",), search=(0, 30))  # fmt: skip
     char_hidden_size: int = option(50, "char CNN filters, the size of each word's character features", "count",
                                    most=MAX_WIDTH, flag="--char-hidden", tasks=("tag",))  # fmt: skip
     crf: bool = option(False, "a linear-chain CRF output layer, trained on -log p(tags), decoded by Viterbi", "flag",
-                       tasks=("tag",))  # fmt: skip
+                       tasks=("tag",), search=(False, True))  # fmt: skip
     vectors: str | None = option(None, "pretrained word vectors (word2vec text or GloVe) that the word embedding "
                                  "starts from; its size too", "text", tasks=("classify", "tag", "lm"))  # fmt: skip
     readout: str = option("last", "the state after <eos> (the seeds'), or max, mean or attention over the steps",
-                          "choice", choices=READOUTS, tasks=("classify",))  # fmt: skip
+                          "choice", choices=READOUTS, tasks=("classify",), search=READOUTS)  # fmt: skip
     ensemble: int = option(1, "train N networks side by side and average their predictions", "count",
                            most=MAX_DEPTH, tasks=("classify", "tag"))  # fmt: skip
     tie_weights: bool = option(False, "the output matrix V is the embedding E (Press & Wolf 2017); needs E == H",
@@ -126,8 +129,9 @@ class TrainConfig:
 
     optimizer: str = option("adam", "sgd: the seeds' plain update w <- w - lr * dL/dw", "choice",
                             choices=("adam", "sgd"))  # fmt: skip
-    lr: float | None = option(None, "learning rate", "number", default_text="adam 1e-3, sgd 0.1")
-    batch_size: int = option(32, "sequences per batch", "count")
+    lr: float | None = option(None, "learning rate", "number", default_text="adam 1e-3, sgd 0.1",
+                              search=Range(3e-4, 1e-2, log=True))  # fmt: skip
+    batch_size: int = option(32, "sequences per batch", "count", search=(16, 32, 64))
     epochs: int = option(30, "at most this many epochs", "count")
     max_minutes: float | None = option(None, "time budget; training stops after the batch that crosses it", "number",
                                        default_text="none")  # fmt: skip

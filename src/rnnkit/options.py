@@ -54,35 +54,52 @@ KINDS = {
 }
 
 
+@dataclass(frozen=True)
+class Range:
+    """Numbers from low to high that `rnnkit tune` searches (rnnkit.tune.space): on a log scale
+    with log, whole numbers with integer."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+
 def option(default, help: str, kind: str, *, choices: tuple = (), most: int | None = None, optional: bool = False,
            flag: str | None = None, tasks: tuple = (), group: str | None = None, default_text: str | None = None,
-           cli: bool = True):  # fmt: skip
+           cli: bool = True, search: tuple | Range | None = None, search_when: dict | None = None):  # fmt: skip
     """A config field stated once. optional: None is a value too (off, or decided elsewhere);
     most: an upper bound; tasks: the tasks that read it (empty: all); flag: the CLI's name
     (default --NAME with dashes); group: the CLI's option group (default the config's);
-    default_text: what the help says the default is where the value alone would not tell."""
+    default_text: what the help says the default is where the value alone would not tell;
+    search: the values (a tuple) or the Range that `rnnkit tune` tries by default, searched only
+    where the options in search_when have those values ({"cell": "rnn"})."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}")
     meta = dict(help=help, kind=kind, choices=tuple(choices), most=most, optional=optional or default is None,
-                flag=flag, tasks=tuple(tasks), group=group, default_text=default_text, cli=cli)  # fmt: skip
+                flag=flag, tasks=tuple(tasks), group=group, default_text=default_text, cli=cli, search=search,
+                search_when=dict(search_when or {}))  # fmt: skip
     return dataclasses.field(default=default, metadata=meta)
 
 
 def check(config) -> list[str]:
     """What is wrong with the values of `config`, a dataclass of options: one line per field."""
-    problems = []
-    for f in dataclasses.fields(config):
-        m, value = f.metadata, getattr(config, f.name)
-        if not m or (value is None and m["optional"]):
-            continue
-        kind = KINDS[m["kind"]]
-        if m["choices"] and value not in m["choices"]:
-            problems.append(f"{f.name} must be one of {', '.join(map(repr, m['choices']))}, got {short(value)}")
-        elif not kind.ok(value):
-            problems.append(f"{f.name} must be {kind.expected}, got {short(value)}")
-        elif m["most"] is not None and value > m["most"]:
-            problems.append(f"{f.name} must be at most {m['most']:,}, got {short(value)}")
-    return problems
+    return [p for f in dataclasses.fields(config) if f.metadata for p in [problem(f, getattr(config, f.name))] if p]
+
+
+def problem(f: dataclasses.Field, value) -> str | None:
+    """What is wrong with `value` for the option `f`, or None."""
+    m = f.metadata
+    if value is None and m["optional"]:
+        return None
+    kind = KINDS[m["kind"]]
+    if m["choices"] and value not in m["choices"]:
+        return f"{f.name} must be one of {', '.join(map(repr, m['choices']))}, got {short(value)}"
+    if not kind.ok(value):
+        return f"{f.name} must be {kind.expected}, got {short(value)}"
+    if m["most"] is not None and value > m["most"]:
+        return f"{f.name} must be at most {m['most']:,}, got {short(value)}"
+    return None
 
 
 def short(value) -> str:

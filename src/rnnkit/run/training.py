@@ -227,7 +227,10 @@ class Trainer:
         # the parameters clipped together: all of them, or each member's of an ensemble (nn.Ensemble)
         self._clip_groups = model.clip_groups()
         self.average = None if config.ema is None else AveragedModel(model, multi_avg_fn=ema_update(config.ema))
-        self.on_batch: list[Callable[[Trainer], None]] = []
+        self.on_batch: list[Callable[[Trainer], None]] = []  # after every optimizer step
+        # after every epoch's row of history.csv (its dev score) is written and checkpointed
+        self.on_epoch: list[Callable[[Trainer, dict], None]] = []
+        self.last_loss: torch.Tensor | None = None  # the last batch's loss, on the device (not synced)
         self._stop = False
         # the time budget keeps back a dev scoring (estimated, then as long as the last one took) and
         # the scoring after training (its estimate, scaled as the dev scorings turn out)
@@ -255,6 +258,16 @@ class Trainer:
 
     def request_stop(self) -> None:
         self._stop = True
+
+    def stop_early(self, reason: str, message: str) -> None:
+        """End training after this epoch as a complete run, as patience does: an on_epoch hook's
+        decision (a tuner's pruner). The best weights so far are the run's."""
+        self._finish(reason, message)
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken so far, over all epochs (this process's)."""
+        return sum(row["steps"] for row in self.state["history"]) + self.state["batch"]
 
     # checkpoints
     def _own_state(self) -> dict:
@@ -450,6 +463,7 @@ class Trainer:
                     self.average.update_parameters(self.model)
                 items = n if cfg.loss == "token" else batch.size
                 loss_sum += loss.detach().double() * items
+                self.last_loss = loss.detach()
                 st["batch"] += 1
                 st["items"] += items
                 st["tokens"] += batch.num_tokens  # counted on the host when the batch was built
@@ -559,6 +573,8 @@ class Trainer:
         if cfg.patience is not None and self.evaluate is not None and st["bad_epochs"] >= cfg.patience:
             self._finish("patience", f"early stop: no better dev {self.metric} for {cfg.patience} epochs")
         self._save_checkpoint()
+        for fn in self.on_epoch:  # a hook's stop_early is saved by the checkpoint that ends fit
+            fn(self, row)
 
 
 # what Trainer.state holds, by type: the state of a checkpoint to resume must hold each
