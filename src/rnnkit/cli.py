@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_command(sub)
     add_datasets_command(sub)
     add_deploy_commands(sub)
+    add_tune_command(sub)
     return parser
 
 
@@ -161,9 +162,9 @@ def add_train_command(sub) -> None:
     )
     p.add_argument(
         "--recipe",
-        choices=sorted(RECIPES),
-        metavar="NAME",
-        help=f"a named, tuned set of options; options given override it: {', '.join(sorted(RECIPES))}",
+        metavar="NAME|FILE",
+        help=f"a named, tuned set of options, or a recipe file (rnnkit tune's best.recipe.json); options given "
+        f"override it: {', '.join(sorted(RECIPES))}",
     )
     add_data_options(p)
     add_options(p, "vocabulary", _fields(DataConfig, "vocabulary"))
@@ -182,6 +183,68 @@ def add_tracking_options(p) -> None:
                    f"{' and/or '.join(TRACKERS)} (comma-separated)")  # fmt: skip
     g.add_argument("--tracking-uri", help="MLflow's tracking URI (default: sqlite mlflow.db beside the run folder)")
     g.add_argument("--experiment", help="MLflow's experiment (default rnnkit)")
+
+
+def add_tune_command(sub) -> None:
+    """`tune` (rnnkit.tune): train's data and options, which fix what the study does not search."""
+    from rnnkit.tune.study import PRUNERS, SAMPLERS
+
+    p = sub.add_parser("tune", help="search options on Optuna: many runs, by several workers, scored on dev")
+    p.add_argument("task", nargs="?", choices=TASK_NAMES)
+    p.add_argument("--train", help="training file (as for train)")
+    p.add_argument("--dev", help="dev file, which scores every trial")
+    p.add_argument("--out", help="study folder: study.db, trials/, best/, best.recipe.json")
+    p.add_argument("--report", metavar="STUDY", help="print a study's trials and draw Optuna's plots, then stop")
+    g = p.add_argument_group("study")
+    g.add_argument("--trials", type=positive_int, default=20, help="complete or pruned trials to reach (default 20)")
+    g.add_argument("--minutes", type=parse_as("number"), help="wall-clock budget of this command (default none)")
+    g.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine (default 1)")
+    g.add_argument("--storage", help="Optuna storage URL shared by workers on many machines, e.g. "
+                   "postgresql+psycopg://user:pw@host/db (default: sqlite study.db in --out)")  # fmt: skip
+    g.add_argument("--space", help="a JSON or YAML file that changes the search space (rnnkit.tune.space)")
+    g.add_argument("--pruner", choices=PRUNERS, default="median", help="stops poor trials early (default median)")
+    g.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="draws the options (default tpe)")
+    g.add_argument("--sampler-seed", type=non_negative_int, help="the sampler's seed (default: random)")
+    g.add_argument("--study-name", help="the study's name in its storage (default: the --out folder's name)")
+    add_data_options(p)
+    add_options(p, "vocabulary", _fields(DataConfig, "vocabulary"))
+    add_options(p, "model (given: fixed for every trial)", _fields(ModelConfig))
+    add_options(p, "training (given: fixed for every trial)", _fields(TrainConfig))
+    add_options(p, "seq2seq", _fields(Seq2SeqConfig))
+    add_parallel_options(p, dev=True)
+    add_decoding_options(p)
+    add_tracking_options(p)
+
+
+def cmd_tune(args) -> int:
+    if args.report:
+        from rnnkit.tune.report import draw, load, trials_table
+
+        study = load(args.report, args.storage)
+        print(trials_table(study))
+        for line in draw(study, args.report):
+            print(line, file=sys.stderr)
+        return 0
+    from rnnkit.tune import tune
+
+    if args.task is None or args.out is None:
+        raise UserError("give a task and --out STUDY (or --report STUDY)")
+    result = tune(
+        args.task,
+        train=_data(args, args.train, args.src, args.tgt, "--train", "--src", "--tgt", args.task),
+        dev=_data(args, args.dev, args.dev_src, args.dev_tgt, "--dev", "--dev-src", "--dev-tgt", args.task),
+        out=args.out, trials=args.trials, minutes=args.minutes, workers=args.workers, storage=args.storage,
+        space=args.space, pruner=args.pruner, sampler=args.sampler, seed=args.sampler_seed,
+        study_name=args.study_name, track=args.track, tracking_uri=args.tracking_uri,
+        log=lambda m: print(m, file=sys.stderr, flush=True), **_given(args, TRAIN_OPTIONS),
+    )  # fmt: skip
+    n = result["trials"]
+    print(f"{n['complete']} complete, {n['pruned']} pruned, {n['fail']} failed"
+          + (f"; best: trial {result['best_trial']}, dev {result['best_value']:.4f}, in {result['best_run']}"
+             if result["best_trial"] is not None else "; no trial complete yet"))  # fmt: skip
+    if result["recipe"]:
+        print(f"train it again with: rnnkit train {args.task} --recipe {result['recipe']} ...", file=sys.stderr)
+    return 0
 
 
 def add_evaluate_command(sub) -> None:
@@ -572,6 +635,7 @@ COMMANDS = {
     "datasets": cmd_datasets,
     "export": cmd_export,
     "serve": cmd_serve,
+    "tune": cmd_tune,
 }
 
 

@@ -66,7 +66,7 @@ class ModelConfig:
     activation: str = option("sigmoid", "σ of the rnn cell, as in the seeds", "choice", choices=ACTIVATIONS,
                              search=("sigmoid", "tanh"), search_when={"cell": "rnn"})  # fmt: skip
     hidden_size: int = option(256, "hidden size H", "count", most=MAX_WIDTH, flag="--hidden",
-                              search=(64, 128, 256, 512))  # fmt: skip
+                              search=(64, 128, 256))  # fmt: skip
     embedding_dim: int | None = option(None, "learned embedding size before U; 0: one-hot into U", "size",
                                        most=MAX_WIDTH, flag="--embed", default_text="0 for rnn, 128 for lstm/gru",
                                        search=(64, 128, 256))  # fmt: skip

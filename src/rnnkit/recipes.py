@@ -7,7 +7,9 @@ task's defaults: {**task DEFAULTS, **recipe, **given}.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rnnkit.errors import UserError
 
@@ -231,11 +233,28 @@ RECIPES: dict[str, Recipe] = {
 
 
 def recipe_options(task: str, name: str) -> dict:
-    """The options of recipe `name`, checked to be one for `task`."""
-    if name not in RECIPES:
+    """The options of recipe `name`, checked to be one for `task`: a name of RECIPES, or a recipe
+    file (JSON: {"task": ..., "about": ..., "options": {...}}, as `rnnkit tune` writes best.recipe.json)."""
+    if name in RECIPES:
+        recipe = RECIPES[name]
+    elif name.endswith(".json") or Path(name).is_file():
+        recipe = read_recipe(name)
+    else:
         known = ", ".join(sorted(RECIPES)) or "none yet"
-        raise UserError(f"unknown recipe {name!r}; known recipes: {known}")
-    recipe = RECIPES[name]
+        raise UserError(f"unknown recipe {name!r}; known recipes: {known}, or a recipe file (.json)")
     if recipe.task != task:
         raise UserError(f"recipe {name!r} is for 'rnnkit train {recipe.task}', not {task!r}")
     return dict(recipe.options)
+
+
+def read_recipe(path) -> Recipe:
+    """A recipe file: a JSON object with "task" and "options" (and "about")."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the recipe: {e.strerror or e}") from None
+    except ValueError as e:
+        raise UserError(f"{path}:{getattr(e, 'lineno', 1)}: expected a recipe as JSON, found {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("task"), str) or not isinstance(data.get("options"), dict):
+        raise UserError(f'{path}:1: expected {{"task": NAME, "options": {{...}}}}, found {str(data)[:60]}')
+    return Recipe(data["task"], str(data.get("about", path)), data["options"])

@@ -63,6 +63,9 @@ def _save_png(fig, path) -> Path:
     return path
 
 
+save_png = _save_png  # for figures drawn elsewhere (Optuna's, in rnnkit.tune.report)
+
+
 def _tick_names(names: list[str]) -> list[str]:
     """Axis labels: long names cut in the middle; indexed when cutting made them collide."""
     short = [_truncate(str(name), _TICK_LABEL_CHARS) for name in names]

@@ -294,6 +294,7 @@ TASK = Task(
     lowercase=False,  # a generator should write capitals where the text has them
     min_labels=0,  # a stream has none; labelled lines condition the generator
     metric="loss",  # dev loss in nats per token, lower is better
+    search={"bidirectional": None},  # a language model reads left to right
     report=format_lm_report,
     confusion=False,
     training_data=training_data,

@@ -77,6 +77,9 @@ class Task:
     # dev examples -> evaluate options under which an untrained model scores them about as long as a
     # trained one will (a time budget is planned on it); seq2seq caps its outputs near the references'
     timing_options: Callable = lambda examples: {}
+    # the task's changes to the default search space of `rnnkit tune` (the options' `search`,
+    # rnnkit.tune.space): {option: values, a Range, or None where the task does not search it}
+    search: dict = field(default_factory=dict)
 
     @property
     def configs(self) -> dict:
