@@ -352,6 +352,8 @@ class Trainer:
         cfg, st = self.config, self.state
         trained = st["epoch"] - 1 if st["batch"] == 0 else st["epoch"]
         epochs = f"{trained} epoch{'' if trained == 1 else 's'}"
+        if st["done"] and st["stop_reason"] != "patience":  # stopped by an on_epoch hook (a tuner's pruner)
+            return f"the run had stopped after epoch {trained} ({st['stop_reason']}): nothing to train"
         if st["done"]:  # stopped early on patience: it stays finished
             return (
                 f"the run had stopped early after epoch {trained} (no better dev {self.metric} for "

@@ -44,7 +44,7 @@ def trials_table(study) -> str:
     names = sorted({k for t in study.trials for k in t.params})
     rows = [["trial", "state", "value", "seconds", "epochs", *names]]
     for t in study.trials:
-        value = t.value if t.value is not None else t.user_attrs.get("value")
+        value = t.user_attrs.get("value", t.value)  # a pruned trial: its best epoch (metrics.json), not its last
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None
         rows.append([str(t.number), t.state.name.lower(), "" if value is None else f"{value:.4f}",
                      "" if seconds is None else f"{seconds:.0f}", str(len(t.intermediate_values)),
@@ -78,6 +78,7 @@ def draw(study, out) -> list[str]:
                 axes = getattr(ov, function)(study)
             figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
             figure.set_size_inches(9, 5)
+            figure.set_layout_engine("tight")  # long option names stay inside the figure
             save_png(figure, path)
             said.append(f"{name}: {path}")
         except (ValueError, RuntimeError, ZeroDivisionError) as e:  # too few complete trials for it
