@@ -238,6 +238,8 @@ def cmd_tune(args) -> int:
         study_name=args.study_name, track=args.track, tracking_uri=args.tracking_uri,
         log=lambda m: print(m, file=sys.stderr, flush=True), **_given(args, TRAIN_OPTIONS),
     )  # fmt: skip
+    if result is None:  # under torchrun, a process other than rank 0: rank 0 says it
+        return 0
     n = result["trials"]
     print(f"{n['complete']} complete, {n['pruned']} pruned, {n['fail']} failed"
           + (f"; best: trial {result['best_trial']}, dev {result['best_value']:.4f}, in {result['best_run']}"

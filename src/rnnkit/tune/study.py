@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnkit.errors import UserError
+from rnnkit.run import distributed
 from rnnkit.run.folder import RunFolder, RunLock, atomic_write_bytes, file_error
 from rnnkit.run.tracking import default_uri, tracker_names
 from rnnkit.tune.space import build, suggest, to_json
@@ -120,12 +121,16 @@ def tune(task: str, train, dev, out, trials: int = 20, minutes: float | None = N
     out = Path(out)
     plan = Plan(task, _jsonable(train), _jsonable(dev), to_json(dims), fixed, direction(spec),
                 study_name or out.resolve().name, pruner, sampler, seed, names)  # fmt: skip
-    _start_folder(out, plan)
     url = storage or f"sqlite:///{(out / STORAGE_FILE).resolve()}"
     settings = Settings(out, url, trials, minutes, workers, tracking_uri,
                         None if minutes is None else time.time() + minutes * 60, tuple(heartbeat))  # fmt: skip
-    study = optuna.create_study(storage=_storage(url), study_name=plan.study_name, direction=plan.direction,
-                                load_if_exists=True)  # fmt: skip
+    if distributed.launched():  # torchrun: every process trains each trial, data-parallel
+        if workers != 1:
+            raise UserError("under torchrun every process trains each trial (data-parallel); leave out --workers")
+        from rnnkit.tune.parallel import run_data_parallel
+
+        return run_data_parallel(plan, settings, dims, log)
+    study = open_study(plan, settings)
     if names and "mlflow" in names:  # the store and experiment made once, before workers race to make them
         from mlflow.tracking import MlflowClient
 
@@ -140,6 +145,14 @@ def tune(task: str, train, dev, out, trials: int = 20, minutes: float | None = N
     study = optuna.load_study(study_name=plan.study_name, storage=_storage(url))
     publish_best(study, out)
     return summary(study, out)
+
+
+def open_study(plan: Plan, s: Settings):
+    """The study folder with its plan, and the study in its storage (created, or loaded to resume)."""
+    optuna = _optuna()
+    _start_folder(s.out, plan)
+    return optuna.create_study(storage=_storage(s.storage), study_name=plan.study_name, direction=plan.direction,
+                               load_if_exists=True)  # fmt: skip
 
 
 def _optuna():
@@ -237,8 +250,8 @@ def _metric_name(plan: Plan) -> str:
 def _pruner(name: str):
     import optuna
 
-    if name == "median":  # prunes from the 3rd trial on, and not in a trial's first 2 epochs
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+    if name == "median":  # Optuna's default: once 5 trials are complete; and not before a trial's 3rd epoch
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=3)
     return optuna.pruners.NopPruner()
@@ -355,37 +368,57 @@ class Objective:
         self.dims = {name: _dimension(dimension, name, entry) for name, entry in plan.space.items()}
 
     def __call__(self, trial) -> float:
-        import optuna
+        options = self.draw(trial)
+        pruning = Pruning(trial, self.plan.pruner != "none")
+        t0 = time.perf_counter()
+        try:
+            value = self.fit(trial.number, options, pruning)
+        except UserError as e:
+            trial.set_user_attr("error", " ".join(str(e).split()))
+            raise
+        return self.finish(trial, pruning, value, time.perf_counter() - t0)
 
-        import rnnkit
-
+    def draw(self, trial) -> dict:
+        """The trial's options: the fixed ones and those its sampler draws, within the study's time."""
         plan, s = self.plan, self.s
-        known = {**self.spec.defaults, **plan.fixed}
-        options = {**plan.fixed, **suggest(trial, self.dims, known)}
+        options = {**plan.fixed, **suggest(trial, self.dims, {**self.spec.defaults, **plan.fixed})}
         if s.deadline is not None:
             left = (s.deadline - time.time()) / 60
             options["max_minutes"] = max(MIN_TRIAL_MINUTES, min(options.get("max_minutes") or math.inf, left))
-        name = f"trial-{trial.number:04d}"
-        folder, log_path = s.out / "trials" / name, s.out / "logs" / f"{name}.log"
-        trial.set_user_attr("run", str(folder.resolve()))
+        trial.set_user_attr("run", str(self.folder(trial.number).resolve()))
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("options", {k: v for k, v in options.items() if k != "max_minutes"})
-        pruning = Pruning(trial, plan.pruner != "none")
-        t0 = time.perf_counter()
-        with open(log_path, "a", encoding="utf-8") as f, contextlib.redirect_stderr(f):
+        return options
+
+    def folder(self, number: int) -> Path:
+        return self.s.out / "trials" / f"trial-{number:04d}"
+
+    def fit(self, number: int, options: dict, pruning: Pruning) -> float | None:
+        """Train the trial's run folder (its log in logs/); its dev score from metrics.json (rank 0's)."""
+        import rnnkit
+
+        plan, s, folder = self.plan, self.s, self.folder(number)
+        log_path = s.out / "logs" / f"{folder.name}.log"
+        with open(log_path if distributed.is_main() else os.devnull, "a", encoding="utf-8") as f:
             say = lambda m: print(m, file=f, flush=True)  # noqa: E731
             try:
-                rnnkit.train(plan.task, train=_source(plan.train), dev=_source(plan.dev), out=folder, overwrite=True,
-                             log=say, on_epoch=[pruning], track=plan.track or None, tracking_uri=s.tracking_uri,
-                             experiment=plan.study_name, **options)  # fmt: skip
+                with contextlib.redirect_stderr(f):
+                    rnnkit.train(plan.task, train=_source(plan.train), dev=_source(plan.dev), out=folder,
+                                 overwrite=True, log=say, on_epoch=[pruning], track=plan.track or None,
+                                 tracking_uri=s.tracking_uri, experiment=plan.study_name, **options)  # fmt: skip
             except UserError as e:
-                say(f"rnnkit: error: {e}")
-                trial.set_user_attr("error", " ".join(str(e).split()))
-                self.log(f"trial {trial.number} [worker {self.worker}]: failed: {' '.join(str(e).split())}")
+                said = " ".join(str(e).split())
+                say(f"rnnkit: error: {said}")
+                self.log(f"trial {number} [worker {self.worker}]: failed: {said}")
                 raise
-        report = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        value = _lookup(report, pruning.metric)
-        seconds = time.perf_counter() - t0
+        if not distributed.is_main():
+            return None
+        return _lookup(json.loads((folder / "metrics.json").read_text(encoding="utf-8")), pruning.metric)
+
+    def finish(self, trial, pruning: Pruning, value: float, seconds: float) -> float:
+        """Record the trial's figures and say them; a pruned trial is told so (optuna.TrialPruned)."""
+        import optuna
+
         trial.set_user_attr("value", value)
         trial.set_user_attr("seconds", round(seconds, 1))
         drawn = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
@@ -437,11 +470,15 @@ class Pruning:
         value = row.get(metric_column(trainer.metric))
         if value is None or not math.isfinite(value):
             return
-        self.trial.report(value, step=row["epoch"])
-        if self.active and self.trial.should_prune():
+        # under torchrun rank 0 holds the trial, and every process takes its decision
+        if distributed.from_main(lambda: self._report(value, row["epoch"])):
             self.pruned = True
             trainer.stop_early("pruned", f"pruned after epoch {row['epoch']}: dev {trainer.metric} {value:.4f} "
                                          "is below the other trials' at that epoch")  # fmt: skip
+
+    def _report(self, value: float, epoch: int) -> bool:
+        self.trial.report(value, step=epoch)
+        return self.active and self.trial.should_prune()
 
 
 def publish_best(study, out: Path) -> None:
