@@ -10,9 +10,7 @@ is loaded here once more on the torch backend; an ONNX backend has no gradients 
 is at most MAX_CHARS characters: an explanation takes one backward pass per step.
 """
 
-from __future__ import annotations
-
-import json
+import json  # no `from __future__ import annotations`: FastAPI reads the routes' annotations as types
 import sys
 
 from rnnkit.errors import UserError
@@ -47,7 +45,8 @@ def add_explain_route(app, run, backend: str = "torch", device: str = "auto") ->
         return JSONResponse({"error": " ".join(str(e).split())}, status_code=400)
 
     @app.get("/explain")
-    def explain_page(text: str | None = None):  # a plain def: FastAPI runs it in its thread pool
+    def explain_page(request: Request):  # a plain def: FastAPI runs it in its thread pool
+        text = request.query_params.get("text")
         try:
             data = {"reports": []} if text is None else explained(text)
         except UserError as e:

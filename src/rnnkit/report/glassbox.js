@@ -161,11 +161,8 @@ function unitChart(r, cols) {
       g.append(c);
     });
   });
-  const units = r.states[0].length;
-  const input = el("input", { type: "number", id: "unit", min: 0, max: units - 1, value: state.unit });
-  input.addEventListener("change", () => pick(Math.max(0, Math.min(units - 1, +input.value || 0))));
   const names = series.map(([n]) => n).join(", ");
-  return section("unit", "one unit over the steps", `unit (0 .. ${units - 1}; or click a row of a heatmap): ${names}`, input, g);
+  return section("unit", `unit ${state.unit} over the steps`, `pick it above, or click a row of a heatmap: ${names}`, g);
 }
 
 function render() {
@@ -174,6 +171,9 @@ function render() {
   const cols = (r.source || r.row).map(shown), units = Array.from({ length: r.states[0].length }, (_, i) => i);
   const add = (o) => main.append(heatmap(o));
   main.replaceChildren();
+  unitBox.max = units.length - 1;
+  state.unit = Math.min(state.unit, units.length - 1);
+  unitBox.value = state.unit;
   const answer = r.translation !== undefined ? r.translation : [].concat(r.prediction).join(" ");
   document.getElementById("said").textContent = `${r.text} → ${answer}`;
   main.append(predictions(r));
@@ -220,6 +220,8 @@ function hover(e) {
 
 document.addEventListener("mouseover", hover);
 document.addEventListener("mouseout", (e) => e.target.dataset && e.target.dataset.tip && (tip.hidden = true));
+const unitBox = document.getElementById("unit");
+unitBox.addEventListener("change", () => pick(Math.max(0, Math.floor(+unitBox.value) || 0)));
 const picker = document.getElementById("sentence");
 if (REPORTS.length > 1) {
   REPORTS.forEach((r, i) => picker.append(el("option", { value: i }, `${i + 1}. ${r.text}`)));

@@ -35,7 +35,7 @@ def page(data: dict, title: str, form: str | None = None) -> str:
 <link rel="icon" href="data:,"><style>
 {style}</style></head>
 <body><header><h1>{html.escape(title)}</h1><select id="sentence" aria-label="sentence"></select>
-<span id="said"></span>{box}</header>
+<label>unit <input type="number" id="unit" min="0" value="0"></label><span id="said"></span>{box}</header>
 <main id="views"></main><div id="tip" role="tooltip" hidden></div>
 <script type="application/json" id="report">{embedded(data)}</script>
 <script>
