@@ -23,7 +23,7 @@ function sv(tag, attrs = {}) {
 
 const transpose = (m) => (m.length ? m[0].map((_, j) => m.map((row) => row[j])) : []);
 const finite = (m) => m.flat().filter((v) => v !== null && Number.isFinite(v));
-const shown = (token) => JSON.stringify(token).slice(1, -1); // a newline or a tab, visible
+const shown = (token) => (token === " " ? "␣" : JSON.stringify(token).slice(1, -1)); // a space, a newline, visible
 
 // colour scales: t in [0, 1] (sequential, white to blue) or [-1, 1] (diverging, blue-white-red)
 function mix(a, b, t) {
@@ -174,7 +174,7 @@ function render() {
   unitBox.max = units.length - 1;
   state.unit = Math.min(state.unit, units.length - 1);
   unitBox.value = state.unit;
-  const answer = r.translation !== undefined ? r.translation : [].concat(r.prediction).join(" ");
+  const answer = r.translation !== undefined ? r.translation : [].concat(r.prediction).map(shown).join(" ");
   document.getElementById("said").textContent = `${r.text} → ${answer}`;
   main.append(predictions(r));
   if (r.probabilities) {

@@ -96,7 +96,8 @@ def matrix(values) -> list:
 
 
 def vector(values) -> list:
-    return matrix(np.asarray(values if not isinstance(values, torch.Tensor) else values.detach().cpu())[None])[0]
+    """A tensor or array (C,) as the report holds it (see `matrix`)."""
+    return matrix(np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values)[None])[0]
 
 
 def report_gates(rnn, x: torch.Tensor, state0=None) -> dict | None:
