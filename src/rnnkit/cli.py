@@ -285,10 +285,13 @@ def add_explain_command(sub) -> None:
     p = sub.add_parser("explain", help="what a run sees and does with one sentence, step by step")
     p.add_argument("run", help="run folder")
     add_device_option(p)
-    p.add_argument("text", help="the sentence")
-    p.add_argument("--gold", help="gold labels, space-separated: one per token (tag) or one (classify)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("text", nargs="?", help="the sentence (or --file)")
+    p.add_argument("--file", help="explain each non-blank line of this file instead: one page, a sentence picker")
+    p.add_argument("--gold", help="gold labels, space-separated: one per token (tag) or one (classify; lm: the label "
+                   "of a conditional generator)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help='print one JSON object (--file: {"reports": [...]})')
     p.add_argument("--plot", help="save the gradient-flow heatmap G[t, k] here (seq2seq: the attention) (PNG)")
+    p.add_argument("--html", help="write the explanation as one self-contained page here, every view of --json")
     add_decoding_options(p)
 
 
@@ -344,6 +347,7 @@ def add_deploy_commands(sub) -> None:
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="what runs the model (default torch)")
     add_limit_options(p)
     p.add_argument("--threads", type=positive_int, help="the model's intra-op threads (default: the library's)")
+    p.add_argument("--explain", action="store_true", help="serve `explain --html`'s page live at GET /explain too")
 
 
 LIMIT_HELP = {  # serve's limits (rnnkit.deploy.serve.Limits holds them and their defaults)
@@ -535,23 +539,37 @@ class _output:
 
 
 def cmd_explain(args) -> int:
-    """The task's explanation printed (or --json), its plot drawn; a plot that cannot be drawn is
-    said last, after what can be shown."""
+    """The task's explanation printed (or --json), its plot drawn and its page written (--html);
+    a plot that cannot be drawn is said last, after what can be shown."""
     import rnnkit
     from rnnkit.api import check_task_options
-    from rnnkit.tasks.explaining import explain
+    from rnnkit.tasks.explaining import explain, explain_lines
 
+    if (args.text is None) == (args.file is None):
+        raise UserError("explain takes one sentence or --file FILE of them, not both or neither")
+    if args.file is not None and (args.gold is not None or args.plot is not None):
+        raise UserError("--gold and --plot go with one sentence; drop them with --file")
     model = rnnkit.load(args.run, device=args.device)
     decoding = _given(args, DECODE_OPTIONS)
     check_task_options(model.task, decoding)
-    report = explain(model, args.text, args.gold, **decoding)
+    if args.file is None:
+        report = explain(model, args.text, args.gold, **decoding)
+    else:
+        report = explain_lines(model, args.file, **decoding)  # {"reports": [...]}
     undrawn = None
     if args.plot:
         try:
             print(model.spec.explain.plot(report, args.plot), file=sys.stderr)
         except UserError as e:
             undrawn = e
-    print(json.dumps(report) if args.json else model.spec.explain.table(report, args.run))
+    if args.html:
+        from rnnkit.report.html import page
+        from rnnkit.run.folder import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.html), page(report, f"rnnkit explain {args.run}").encode("utf-8"))
+        print(f"explanation page: {args.html}", file=sys.stderr)
+    tables = [model.spec.explain.table(r, args.run) for r in report.get("reports", [report])]
+    print(json.dumps(report) if args.json else "\n\n".join(tables))
     if undrawn is not None:
         raise UserError(f"--plot: no heatmap drawn: {undrawn}")
     return 0
@@ -615,7 +633,7 @@ def cmd_serve(args) -> int:
     from rnnkit.deploy.serve import Limits, serve
 
     limits = Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
-    serve(args.run, args.host, args.port, args.backend, limits, args.threads)
+    serve(args.run, args.host, args.port, args.backend, limits, args.threads, explain=args.explain)
     return 0
 
 

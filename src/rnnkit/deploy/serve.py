@@ -316,9 +316,11 @@ MAX_PORT = 65535
 
 
 def serve(
-    run, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits | None = None, threads=None
+    run, host: str = "127.0.0.1", port: int = 8000, backend: str = "torch", limits: Limits | None = None, threads=None,
+    explain: bool = False,
 ) -> None:
-    """Serve `run` until SIGTERM or Ctrl-C (uvicorn's graceful shutdown)."""
+    """Serve `run` until SIGTERM or Ctrl-C (uvicorn's graceful shutdown); `explain`: the glass box
+    at /explain too (deploy/explain_route.py)."""
     if not isinstance(port, int) or not 0 < port <= MAX_PORT:  # the OS would take 70000 as 70000 mod 65536
         raise UserError(f"--port: a TCP port from 1 to {MAX_PORT}, not {port!r}")
     try:
@@ -328,6 +330,10 @@ def serve(
         raise UserError('rnnkit serve needs FastAPI and uvicorn: pip install "rnnkit[serve]"') from None
     b = load_backend(run, backend, threads)
     app = create_app(b, limits or Limits())
+    if explain:
+        from rnnkit.deploy.explain_route import add_explain_route
+
+        add_explain_route(app, run, b.name)
     print(f"serving {run} ({b.task}, {b.name}) on http://{host}:{port}  (POST /predict, GET /health, GET /info)",
           file=sys.stderr, flush=True)  # fmt: skip
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning")).run()

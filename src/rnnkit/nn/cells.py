@@ -13,7 +13,8 @@ lookup. LSTM and GRU run on PyTorch's kernels (cuDNN on CUDA), their gates in Py
 
 A `Cell` says everything the rest of rnnkit asks of a cell: its gates in PyTorch's row order and
 in ONNX's, its state's parts (one tensor, or an LSTM's two), the PyTorch module, function and
-step that run it, and its ONNX operator. A state travels in PyTorch's form, a tensor
+step that run it, what that step computes inside (its gates' values, which `rnnkit explain`
+shows), and its ONNX operator. A state travels in PyTorch's form, a tensor
 (L*dirs, B, H) or a tuple (h, c) of them; `state_map` applies a function to every part (to
 detach, move or index a state) and `state_parts` lists them, so that nothing else asks which
 cell made a state. A new cell is one entry of CELLS (and its tests).
@@ -48,7 +49,10 @@ class Cell:
         for the seeds' cell, which has rnnkit's own parameters U, W, b and kernels (nn/kernels)
         and alone reads token ids (one-hot input). onnx_op: ONNX's operator; onnx_gates: its
         gate blocks in ONNX's order, named as in `gates`; onnx_attributes: what the operator
-        needs set to compute what PyTorch computes."""
+        needs set to compute what PyTorch computes. gate_values: what one step computes inside,
+        (x (B, D), state, w_ih, w_hh, b_ih, b_hh) -> {name: (B, H)}, each gate after its
+        nonlinearity in `gates` order and the new value of every state part but h (an LSTM's c);
+        None for the seeds' cell, whose one pre-activation is its state before σ."""
 
     gates: str
     state: tuple[str, ...]
@@ -56,6 +60,7 @@ class Cell:
     onnx_op: str
     onnx_gates: str
     onnx_attributes: tuple[tuple[str, int], ...] = ()
+    gate_values: Callable | None = None
 
     @property
     def reads_ids(self) -> bool:
@@ -96,9 +101,33 @@ class Cell:
         return self.state_of([like.new_zeros(shape) for _ in self.state])
 
 
+def lstm_gates(x: Tensor, state: tuple, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> dict:
+    """One LSTM step inside: i, f, g, o and c_t = f ⊙ c_{t-1} + i ⊙ g, each (B, H)."""
+    import torch
+    import torch.nn.functional as F
+
+    h, c = state
+    i, f, g, o = (F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)  # (B, H) each
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    return {"i": i, "f": f, "g": g, "o": o, "c": f * c + i * g}
+
+
+def gru_gates(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> dict:
+    """One GRU step inside: r, z and n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), each (B, H)."""
+    import torch
+    import torch.nn.functional as F
+
+    x_r, x_z, x_n = F.linear(x, w_ih, b_ih).chunk(3, dim=-1)  # (B, H) each
+    h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
+    r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+    return {"r": r, "z": z, "n": torch.tanh(x_n + r * h_n)}
+
+
 CELLS = {
     "rnn": Cell(gates="a", state=("s",), torch_name=None, onnx_op="RNN", onnx_gates="a"),
-    "lstm": Cell(gates="ifgo", state=("h", "c"), torch_name="LSTM", onnx_op="LSTM", onnx_gates="iofg"),
+    "lstm": Cell(
+        gates="ifgo", state=("h", "c"), torch_name="LSTM", onnx_op="LSTM", onnx_gates="iofg", gate_values=lstm_gates
+    ),
     # linear_before_reset: PyTorch's n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
     "gru": Cell(
         gates="rzn",
@@ -107,6 +136,7 @@ CELLS = {
         onnx_op="GRU",
         onnx_gates="zrn",
         onnx_attributes=(("linear_before_reset", 1),),
+        gate_values=gru_gates,
     ),
 }
 

@@ -5,8 +5,10 @@ For the seeds' cell this is exact, from the reference's own BPTT run for each lo
     ds_t = dz_t V,  then for k = t, t-1, ..., 1:  G[t, k] = ‖ds_k‖,  ds_{k-1} = (ds_k ⊙ σ'(a_k)) W
 
 and step k's share of ∂L/∂W is ‖Σ_t da_k^(t) s_{k-1}ᵀ‖ over all losses, divided by the sum over
-k. For LSTM and GRU the same matrix comes from PyTorch autograd over the unrolled cell. A
-vanishing gradient shows as G[t, k] falling fast as t - k grows.
+k. The connectivity C[t, k] = ‖∂L_t/∂x_k‖ = ‖U_xᵀ da_k^(t)‖ comes from the same run: U_x (H, D)
+reads the input x_k (U itself for one-hot inputs, or the U after a learned embedding). For LSTM
+and GRU the same G comes from PyTorch autograd over the unrolled cell. A vanishing gradient shows
+as G[t, k] falling fast as t - k grows.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import numpy as np
 from rnnkit.reference.model import Params, forward, outputs, sigma_prime
 
 
-def gradient_flow(p: Params, ids: np.ndarray, targets: np.ndarray, activation: str = "sigmoid") -> dict:
+def gradient_flow(
+    p: Params, ids: np.ndarray, targets: np.ndarray, activation: str = "sigmoid", U_x: np.ndarray | None = None
+) -> dict:
     """For one sequence: ids (T,), targets (T,) with a negative value where no loss is taken.
-    Returns G (T, T) with NaN above the diagonal and where step t has no loss, and W_share (T,)."""
+    Returns G (T, T) with NaN above the diagonal and where step t has no loss, W_share (T,), and
+    C (T, T) the connectivity ‖∂L_t/∂x_k‖, NaN where G is; U_x (H, D): see the module docstring."""
     T = len(ids)
+    U_x = p.U if U_x is None else U_x  # (H, D)
     cache = forward(p, ids[None, :], np.array([T]), activation)
     probs = outputs(p, cache, "tag")[0]  # (T, K)
     a, states = cache["a"][0], cache["states"][0]  # (T, H), (T+1, H)
-    G = np.full((T, T), np.nan)
+    G, C = np.full((T, T), np.nan), np.full((T, T), np.nan)
     dW_by_step = np.zeros((T,) + p.W.shape)
     for t in range(T):
         if targets[t] < 0:
@@ -34,10 +40,11 @@ def gradient_flow(p: Params, ids: np.ndarray, targets: np.ndarray, activation: s
         for k in range(t, -1, -1):
             G[t, k] = np.linalg.norm(ds)
             da = ds * sigma_prime(activation, a[k], states[k + 1])  # through σ at step k
+            C[t, k] = np.linalg.norm(da @ U_x)  # ∂a_k/∂x_k = U_x
             dW_by_step[k] += np.outer(da, states[k])  # ∂⁺a_k/∂W = s_{k-1}
             ds = da @ p.W  # one step further back
     norms = np.linalg.norm(dW_by_step.reshape(T, -1), axis=1)
-    return {"G": G, "W_share": norms / max(norms.sum(), 1e-300)}
+    return {"G": G, "W_share": norms / max(norms.sum(), 1e-300), "C": C}
 
 
 def gradient_flow_autograd(rnn, x, targets, output) -> dict:

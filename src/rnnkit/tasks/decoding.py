@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -72,6 +73,19 @@ def translate(model, pairs: list[Pair], config: DecodeConfig) -> list[tuple[list
         for i, (ids, score) in zip(rows.tolist(), found):
             results[todo[i]] = (target.decode(ids), score)
     return results
+
+
+def hypotheses(model, source: tuple, config: DecodeConfig) -> list[tuple[list[str], float]]:
+    """The beam's finished hypotheses for one source, best first: (target tokens, score)."""
+    source_vocab, target = model.vocabs["source"], model.vocabs["target"]
+    data = encode_pairs([Pair(source)], source_vocab, target)
+    batch = make_pair_batch(data, np.zeros(1, dtype=np.int64), source_vocab.pad_id).to(model.device)
+    found = beam_search(
+        model.net, batch.src, batch.src_lengths, max_target_lengths(batch.src_lengths, config.max_length_ratio),
+        sos=target.sos_id, eos=target.eos_id, banned=[target.pad_id, target.sos_id], beam=config.beam,
+        alpha=config.length_penalty, n_best=True,
+    )[0]  # fmt: skip
+    return [(target.decode(ids), score) for ids, score in found]
 
 
 def max_target_lengths(src_lengths: Tensor, ratio: float) -> Tensor:
@@ -129,9 +143,11 @@ def beam_search(
     banned: list[int],
     beam: int,
     alpha: float = 0.0,
+    n_best: bool = False,
 ):
     """Beam search (see the module docstring) over a batch of B sentences at once.
-    Returns, per sentence, (token ids without <eos>, log P / lp(|y|) of the best hypothesis)."""
+    Returns, per sentence, (token ids without <eos>, log P / lp(|y|) of the best hypothesis);
+    n_best: a list of the K finished hypotheses of each sentence, best first, instead."""
     net.eval()
     B, K, device = src.shape[0], beam, src.device
     memory, state = net.encode(src, src_lengths)
@@ -184,5 +200,11 @@ def beam_search(
         live = live.masked_fill(done.unsqueeze(1), -math.inf)
         if bool(done.all()):
             break
+    if n_best:
+        tokens, lengths, scores = fin_tokens.tolist(), fin_length.tolist(), fin_score.tolist()
+        return [
+            [(row[: n - 1], s) for row, n, s in zip(tokens[b], lengths[b], scores[b]) if math.isfinite(s)]
+            for b in range(B)
+        ]
     best_tokens, best_length = fin_tokens[:, 0].tolist(), fin_length[:, 0].tolist()
     return [(row[: n - 1], float(s)) for row, n, s in zip(best_tokens, best_length, fin_score[:, 0].tolist())]

@@ -45,7 +45,7 @@ from rnnkit.nn.cells import CELLS, state_map
 from rnnkit.nn.encoder import word_dropout
 from rnnkit.report.metrics import bits_per_char, format_lm_report, perplexity
 from rnnkit.run.training import TrainingModel
-from rnnkit.tasks import generation
+from rnnkit.tasks import explaining, generation
 from rnnkit.tasks.task import Task, token_network
 
 TARGET = "label"  # labelled data: one label per sequence, the condition; the targets are the next tokens
@@ -285,6 +285,7 @@ def onnx_graph(model) -> Exported:
 TASK = Task(
     "lm",
     generate=generation.generate,
+    explain=explaining.LM,
     read=read,
     network=token_network(LanguageModel),
     target=TARGET,
