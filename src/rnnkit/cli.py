@@ -259,9 +259,10 @@ def add_datasets_command(sub) -> None:
 
 def add_deploy_commands(sub) -> None:
     """`export` (an ONNX file) and `serve` (an HTTP service): rnnkit.deploy.export, rnnkit.deploy.serve."""
-    p = sub.add_parser("export", help="write a classify, tag or lm run as an ONNX file (runs without PyTorch)")
+    p = sub.add_parser("export", help="write a run as an ONNX file (runs without PyTorch)")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--int8", action="store_true", help="int8 weights (onnxruntime's dynamic quantization)")
     p = sub.add_parser("serve", help="an HTTP JSON service for a run: POST /predict, GET /health, GET /info")
     p.add_argument("run", help="run folder (or, with --backend onnx, an exported .onnx file)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -528,7 +529,7 @@ def _bytes(n: int) -> str:
 def cmd_export(args) -> int:
     import rnnkit
 
-    path = rnnkit.load(args.run).export(args.out)
+    path = rnnkit.load(args.run).export(args.out, int8=args.int8)
     print(f"exported {args.run} to {path}; run it with rnnkit.onnx.Predictor({str(path)!r})", file=sys.stderr)
     return 0
 
