@@ -263,13 +263,15 @@ def add_deploy_commands(sub) -> None:
     p.add_argument("run", help="run folder")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--int8", action="store_true", help="int8 weights (onnxruntime's dynamic quantization)")
-    p = sub.add_parser("serve", help="an HTTP JSON service for a run: POST /predict, GET /health, GET /info")
+    p = sub.add_parser("serve", help="an HTTP JSON service for a run: POST /predict (/generate), GET /health, /metrics")
     p.add_argument("run", help="run folder (or, with --backend onnx, an exported .onnx file)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port, default=8000, help="TCP port, 1 to 65535 (default 8000)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="what runs the model (default torch)")
     add_limit_options(p)
-    p.add_argument("--threads", type=positive_int, help="the model's intra-op threads (default: the library's)")
+    p.add_argument("--threads", type=positive_int,
+                   help="the model's intra-op threads per worker (default: the library's; with workers, cores / N)")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes sharing the port (default 1)")
 
 
 LIMIT_HELP = {  # serve's limits (rnnkit.deploy.serve.Limits holds them and their defaults)
@@ -538,7 +540,7 @@ def cmd_serve(args) -> int:
     from rnnkit.deploy.serve import Limits, serve
 
     limits = Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
-    serve(args.run, args.host, args.port, args.backend, limits, args.threads)
+    serve(args.run, args.host, args.port, args.backend, limits, args.threads, args.workers)
     return 0
 
 
