@@ -16,6 +16,12 @@ long they trained).
             kept-alive connection for --seconds: requests/s, p50 and p99 latency; the gain from
             batching is the requests/s at 32 over that at 1 (and, for reference, the tagger at 32
             with --max-batch 1, batching off). The load stops by itself.
+  workers   (--workers-only skips the rest) `rnnkit serve pos.onnx --backend onnx --workers N` (N = 1, 2)
+            pinned to --server-cores, loaded by a load generator in its own process pinned to
+            --client-cores (os.sched_setaffinity; default: the last core for the load, the others for
+            the server): requests/s, p50 and p99 at 1 and 32 clients for --seconds; then a soak of
+            --soak requests at 32 clients against 2 workers, with the resident memory (RSS) of the
+            server's processes (supervisor and workers) after the first tenth and at the end.
 Writes OUT/serve.json and prints Markdown tables (docs/benchmarks.md pastes them).
 """
 
@@ -33,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import rnnkit
@@ -106,7 +113,8 @@ async def _request(reader, writer, body: bytes) -> int:
     return status
 
 
-async def _load(port: int, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
+async def _load(port: int, bodies: list[bytes], concurrency: int, seconds: float, requests: int | None = None) -> dict:
+    """C clients for `seconds`, or until `requests` have been answered."""
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
@@ -115,7 +123,7 @@ async def _load(port: int, bodies: list[bytes], concurrency: int, seconds: float
         nonlocal errors
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         i = k
-        while time.perf_counter() < stop_at:
+        while time.perf_counter() < stop_at and (requests is None or len(latencies) < requests):
             start = time.perf_counter()
             status = await _request(reader, writer, bodies[i % len(bodies)])
             latencies.append(time.perf_counter() - start)
@@ -166,6 +174,112 @@ def server_load(run: Path, backend: str, bodies: list[bytes], seconds: float, ex
             server.kill()
 
 
+def _load_process(cores: set, port: int, bodies: list[bytes], concurrency: int, seconds: float, requests, queue):
+    """The load generator in a process of its own, on cores apart from the server's."""
+    os.sched_setaffinity(0, cores)
+    try:
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    queue.put(run(_load(port, bodies, concurrency, seconds, requests)))
+
+
+def load_apart(cores: set, port: int, bodies: list[bytes], concurrency: int, seconds: float, requests=None) -> dict:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    p = ctx.Process(target=_load_process, args=(cores, port, bodies, concurrency, seconds, requests, queue))
+    p.start()
+    result = queue.get()
+    p.join()
+    return result
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (/proc)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += 1024 * int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def start_server(source: Path, cores: set, *extra) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "rnnkit", "serve", str(source), "--port", str(port), "--backend", "onnx", *extra]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: os.sched_setaffinity(0, cores))  # fmt: skip
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read()
+            return server, port
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("the server did not start")
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def workers_load(source: Path, bodies: list[bytes], args) -> dict:
+    """The workers section (module docstring)."""
+    server_cores, client_cores = args.server_cores, args.client_cores
+    rows = []
+    for workers in (1, 2):
+        server, port = start_server(source, server_cores, "--workers", str(workers))
+        try:
+            load_apart(client_cores, port, bodies, 32, 2.0)  # warm up every worker
+            for c in (1, 32):
+                rows.append({"workers": workers, **load_apart(client_cores, port, bodies, c, args.seconds)})
+                print(f"workers {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
+        finally:
+            stop(server)
+    server, port = start_server(source, server_cores, "--workers", "2")
+    try:
+        warm = max(1, args.soak // 10)
+        first = load_apart(client_cores, port, bodies, 32, 1e9, warm)
+        rss_start = tree_rss(server.pid)
+        rest = load_apart(client_cores, port, bodies, 32, 1e9, args.soak - warm)
+        rss_end = tree_rss(server.pid)
+    finally:
+        stop(server)
+    soak = {"requests": first["requests"] + rest["requests"], "errors": first["errors"] + rest["errors"],
+            "requests_per_s": rest["requests_per_s"], "p99_ms": rest["p99_ms"], "rss_start_mb": rss_start / 1e6,
+            "rss_end_mb": rss_end / 1e6, "rss_growth": rss_end / rss_start - 1}  # fmt: skip
+    print(f"soak {json.dumps(soak)}", file=sys.stderr, flush=True)
+    return {"server_cores": sorted(server_cores), "client_cores": sorted(client_cores), "rows": rows, "soak": soak}
+
+
+def workers_table(w: dict) -> str:
+    lines = [f"server on cores {w['server_cores']}, load generator on cores {w['client_cores']}", "",
+             "| workers | clients | requests/s | p50 ms | p99 ms | gain over 1 client |",
+             "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in w["rows"]:
+        base = next(x["requests_per_s"] for x in w["rows"] if x["workers"] == r["workers"] and x["concurrency"] == 1)
+        lines.append(f"| {r['workers']} | {r['concurrency']} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | "
+                     f"{r['p99_ms']:.1f} | {r['requests_per_s'] / base:.1f}x |")  # fmt: skip
+    s = w["soak"]
+    lines += ["", "| soak: requests | errors | requests/s | p99 ms | RSS at 10% | RSS at the end | growth |",
+              "|---:|---:|---:|---:|---:|---:|---:|",
+              f"| {s['requests']:,} | {s['errors']} | {s['requests_per_s']:,.0f} | {s['p99_ms']:.1f} | "
+              f"{s['rss_start_mb']:.0f} MB | {s['rss_end_mb']:.0f} MB | {100 * s['rss_growth']:+.1f}% |"]  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = Path(__file__).resolve().parent
@@ -177,9 +291,24 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["onnx", "torch"], choices=["onnx", "torch"])
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS), help="which runs (default both)")
     parser.add_argument("--out", type=Path, default=here / "results", help="JSON (and trained runs) go here")
+    cores = sorted(os.sched_getaffinity(0))
+    parser.add_argument("--server-cores", type=int, nargs="+", default=cores[:-1] or cores, help="the server's cores")
+    parser.add_argument("--client-cores", type=int, nargs="+", default=cores[-1:], help="the load generator's")
+    parser.add_argument("--soak", type=int, default=200_000, help="requests of the soak (workers section)")
+    parser.add_argument("--workers-only", action="store_true", help="only the workers section, on the pos tagger")
     args = parser.parse_args()
+    args.server_cores, args.client_cores = set(args.server_cores), set(args.client_cores)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "runs": {}}
+    if args.workers_only:
+        run = trained("pos", args.pos_run, args.data, args.out, args.minutes)
+        model = rnnkit.load(run)
+        onnx_path = model.export(Path(tempfile.mkdtemp(prefix="rnnkit-bench-")) / "pos.onnx")
+        bodies = [json.dumps({"tokens": [x]}).encode() for x in dev_inputs("pos", model, args.data)]
+        results["workers"] = workers_load(onnx_path, bodies, args)
+        (args.out / "serve_workers.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(workers_table(results["workers"]))
+        return
     for name, given in (("pos", args.pos_run), ("sentiment", args.sentiment_run)):
         if name not in args.runs:
             continue

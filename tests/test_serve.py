@@ -3,6 +3,8 @@
 SIGTERM stops the server gracefully."""
 
 import asyncio
+import importlib.util
+import json
 import os
 import re
 import signal
@@ -157,16 +159,63 @@ def test_the_onnx_backend_gives_a_classifier_its_probabilities(tmp_path, classif
         assert item["label"] == label and item["probs"] == pytest.approx(probs, abs=1e-5)
 
 
-def test_a_language_model_is_refused_on_either_backend_and_says_why(tmp_path):
-    (tmp_path / "stream.txt").write_text("the cat sat on the mat\n" * 4, encoding="utf-8")
-    run = tmp_path / "run"
-    model = rnnkit.train("lm", train=tmp_path / "stream.txt", out=run, epochs=1, hidden_size=4, device="cpu",
-                         log=lambda m: None)  # fmt: skip
-    with pytest.raises(rnnkit.UserError, match="serve covers classify and tag runs, not a 'lm' run"):
-        load_backend(run)
-    pytest.importorskip("onnxruntime", reason='the onnx backend needs onnxruntime: pip install -e ".[onnx]"')
-    with pytest.raises(rnnkit.UserError, match="serve covers classify and tag models, not a 'lm' one"):
-        load_backend(model.export(tmp_path / "lm.onnx"), "onnx")
+@pytest.fixture(scope="module")
+def language_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lm")
+    (d / "stream.txt").write_text("the cat sat on the mat\n" * 4, encoding="utf-8")
+    rnnkit.train("lm", train=d / "stream.txt", out=d / "run", epochs=1, hidden_size=4, device="cpu", log=lambda m: None)
+    return d / "run"
+
+
+def test_a_language_model_generates_on_either_backend_and_predict_points_to_generate(language_model, tmp_path):
+    model = rnnkit.load(language_model, device="cpu")
+    expected = model.generate("the", 6, temperature=0)
+    backends = [load_backend(language_model)]
+    if importlib.util.find_spec("onnxruntime"):
+        backends.append(load_backend(model.export(tmp_path / "lm.onnx"), "onnx"))
+    for backend in backends:
+        with TestClient(create_app(backend)) as client:
+            r = client.post("/generate", json={"prompt": "the", "length": 6, "temperature": 0})
+            assert r.status_code == 200 and r.json() == {"text": expected}, backend.name
+            r = client.post("/predict", json={"texts": ["the cat"]})
+            assert r.status_code == 400 and "POST /generate" in r.json()["error"]
+            assert client.post("/generate", json={"length": 0}).status_code == 400
+            assert client.post("/generate", json={"prompt": "a", "colour": 1}).status_code == 400
+            assert client.get("/info").json()["routes"] == ["/generate"]
+
+
+def test_a_tagger_has_no_generate_route(tagger):
+    with client_of(tagger) as client:
+        r = client.post("/generate", json={"prompt": "the"})
+        assert r.status_code == 400 and "POST /predict" in r.json()["error"]
+
+
+def test_a_seq2seq_run_is_served_on_either_backend_with_its_translations(tmp_path):
+    from test_export_seq2seq import SOURCES, random_seq2seq
+
+    model = random_seq2seq(beam=3)
+    backends = [Backend(model.predict_examples, "seq2seq", [], "word", "torch", {}, False,
+                        split=lambda t: model.spec.split(t, "word"), example=model.spec.example)]  # fmt: skip
+    if importlib.util.find_spec("onnxruntime"):
+        backends.append(load_backend(model.export(tmp_path / "mt.onnx"), "onnx"))
+    for backend in backends:
+        with TestClient(create_app(backend)) as client:
+            r = client.post("/predict", json={"texts": SOURCES})
+            assert r.status_code == 200 and r.json() == {"predictions": model.predict(SOURCES)}, backend.name
+
+
+def test_metrics_count_requests_errors_latency_and_batch_sizes(classifier):
+    with client_of(classifier) as client:
+        for _ in range(3):
+            client.post("/predict", json={"texts": TEXTS[:2]})
+        client.post("/predict", content=b"{not json")
+        text = client.get("/metrics").text
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
+    assert samples['rnnkit_requests_total{route="/predict",status="200"}'] == 3
+    assert samples['rnnkit_requests_total{route="/predict",status="400"}'] == 1
+    assert samples['rnnkit_errors_total{kind="client"}'] == 1
+    assert samples['rnnkit_request_seconds_count{route="/predict"}'] == 4
+    assert samples["rnnkit_batch_texts_count"] == 3 and samples["rnnkit_batch_texts_sum"] == 6
 
 
 def _free_port() -> int:
@@ -206,3 +255,77 @@ def test_rnnkit_serve_answers_on_loopback_and_stops_gracefully_on_sigterm(classi
         if server.poll() is None:
             os.kill(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def _get(url: str, body: bytes | None = None):
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read().decode("utf-8")
+
+
+def _small_run(task: str, tmp_path, tag_file) -> tuple:
+    """A run folder quickly trained, and a text it reads."""
+    run = tmp_path / task
+    if task == "tag":
+        rnnkit.train("tag", train=tag_file, out=run, **{**FAST, "epochs": 1}, device="cpu", log=lambda m: None)
+        return run, "the movie was great ."
+    words = ["abc", "bca", "cab", "aab", "bba", "cca"]
+    (tmp_path / "s.txt").write_text("".join(w + "\n" for w in words), encoding="utf-8")
+    (tmp_path / "t.txt").write_text("".join(w[::-1] + "\n" for w in words), encoding="utf-8")
+    rnnkit.train("seq2seq", train=(tmp_path / "s.txt", tmp_path / "t.txt"), out=run, level="char", hidden_size=8,
+                 embedding_dim=4, epochs=1, device="cpu", log=lambda m: None)  # fmt: skip
+    return run, "abc"
+
+
+@pytest.mark.parametrize("task, backend", [("tag", "torch"), ("seq2seq", "onnx")])
+def test_serve_with_two_workers_answers_on_one_port_and_metrics_add_up_across_them(task, backend, tag_file, tmp_path):
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime", reason='the onnx backend needs onnxruntime: pip install -e ".[onnx]"')
+    run, text = _small_run(task, tmp_path, tag_file)
+    expected = rnnkit.load(run, device="cpu").predict([text])
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit", "serve", str(run), "--port", str(port), "--workers", "2", "--backend",
+         backend],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                _get(f"{base}/health")
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the server did not answer /health within 120 s")
+        body = json.dumps({"texts": [text]}).encode()
+        for _ in range(20):  # enough for both workers to take some (the kernel spreads the connections)
+            assert json.loads(_get(f"{base}/predict", body)) == {"predictions": expected}
+        metrics = _get(f"{base}/metrics")
+        assert 'rnnkit_requests_total{route="/predict",status="200"} 20.0' in metrics  # whichever worker answered
+        assert "rnnkit_batch_texts_count" in metrics
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) in (0, -signal.SIGTERM)
+        assert "in 2 workers" in server.stdout.read()
+    finally:
+        if server.poll() is None:
+            os.kill(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_a_worker_serving_an_export_imports_no_torch(tagger, tmp_path):
+    pytest.importorskip("onnxruntime", reason='the onnx backend needs onnxruntime: pip install -e ".[onnx]"')
+    path = tagger.export(tmp_path / "pos.onnx")
+    given = {"run": str(path), "backend": "onnx", "threads": 1, "limits": {}}
+    code = (
+        "import sys\nfrom fastapi.testclient import TestClient\nfrom rnnkit.deploy.serve import app_from_environment\n"
+        "with TestClient(app_from_environment()) as c:\n"
+        "    assert c.post('/predict', json={'texts': ['The movie was great .']}).status_code == 200\n"
+        "    assert c.get('/metrics').status_code == 200\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "RNNKIT_SERVE": json.dumps(given)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

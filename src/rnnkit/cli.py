@@ -337,16 +337,19 @@ def add_datasets_command(sub) -> None:
 
 def add_deploy_commands(sub) -> None:
     """`export` (an ONNX file) and `serve` (an HTTP service): rnnkit.deploy.export, rnnkit.deploy.serve."""
-    p = sub.add_parser("export", help="write a classify, tag or lm run as an ONNX file (runs without PyTorch)")
+    p = sub.add_parser("export", help="write a run as an ONNX file (runs without PyTorch)")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", required=True, help="the .onnx file to write")
-    p = sub.add_parser("serve", help="an HTTP JSON service for a run: POST /predict, GET /health, GET /info")
+    p.add_argument("--int8", action="store_true", help="int8 weights (onnxruntime's dynamic quantization)")
+    p = sub.add_parser("serve", help="an HTTP JSON service for a run: POST /predict (/generate), GET /health, /metrics")
     p.add_argument("run", help="run folder (or, with --backend onnx, an exported .onnx file)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port, default=8000, help="TCP port, 1 to 65535 (default 8000)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="what runs the model (default torch)")
     add_limit_options(p)
-    p.add_argument("--threads", type=positive_int, help="the model's intra-op threads (default: the library's)")
+    p.add_argument("--threads", type=positive_int,
+                   help="the model's intra-op threads per worker (default: the library's; with workers, cores / N)")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes sharing the port (default 1)")
     p.add_argument("--explain", action="store_true", help="serve `explain --html`'s page live at GET /explain too")
 
 
@@ -624,7 +627,7 @@ def _bytes(n: int) -> str:
 def cmd_export(args) -> int:
     import rnnkit
 
-    path = rnnkit.load(args.run).export(args.out)
+    path = rnnkit.load(args.run).export(args.out, int8=args.int8)
     print(f"exported {args.run} to {path}; run it with rnnkit.onnx.Predictor({str(path)!r})", file=sys.stderr)
     return 0
 
@@ -633,7 +636,7 @@ def cmd_serve(args) -> int:
     from rnnkit.deploy.serve import Limits, serve
 
     limits = Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
-    serve(args.run, args.host, args.port, args.backend, limits, args.threads, explain=args.explain)
+    serve(args.run, args.host, args.port, args.backend, limits, args.threads, args.workers, explain=args.explain)
     return 0
 
 

@@ -117,12 +117,12 @@ class Model:
 
         return explain(self, text, gold, **decoding)
 
-    def export(self, path) -> Path:
-        """Write this classify, tag or lm model to the ONNX file `path` (rnnkit.deploy.export); run it
-        without PyTorch with rnnkit.onnx.Predictor(path) (.predict, or .generate for an lm)."""
+    def export(self, path, int8: bool = False) -> Path:
+        """Write this model to the ONNX file `path` (rnnkit.deploy.export; int8: its weights in int8);
+        run it without PyTorch with rnnkit.onnx.Predictor(path) (.predict, or .generate for an lm)."""
         from rnnkit.deploy.export import export
 
-        return export(self, path)
+        return export(self, path, int8)
 
     def read(self, source, **read_options) -> list:
         """The examples of a file (seq2seq: or of a (source, target) pair of files), or of a

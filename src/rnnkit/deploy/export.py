@@ -1,4 +1,4 @@
-"""Export a trained `classify`, `tag` or `lm` run to ONNX, with its recurrent layers as ONNX's own
+"""Export a trained run to ONNX, with its recurrent layers as ONNX's own
 `RNN`, `LSTM` and `GRU` operators (one node per layer, both directions in it), so that any ONNX
 runtime runs them natively. The graph is written from the run's weights with `onnx.helper`,
 operator by operator, rather than traced: tracing unrolls the seeds' cell into a loop.
@@ -23,13 +23,13 @@ linear_before_reset=1, PyTorch's n = tanh(W_n x + b_in + r ⊙ (R_n h + b_hn)).
 This file holds what every task's graph is built from (`Graph`, the recurrent layers, the
 encoder, the rows a sequence graph reads) and writes the model; what comes after the encoder is
 the task's own, its record's `export` (tasks/classify.py: readout and ŷ; tasks/tag.py: ŷ_t or a
-CRF's emissions; tasks/lm.py: one step of a language model). A task whose record has none
-(seq2seq: its attention decoder would need an encoder graph and a decoder-step graph with the
-encoder states as an input, and beam search beside them) is not exported.
+CRF's emissions; tasks/lm.py: one step of a language model; tasks/seq2seq_onnx.py: an encoder
+graph and a decoder-step graph, searched beside them). A task whose record has none is not exported.
+`quantize` writes the int8 twin of an export (onnxruntime's dynamic quantization).
 
 Everything the runtime side (`rnnkit.onnx`) needs to turn text into these inputs and outputs
 into labels is stored in the model's metadata under "rnnkit" (JSON): task, what the graph
-outputs (`output`: "label", "tags" or "next_token"), the token, label and character
+outputs (`output`: "label", "tags", "next_token" or "translation"), the token, label and character
 vocabularies, lowercasing and level, the run's config, and what the task adds (a CRF's
 transition, start and end scores; a generator's s_0 per label and the ids it never draws).
 The .onnx file alone is the whole deployable model.
@@ -145,20 +145,24 @@ def recurrent_layer(g: Graph, p: dict, config, layer: int, onehot: bool) -> tupl
     return op, [g.const(W, "W"), g.const(R, "R"), g.const(B, "B")], {**direction, **attrs}
 
 
-def _recurrent(g: Graph, p: dict, config, x: str, seq_lens: str, onehot: bool) -> tuple[str, str]:
+def _recurrent(g: Graph, p: dict, config, x: str, seq_lens: str, onehot: bool) -> tuple[str, list[list[str]]]:
     """The stack of recurrent layers on x (T, B, D): one ONNX RNN/LSTM/GRU node per layer.
-    Returns the top layer's states (T, B, dirs*H), zero past each length, and its final state
-    (dirs, B, H) at each row's true end (right to left: after reading back to step 0)."""
+    Returns the top layer's states (T, B, dirs*H), zero past each length, and each layer's final
+    state, [Y_h] ([Y_h, Y_c] for an LSTM), each (dirs, B, H) at each row's true end (right to
+    left: after reading back to step 0)."""
+    finals = []
     for layer in range(config.num_layers):
         op, weights, attrs = recurrent_layer(g, p, config, layer, onehot)
         outputs = 1 + len(CELLS[config.cell].state)  # Y, and each part of the final state
-        Y, Y_h, *_ = g.op(op, x, *weights, seq_lens, outputs=outputs, **attrs)  # (T, dirs, B, H), (dirs, B, H)
+        Y, *final = g.op(op, x, *weights, seq_lens, outputs=outputs, **attrs)  # (T, dirs, B, H), (dirs, B, H) each
+        finals.append(final)
         x = g.op("Reshape", g.op("Transpose", Y, perm=[0, 2, 1, 3]), g.const(np.array([0, 0, -1])))  # (T, B, dirs*H)
-    return x, Y_h
+    return x, finals
 
 
-def _encoder(g: Graph, p: dict, config, ids_tb: str, seq_lens: str, chars_tb: str | None) -> tuple[str, str]:
-    """Token ids (T, B) -> states (T, B, dirs*H) and the top layer's final state (rnnkit.nn.Encoder)."""
+def encoder_graph(g: Graph, p: dict, config, ids_tb: str, seq_lens: str, chars_tb: str | None = None):
+    """Token ids (T, B) -> states (T, B, dirs*H) and each layer's final state (rnnkit.nn.Encoder;
+    `_recurrent`)."""
     if "embedding.weight" in p:
         x = g.op("Gather", g.const(p["embedding.weight"], "E"), ids_tb)  # (T, B, E)
         if chars_tb is not None:
@@ -170,7 +174,8 @@ def _encoder(g: Graph, p: dict, config, ids_tb: str, seq_lens: str, chars_tb: st
     return _recurrent(g, p, config, x, seq_lens, onehot=True)
 
 
-def _strip(p: dict, prefix: str) -> dict:
+def strip(p: dict, prefix: str) -> dict:
+    """The weights under `prefix`, named without it."""
     return {k[len(prefix) :]: v for k, v in p.items() if k.startswith(prefix)}
 
 
@@ -238,8 +243,8 @@ def sequence_graph(model, head: Head, mask: bool = False) -> tuple[Graph, list, 
     config, params = model.model_config, weights(model.net)
     logits = []
     for p in params:
-        states, final = _encoder(g, _strip(p, "encoder."), config, ids_tb, seq_lens, chars_tb)
-        logits.append(head(g, p, config, states, final, rows))
+        states, finals = encoder_graph(g, strip(p, "encoder."), config, ids_tb, seq_lens, chars_tb)
+        logits.append(head(g, p, config, states, finals[-1][0], rows))  # the top layer's final h
     return g, inputs, logits, params
 
 
@@ -259,10 +264,7 @@ class Exported:
 def check_exportable(spec) -> None:
     """Refuse a task whose record has no `export` (tasks/task.py), before any weight is read."""
     if spec.export is None:
-        raise UserError(
-            f"export covers classify, tag and lm runs; a {spec.name!r} run cannot be exported yet "
-            "(serve it from its run folder with 'rnnkit predict')"
-        )
+        raise UserError(f"a {spec.name!r} run cannot be exported (its task has no ONNX graph); serve its run folder")
 
 
 def build(model):
@@ -300,7 +302,7 @@ def metadata(model, exported: Exported) -> dict:
         "output": exported.output,
         "level": model.data_config.level,
         "vocab": vocab(model.vocab),
-        "labels": list(model.labels.itos_),
+        "labels": [] if model.labels is None else list(model.labels.itos_),
         "chars": vocab(model.chars),
         "crf": None,
         "ensemble": model.model_config.ensemble,
@@ -309,9 +311,9 @@ def metadata(model, exported: Exported) -> dict:
     }
 
 
-def export(model, path) -> Path:
-    """Write `model` (a loaded Model whose task exports: classify, tag, lm) to the ONNX file `path`;
-    returns its path."""
+def export(model, path, int8: bool = False) -> Path:
+    """Write `model` (a loaded Model whose task exports) to the ONNX file `path`, its weights in
+    int8 with `int8` (`quantize`); returns its path."""
     from rnnkit.run.folder import atomic_write_bytes
 
     path = Path(path)
@@ -319,5 +321,35 @@ def export(model, path) -> Path:
         raise UserError(f"{path}: the export is an ONNX file; give a name ending in .onnx")
     if path.is_dir():
         raise UserError(f"{path}: is a folder; give the name of the .onnx file to write")
-    atomic_write_bytes(path, build(model).SerializeToString())
+    proto = build(model)
+    atomic_write_bytes(path, (quantize(proto) if int8 else proto).SerializeToString())
     return path
+
+
+def quantize(proto):
+    """The int8 twin of an export: onnxruntime's own dynamic quantization (quantize_dynamic), the
+    weights stored as int8 and each call's activations quantized on the fly. Of rnnkit's nodes it
+    quantizes MatMul (to MatMulInteger), LSTM (to DynamicQuantizeLSTM) and Gather (an embedding
+    table, or the seeds' columns of U); ONNX's RNN and GRU nodes have no integer kernel and stay
+    float32 (onnxruntime.quantization.registry.IntegerOpsRegistry). The metadata is kept."""
+    import logging
+    import tempfile
+
+    import onnx
+
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        raise UserError('export --int8 needs onnxruntime: pip install "rnnkit[onnx]"') from None
+    root = logging.getLogger()
+    level, _ = root.level, root.setLevel(logging.ERROR)  # its advice (pre-processing) and notes on int64 inputs
+    try:
+        with tempfile.TemporaryDirectory(prefix="rnnkit-int8-") as tmp:
+            fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+            onnx.save(proto, str(fp32))
+            quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8)
+            quantized = onnx.load(str(int8))
+    finally:
+        root.setLevel(level)
+    onnx.helper.set_model_props(quantized, {p.key: p.value for p in proto.metadata_props})
+    return quantized

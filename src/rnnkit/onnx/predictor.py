@@ -9,6 +9,8 @@ says the graph outputs (`output`), not which task wrote it:
     tags         probs or emissions      a tag per token: the most probable at each step, or the
                  (B, T, K)               CRF's Viterbi path (rnnkit.onnx.viterbi) (a tagger)
     next_token   one step of a language model: generate, not predict (rnnkit.onnx.generation)
+    translation  an encoder and a decoder step: a translation per text, searched greedily or by
+                 beam as the run decodes (rnnkit.onnx.translation)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data.batching import bucket_batches, encode, pad_chars, pad_rows
+from rnnkit.data.parallel import split_tokens
 from rnnkit.data.readers import Example, split_text
 from rnnkit.data.vocab import Vocab
 from rnnkit.errors import UserError
@@ -51,7 +54,8 @@ class Predictor:
         # idle threads sleep rather than spin: on a few shared cores (a server's event loop, other
         # processes) spinning threads take the CPU that the next request needs
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = lambda model: ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])  # noqa: E731
+        self.session = session(str(path))
         meta = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
         info = json.loads(meta) if meta else {}
         if info.get("format") != FORMAT:
@@ -63,6 +67,11 @@ class Predictor:
         self.labels = list(info["labels"])
         self.chars = None if info["chars"] is None else Vocab.from_dict(info["chars"])
         self.config = info.get("config", {})
+        self.translator = None
+        if self.output == "translation":
+            from rnnkit.onnx.translation import Translator
+
+            self.translator = Translator(path, info, session)
 
     def __repr__(self) -> str:
         return f"Predictor(task={self.task!r}, path={str(self.path)!r})"
@@ -85,7 +94,8 @@ class Predictor:
 
     def examples(self, texts: Iterable) -> list[Example]:
         """Raw texts split into words (or characters at char level), or token lists kept as given."""
-        return [Example(tuple(split_text(t, self.level) if isinstance(t, str) else t)) for t in texts]
+        split = split_tokens if self.info.get("split") == "whitespace" else split_text  # as training read them
+        return [Example(tuple(split(t, self.level) if isinstance(t, str) else t)) for t in texts]
 
     @property
     def predicts(self) -> bool:
@@ -112,14 +122,19 @@ class Predictor:
                 results[i] = out[j] if self.output == "label" else out[j, 1 : lengths[j] - 1]
         return results
 
-    def predict(self, texts: Iterable, probs: bool = False) -> list:
+    def predict(self, texts: Iterable, probs: bool = False, **decoding) -> list:
         """What `rnnkit.load(run).predict(texts, probs)` returns: classify, one label per text, or
-        (label, {label: probability}) with probs=True; tag, one list of tags per text."""
-        return self.predict_examples(self.examples(texts), probs)
+        (label, {label: probability}) with probs=True; tag, one list of tags per text; seq2seq,
+        one translation (a string) per text, with the run's decoding unless `decoding` says otherwise."""
+        return self.predict_examples(self.examples(texts), probs, **decoding)
 
-    def predict_examples(self, examples: Sequence[Example], probs: bool = False) -> list:
+    def predict_examples(self, examples: Sequence[Example], probs: bool = False, **decoding) -> list:
+        """`predict` for examples already split; a translation's `decoding` (beam, length_penalty,
+        max_length_ratio) overrides the run's."""
         if not self.predicts:
-            raise UserError("predict covers classify and tag exports; for a language model use generate")
+            raise UserError("predict covers classify, tag and seq2seq exports; for a language model use generate")
+        if self.translator is not None:
+            return self.translator.texts([ex.tokens for ex in examples], **decoding)
         outs = self.scores(examples)
         if self.output == "label":
             decoded = [self.labels[int(o.argmax())] for o in outs]

@@ -47,6 +47,7 @@ from rnnkit.report.metrics import format_generation_report, generation_scores
 from rnnkit.run.training import Bucketed, TrainingModel
 from rnnkit.tasks import explaining
 from rnnkit.tasks.decoding import decoding, translate
+from rnnkit.tasks.seq2seq_onnx import onnx_graph
 from rnnkit.tasks.task import Task, make_encoder
 
 
@@ -306,6 +307,8 @@ TASK = Task(
     timing_options=timing_options,
     write=write,
     rows=rows,
+    export=onnx_graph,  # the encoder and decoder-step graphs (tasks/seq2seq_onnx.py)
+    serves=True,
     confusion=False,
     report=lambda report, title: format_generation_report(report, title).rstrip("\n"),
     describe=lambda pairs, vocabs: (
