@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
 from rnnkit.deploy.explain_route import MAX_CHARS, add_explain_route  # noqa: E402
 from rnnkit.deploy.serve import create_app, load_backend  # noqa: E402
+from rnnkit.errors import UserError  # noqa: E402
 from rnnkit.tasks.explaining import explain  # noqa: E402
 from test_explain_html import embedded, trained  # noqa: E402
 
@@ -52,3 +53,20 @@ def test_serve_refuses_explain_on_the_onnx_backend(tmp_path, capsys):
     trained("tag", "rnn", False, tmp_path, "cpu")
     assert main(["serve", str(tmp_path / "run"), "--backend", "onnx", "--explain"]) == 2
     assert "--explain looks inside the PyTorch network" in capsys.readouterr().err
+
+
+def test_each_worker_of_serve_workers_serves_explain_too(tmp_path, monkeypatch, device):
+    import json
+    from dataclasses import asdict
+
+    from rnnkit.deploy.serve import ENVIRONMENT, Limits, app_from_environment, serve
+
+    model = trained("classify", "rnn", False, tmp_path, device)
+    given = {"run": str(tmp_path / "run"), "backend": "torch", "threads": 1, "limits": asdict(Limits()),
+             "explain": True}  # fmt: skip
+    monkeypatch.setenv(ENVIRONMENT, json.dumps(given))
+    client = TestClient(app_from_environment())  # what one worker process builds
+    answer = client.post("/explain", json={"text": "a good film ."})
+    assert answer.status_code == 200 and answer.json() == explain(model, "a good film .")
+    with pytest.raises(UserError, match="--backend torch"):  # refused once, before any worker starts
+        serve(tmp_path / "run", backend="onnx", workers=2, explain=True)
