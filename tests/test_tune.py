@@ -181,6 +181,10 @@ def test_the_same_command_resumes_and_another_plan_is_refused(tmp_path, data):
     assert sum(s in ("COMPLETE", "PRUNED") for s in states(load(out))) == 4
     with pytest.raises(UserError, match="holds a study of other fixed"):
         tune("classify", train, dev, out, trials=4, space=space, log=lambda m: None, seed=1, dropout=0.3)
+    with pytest.raises(UserError, match="has other fixed; join it with the command that started it"):
+        # another machine: its own study folder, the same storage, another plan
+        tune("classify", train, dev, tmp_path / "elsewhere", trials=4, space=space, storage=f"sqlite:///{out}/study.db",
+             study_name="study", log=lambda m: None, dropout=0.3)  # fmt: skip
     with pytest.raises(UserError, match="not empty and holds no study"):
         (tmp_path / "other").mkdir()
         (tmp_path / "other" / "x.txt").write_text("mine")

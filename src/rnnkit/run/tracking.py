@@ -107,10 +107,10 @@ class MLflow:
 
     def __init__(self, uri: str, experiment: str, run_path: Path, name: str, params: dict, task: str,
                  resume: bool = False):  # fmt: skip
-        for noisy in ("mlflow", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
+
+        quiet_mlflow()
 
         self.client = c = MlflowClient(tracking_uri=uri)
         exp = experiment_id(c, experiment)
@@ -139,8 +139,15 @@ class MLflow:
         self.client.set_terminated(self.run_id, status)
 
 
+def quiet_mlflow() -> None:
+    """MLflow's INFO lines (creating its tables, migrating them) off; set after its import, which sets its own."""
+    for noisy in ("mlflow", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def experiment_id(client, name: str) -> str:
     """The id of experiment `name`, created if new (by whichever process gets there first)."""
+    quiet_mlflow()
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id

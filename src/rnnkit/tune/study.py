@@ -151,8 +151,16 @@ def open_study(plan: Plan, s: Settings):
     """The study folder with its plan, and the study in its storage (created, or loaded to resume)."""
     optuna = _optuna()
     _start_folder(s.out, plan)
-    return optuna.create_study(storage=_storage(s.storage), study_name=plan.study_name, direction=plan.direction,
-                               load_if_exists=True)  # fmt: skip
+    study = optuna.create_study(storage=_storage(s.storage), study_name=plan.study_name, direction=plan.direction,
+                                load_if_exists=True)  # fmt: skip
+    # the plan in the storage too: a worker on another machine joins only a study of the same plan
+    saved = study.user_attrs.get("plan")
+    if saved is None:
+        study.set_user_attr("plan", json.loads(json.dumps(dataclasses.asdict(plan))))
+    elif plan.differences(saved):
+        raise UserError(f"the study {plan.study_name!r} in {_safe(s.storage)} has other "
+                        f"{', '.join(plan.differences(saved))}; join it with the command that started it")  # fmt: skip
+    return study
 
 
 def _optuna():
