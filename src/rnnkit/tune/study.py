@@ -91,18 +91,16 @@ def direction(spec) -> str:
     return "minimize" if metric in LOWER_IS_BETTER else "maximize"
 
 
-def tune(task: str, train, dev, out, trials: int = 20, minutes: float | None = None, workers: int = 1,
-         storage: str | None = None, space=None, pruner: str = "median", sampler: str = "tpe",
-         seed: int | None = None, study_name: str | None = None, track=None, tracking_uri: str | None = None,
-         log=print, heartbeat: tuple[int, int] = (HEARTBEAT, GRACE), **options) -> dict:  # fmt: skip
-    """Tune `task` on `train`, scored on `dev`, into the study folder `out` (see the module).
-    `space`: a space file (rnnkit.tune.space); `options` are fixed for every trial. Returns the
-    summary that `rnnkit tune` prints: trials by state, the best value, trial and options.
-    `heartbeat`: a running trial's seconds between heartbeats, and without one before it is stale."""
+def plan_study(task: str, train, dev, out, trials: int = 20, minutes: float | None = None, workers: int = 1,
+               storage: str | None = None, space=None, pruner: str = "median", sampler: str = "tpe",
+               seed: int | None = None, study_name: str | None = None, track=None, tracking_uri: str | None = None,
+               heartbeat: tuple[int, int] = (HEARTBEAT, GRACE), **options) -> tuple[Plan, Settings, dict]:  # fmt: skip
+    """rnnkit.tune.tune's arguments checked (before anything is written): the study's plan, how
+    this command runs it, and its search space."""
     from rnnkit.api import check_task_options
     from rnnkit.tasks import TASKS
 
-    optuna = _optuna()
+    _optuna()
     if task not in TASKS:
         raise UserError(f"unknown task {task!r}; choose {', '.join(map(repr, TASKS))}")
     if dev is None:
@@ -124,27 +122,26 @@ def tune(task: str, train, dev, out, trials: int = 20, minutes: float | None = N
     url = storage or f"sqlite:///{(out / STORAGE_FILE).resolve()}"
     settings = Settings(out, url, trials, minutes, workers, tracking_uri,
                         None if minutes is None else time.time() + minutes * 60, tuple(heartbeat))  # fmt: skip
-    if distributed.launched():  # torchrun: every process trains each trial, data-parallel
-        if workers != 1:
-            raise UserError("under torchrun every process trains each trial (data-parallel); leave out --workers")
-        from rnnkit.tune.parallel import run_data_parallel
+    return plan, settings, dims
 
-        return run_data_parallel(plan, settings, dims, log)
-    study = open_study(plan, settings)
-    if names and "mlflow" in names:  # the store and experiment made once, before workers race to make them
+
+def run_study(plan: Plan, s: Settings, dims: dict, log) -> dict:
+    """The study on this machine: its workers (in this process for one), then best/ and the summary."""
+    study = open_study(plan, s)
+    if "mlflow" in plan.track:  # the store and experiment made once, before workers race to make them
         from mlflow.tracking import MlflowClient
 
         from rnnkit.run.tracking import experiment_id
 
-        experiment_id(MlflowClient(tracking_uri or default_uri(out / "trials" / "x")), plan.study_name)
-    log(_opening(plan, dims, settings, study))
-    if workers == 1:
-        run_worker(plan, settings, 0, log)
+        experiment_id(MlflowClient(s.tracking_uri or default_uri(s.out / "trials" / "x")), plan.study_name)
+    log(_opening(plan, dims, s, study))
+    if s.workers == 1:
+        run_worker(plan, s, 0, log)
     else:
-        _run_workers(plan, settings, log)
-    study = optuna.load_study(study_name=plan.study_name, storage=_storage(url))
-    publish_best(study, out)
-    return summary(study, out)
+        _run_workers(plan, s, log)
+    study = _optuna().load_study(study_name=plan.study_name, storage=_storage(s.storage))
+    publish_best(study, s.out)
+    return summary(study, s.out)
 
 
 def open_study(plan: Plan, s: Settings):
