@@ -1,10 +1,11 @@
 """int8 exports (`rnnkit export --int8`, onnxruntime's dynamic quantization) against their fp32
 graph: speed and the tagging accuracy lost, for every cell, one and two directions.
 
-    python benchmarks/int8.py [--data ../shared/data] [--epochs 1] [--threads 2] [--out benchmarks/results]
+    python benchmarks/int8.py [--data ../shared/data] [--epochs 1] [--threads 2] [--hidden 64] [--cells rnn lstm gru]
+        [--out benchmarks/results]
 
 For each cell (the seeds' rnn with σ, rnn with tanh, LSTM, GRU) x (uni, bi): a small UD English EWT
-tagger (hidden 64, learned embeddings of 64, trained --epochs on the whole train set; an epoch
+tagger (hidden --hidden, default 64, learned embeddings of that size, trained --epochs on the whole train set; an epoch
 count rather than a time budget, which reserves its dev scoring first and on a busy machine can
 leave the first epoch a batch or two), exported fp32 and int8. On the
 dev sentences (token lists): tokens/s of rnnkit.onnx.Predictor(threads=--threads).predict for
@@ -54,8 +55,8 @@ def measure(cell: str, activation: str, bidirectional: bool, args, work: Path) -
     train, dev = args.data / "ud-ewt" / "train.conllu", args.data / "ud-ewt" / "dev.conllu"
     name = f"{cell}-{activation}-{'bi' if bidirectional else 'uni'}"
     run = work / name
-    options = dict(cell=cell, activation=activation, bidirectional=bidirectional, hidden_size=64, embedding_dim=64,
-                   epochs=args.epochs, patience=None)  # fmt: skip
+    options = dict(cell=cell, activation=activation, bidirectional=bidirectional, hidden_size=args.hidden,
+                   embedding_dim=args.hidden, epochs=args.epochs, patience=None)  # fmt: skip
     rnnkit.train("tag", train=train, dev=dev, out=run, log=lambda m: None, **options)
     model = rnnkit.load(run)
     fp32, int8 = model.export(work / f"{name}.onnx"), model.export(work / f"{name}.int8.onnx", int8=True)
@@ -102,16 +103,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1, help="training epochs of each tagger")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime's intra-op threads")
     parser.add_argument("--out", type=Path, default=here / "results", help="JSON goes here")
+    parser.add_argument("--hidden", type=int, default=64, help="hidden and embedding size of each tagger")
+    parser.add_argument("--cells", nargs="+", default=[c for c, _ in CELLS], choices=sorted({c for c, _ in CELLS}))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="rnnkit-int8-bench-") as tmp:
-        for cell, activation in CELLS:
+        for cell, activation in [(c, a) for c, a in CELLS if c in args.cells]:
             for bidirectional in (False, True):
                 rows.append(measure(cell, activation, bidirectional, args, Path(tmp)))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    results = {"machine": {"cpus": os.cpu_count()}, "threads": args.threads, "epochs": args.epochs, "rows": rows}
-    (args.out / "int8.json").write_text(json.dumps(results, indent=2) + "\n")
+    results = {"machine": {"cpus": os.cpu_count()}, "threads": args.threads, "epochs": args.epochs,
+               "hidden": args.hidden, "rows": rows}  # fmt: skip
+    (args.out / f"int8-h{args.hidden}.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(rows))
 
 
