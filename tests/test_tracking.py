@@ -6,9 +6,9 @@ import importlib.util
 import json
 
 import pytest
-from tests.conftest import FAST, FAST_FLAGS
 
 import rnnkit
+from conftest import FAST, FAST_FLAGS
 from rnnkit.cli import main
 from rnnkit.errors import UserError
 from rnnkit.run import tracking

@@ -16,9 +16,8 @@ import pytest
 
 optuna = pytest.importorskip("optuna", reason="rnnkit tune needs optuna: pip install 'rnnkit[tune]'")
 
-from tests.conftest import write_tsv  # noqa: E402
-
 import rnnkit  # noqa: E402
+from conftest import write_tsv  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
 from rnnkit.errors import UserError  # noqa: E402
 from rnnkit.options import problem  # noqa: E402
