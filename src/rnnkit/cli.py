@@ -166,15 +166,20 @@ def add_train_command(sub) -> None:
         help=f"a named, tuned set of options, or a recipe file (rnnkit tune's best.recipe.json); options given "
         f"override it: {', '.join(sorted(RECIPES))}",
     )
+    add_run_options(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_run_options(p, given: str = "") -> None:
+    """Every option of a run, and its data and tracking: train's, and tune's (`given`: what giving one means)."""
     add_data_options(p)
     add_options(p, "vocabulary", _fields(DataConfig, "vocabulary"))
-    add_options(p, "model", _fields(ModelConfig))
-    add_options(p, "training", _fields(TrainConfig))
+    add_options(p, "model" + given, _fields(ModelConfig))
+    add_options(p, "training" + given, _fields(TrainConfig))
     add_options(p, "seq2seq", _fields(Seq2SeqConfig))
     add_parallel_options(p, dev=True)
     add_decoding_options(p)
     add_tracking_options(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_tracking_options(p) -> None:
@@ -206,14 +211,7 @@ def add_tune_command(sub) -> None:
     g.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="draws the options (default tpe)")
     g.add_argument("--sampler-seed", type=non_negative_int, help="the sampler's seed (default: random)")
     g.add_argument("--study-name", help="the study's name in its storage (default: the --out folder's name)")
-    add_data_options(p)
-    add_options(p, "vocabulary", _fields(DataConfig, "vocabulary"))
-    add_options(p, "model (given: fixed for every trial)", _fields(ModelConfig))
-    add_options(p, "training (given: fixed for every trial)", _fields(TrainConfig))
-    add_options(p, "seq2seq", _fields(Seq2SeqConfig))
-    add_parallel_options(p, dev=True)
-    add_decoding_options(p)
-    add_tracking_options(p)
+    add_run_options(p, given=" (given: fixed for every trial)")
 
 
 def cmd_tune(args) -> int:

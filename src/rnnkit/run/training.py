@@ -183,7 +183,7 @@ def metric_column(metric: str) -> str:
     return "dev_" + metric.replace(".", "_")
 
 
-def _lookup(report: dict, metric: str) -> float:
+def metric_value(report: dict, metric: str) -> float:
     """report["entity"]["f1"] for "entity.f1"."""
     for key in metric.split("."):
         report = report[key]
@@ -548,7 +548,7 @@ class Trainer:
                 self._dev_seconds = time.perf_counter() - t0
                 self._final_seconds = self._final_per_dev * self._dev_seconds
                 row["dev_loss"] = report.get("loss")
-                row[metric_column(self.metric)] = value = _lookup(report, self.metric)
+                row[metric_column(self.metric)] = value = metric_value(report, self.metric)
                 score = -value if self.metric in LOWER_IS_BETTER else value
             else:
                 score = -row["train_loss"]

@@ -418,7 +418,9 @@ class Objective:
                 raise
         if not distributed.is_main():
             return None
-        return _lookup(json.loads((folder / "metrics.json").read_text(encoding="utf-8")), pruning.metric)
+        from rnnkit.run.training import metric_value
+
+        return float(metric_value(json.loads((folder / "metrics.json").read_text(encoding="utf-8")), pruning.metric))
 
     def finish(self, trial, pruning: Pruning, value: float, seconds: float) -> float:
         """Record the trial's figures and say them; a pruned trial is told so (optuna.TrialPruned)."""
@@ -452,12 +454,6 @@ def _source(saved):
 
 def _short(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
-def _lookup(report: dict, metric: str) -> float:
-    for key in metric.split("."):
-        report = report[key]
-    return float(report)
 
 
 class Pruning:
